@@ -1,0 +1,458 @@
+//! The command line: parses arguments, sets up the process (umask, logging, runtime), runs one
+//! command and maps the outcome to the exit statuses of DESIGN §2.
+//!
+//! Exit statuses: 0 success; 1 a host failed (pull), a fingerprint did not match (trust) or
+//! another command failed at its job; 2 bad configuration, store or arguments.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::known_hosts::{self, KnownHosts};
+use crate::ledger::{Entry, Event, EventKind, Ledger};
+use crate::pull::{Outcome, RoundReport};
+use crate::sanitize::Shown;
+use crate::store::Store;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "loghost",
+    version,
+    about = "A secure central log server: pulls logs over SSH into a tamper-evident archive",
+    long_about = "loghost pulls log files from remote hosts over SFTP (loghost connects out; the \
+servers hold no credential for it), stores them per host and day as compressed frames readable \
+with zstdcat/zcat, and records every stored byte in an append-only ledger.\n\n\
+Start with `loghost demo` to see the whole job on an embedded test server.\n\
+For real use: write a config (see the README), `loghost init`, install the printed key on each \
+server, pin each host with `loghost trust HOST --fingerprint SHA256:...`, then run `loghost pull` \
+from cron.",
+    after_help = "Exit status: 0 ok; 1 a host failed or a check did not pass; 2 bad configuration, \
+store or arguments."
+)]
+struct Cli {
+    /// Configuration file [default: $LOGHOST_CONFIG, else /etc/loghost/loghost.toml]
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// More detail on stderr (repeat for debug output)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    /// Only errors on stderr
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create the store (0700) and, where missing, the SSH client key and the ledger signing key
+    ///
+    /// Never overwrites an existing key. Prints the public key to install on each server and the
+    /// ledger's verifier key for auditors.
+    Init,
+
+    /// Show a host's SSH host key fingerprint, and pin it once it has been checked
+    ///
+    /// Without --fingerprint: connects and prints the key the server offers; nothing is pinned.
+    /// With --fingerprint: pins the key only if it matches (compare with `ssh-keygen -lf
+    /// /etc/ssh/ssh_host_ed25519_key.pub` run on the server), else exits 1. Pins live in
+    /// `ssh.known_hosts`; a pull refuses any host whose key is not pinned.
+    Trust {
+        /// A host name from the config
+        host: String,
+        /// The fingerprint checked out of band, e.g. SHA256:gS7vgvaU0HqA/Qi0ClU0E4FxR1r+e0mUIbmtrsWLbBw
+        #[arg(long, value_name = "SHA256:...")]
+        fingerprint: Option<String>,
+    },
+
+    /// Pull new log data from hosts now (one round; for cron)
+    ///
+    /// Every host is tried even if others fail. Exit 0 when all were collected, 1 when some host
+    /// or file failed (named on stderr), 2 on a bad config or store.
+    Pull {
+        /// Hosts to pull [default: all hosts with an address]
+        hosts: Vec<String>,
+    },
+
+    /// Print stored logs, decompressed, in the order they were collected
+    Cat {
+        /// A host name
+        host: String,
+        /// A log: its remote path (/var/log/auth.log) or stored name (auth.log) [default: all]
+        log: Option<String>,
+        /// Only this day (UTC collection date), YYYY-MM-DD
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
+    },
+
+    /// A zero-setup tour: an embedded SFTP server with sample logs, two pull rounds, the result
+    Demo {
+        /// Keep the demo's files (config, keys, store) in DIR instead of deleting them
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+    },
+}
+
+/// Entry point: returns the process exit status.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    restrict_umask();
+    init_logging(cli.verbose, cli.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("loghost: error: cannot start the async runtime: {e}");
+            return 2;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("loghost: error: {e:#}");
+            if is_setup_error(&e) { 2 } else { 1 }
+        }
+    }
+}
+
+/// Errors about configuration, store or keys: exit 2.
+fn is_setup_error(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.is::<crate::config::ConfigError>()
+            || c.is::<crate::store::StoreError>()
+            || c.is::<crate::ledger::LedgerError>()
+            || c.is::<SetupError>()
+    })
+}
+
+/// A problem with how loghost is set up (arguments, keys, known_hosts): exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(pub String);
+
+/// Everything loghost creates is for its owner only.
+fn restrict_umask() {
+    #[allow(unsafe_code)]
+    // SAFETY: umask(2) only sets the process's file mode mask; it cannot fail or touch memory.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOGHOST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("loghost={default}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+fn load_config(flag: Option<&Path>) -> Result<Config> {
+    let path = Config::locate(flag);
+    Ok(Config::load(&path)?)
+}
+
+async fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Demo { keep } => crate::demo::run(keep.as_deref()).await,
+        Command::Init => {
+            let config = load_config(cli.config.as_deref())?;
+            init(&config)?;
+            Ok(0)
+        }
+        Command::Trust { host, fingerprint } => {
+            let config = load_config(cli.config.as_deref())?;
+            trust(
+                &config,
+                &host,
+                fingerprint.as_deref(),
+                &mut std::io::stdout(),
+            )
+            .await
+        }
+        Command::Pull { hosts } => {
+            let config = load_config(cli.config.as_deref())?;
+            let report = crate::pull::run_round(&config, &hosts).await?;
+            print_report(&report, std::io::stdout().is_terminal() || cli.verbose > 0);
+            Ok(report.exit_code())
+        }
+        Command::Cat { host, log, date } => {
+            let config = load_config(cli.config.as_deref())?;
+            let stdout = std::io::stdout();
+            let terminal = stdout.is_terminal();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let sel = crate::cat::Selection {
+                host: &host,
+                log: log.as_deref(),
+                date: date.as_deref(),
+            };
+            match crate::cat::run(&config, &sel, &mut out, terminal) {
+                Ok(()) => Ok(0),
+                // A closed pipe (`loghost cat … | head`) is not an error.
+                Err(e) if is_broken_pipe(&e) => Ok(0),
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// `loghost init`.
+pub fn init(config: &Config) -> Result<()> {
+    Store::create(&config.store)?;
+    println!("store      {} (mode 0700)", config.store.display());
+    let (public, created) = crate::keys::ensure_identity(&config.ssh.identity)?;
+    println!(
+        "ssh key    {} ({})",
+        config.ssh.identity.display(),
+        if created { "created" } else { "exists, kept" }
+    );
+    let (vkey, created) =
+        crate::keys::ensure_signing_key(&config.ledger.signing_key, &config.ledger.origin)?;
+    println!(
+        "ledger key {} ({})",
+        config.ledger.signing_key.display(),
+        if created { "created" } else { "exists, kept" }
+    );
+    let line = public
+        .to_openssh()
+        .context("cannot encode the public key")?;
+    println!();
+    println!("Install this public key on each server, in the read-only SFTP account's");
+    println!("~/.ssh/authorized_keys (replace LOGHOST_IP with this machine's address):");
+    println!();
+    println!("restrict,from=\"LOGHOST_IP\" {line}");
+    println!();
+    println!("Give auditors the ledger's verifier key:");
+    println!();
+    println!("{vkey}");
+    println!();
+    println!("Then pin each host's key: loghost trust HOST --fingerprint SHA256:...");
+    Ok(())
+}
+
+/// Normalizes a fingerprint argument: `SHA256:` prefix optional.
+fn normalize_fingerprint(fp: &str) -> String {
+    let body = fp.trim().strip_prefix("SHA256:").unwrap_or(fp.trim());
+    format!("SHA256:{}", body.trim_end_matches('='))
+}
+
+/// `loghost trust`.
+pub async fn trust(
+    config: &Config,
+    name: &str,
+    expected: Option<&str>,
+    out: &mut dyn std::io::Write,
+) -> Result<i32> {
+    let Some(host) = config.host(name) else {
+        let known: Vec<&str> = config.hosts.iter().map(|h| h.name.as_str()).collect();
+        return Err(SetupError(format!(
+            "no host named {:?} in {}; configured: {}",
+            Shown(name).to_string(),
+            config.source.display(),
+            known.join(", ")
+        ))
+        .into());
+    };
+    let Some(address) = host.address.as_ref() else {
+        return Err(SetupError(format!(
+            "host {name} has no `address`: there is no SSH key to pin"
+        ))
+        .into());
+    };
+    let key = crate::remote::offered_host_key(address, config.ssh.connect_timeout).await?;
+    let (ktype, fp) = (known_hosts::key_type(&key), known_hosts::fingerprint(&key));
+    writeln!(out, "{name} ({address}) offers {ktype} {fp}")?;
+    let mut kh = KnownHosts::load(&config.ssh.known_hosts).map_err(SetupError)?;
+    if kh.is_revoked(&key) {
+        writeln!(
+            out,
+            "This key is marked @revoked in {}: not pinned.",
+            config.ssh.known_hosts.display()
+        )?;
+        return Ok(1);
+    }
+    let kh_name = address.known_hosts_name();
+    let pinned = kh.pinned(&kh_name);
+    let already = pinned.iter().any(|p| p.key_data() == key.key_data());
+    let Some(expected) = expected else {
+        if already {
+            writeln!(out, "This key is pinned.")?;
+        } else {
+            if !pinned.is_empty() {
+                writeln!(
+                    out,
+                    "WARNING: a different key is pinned for {kh_name}: {}",
+                    pinned
+                        .iter()
+                        .map(known_hosts::fingerprint)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )?;
+            }
+            writeln!(
+                out,
+                "Not pinned. Check the fingerprint on the server itself:"
+            )?;
+            writeln!(out, "    ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub")?;
+            writeln!(out, "and if it matches, pin it:")?;
+            writeln!(out, "    loghost trust {name} --fingerprint {fp}")?;
+        }
+        return Ok(0);
+    };
+    if normalize_fingerprint(expected) != fp {
+        writeln!(
+            out,
+            "MISMATCH: expected {}, but the server offered {fp}. Not pinned.",
+            normalize_fingerprint(expected)
+        )?;
+        return Ok(1);
+    }
+    if already {
+        writeln!(out, "Fingerprint matches; this key was already pinned.")?;
+        return Ok(0);
+    }
+    // Record the pin in the ledger first (it needs the store lock), then write known_hosts.
+    let store = Store::open(&config.store)?;
+    let lock = store.lock()?;
+    let mut ledger = Ledger::open(&store, &lock)?;
+    let replaced = kh.pin(&kh_name, &key).map_err(SetupError)?;
+    let mut detail = format!("{kh_name} {ktype} {fp}");
+    if !replaced.is_empty() {
+        detail.push_str(" replacing ");
+        detail.push_str(
+            &replaced
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{} {}",
+                        known_hosts::key_type(k),
+                        known_hosts::fingerprint(k)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+    }
+    ledger.append(vec![Entry::Event(Event {
+        seq: 0,
+        time: String::new(),
+        event: EventKind::HostKeyPinned,
+        host: Some(name.to_string()),
+        source: None,
+        detail,
+    })])?;
+    let _ = ledger.save_index();
+    writeln!(
+        out,
+        "Fingerprint matches; pinned in {}.",
+        config.ssh.known_hosts.display()
+    )?;
+    for k in &replaced {
+        writeln!(
+            out,
+            "Replaced the previously pinned {}.",
+            known_hosts::fingerprint(k)
+        )?;
+    }
+    Ok(0)
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Prints a round's outcome: problems always (stderr), the summary when asked (stdout).
+pub fn print_report(report: &RoundReport, summary: bool) {
+    for h in &report.hosts {
+        for w in &h.warnings {
+            eprintln!("loghost: warning: {}: {w}", h.host);
+        }
+        if let Some(e) = &h.error {
+            eprintln!("loghost: error: {}: {e}", h.host);
+        }
+        for f in &h.files {
+            if let Outcome::Failed(e) = &f.outcome {
+                eprintln!("loghost: error: {}: {}: {e}", h.host, Shown(&f.source));
+            }
+        }
+        if summary {
+            let collected = h.files.iter().filter(|f| f.frames > 0).count();
+            let status = if h.ok() { "ok" } else { "FAILED" };
+            println!(
+                "{:<16} {status:<6} {} files, {} new in {collected} ({} stored), {:.1}s",
+                h.host,
+                h.files.len(),
+                human(h.raw_bytes()),
+                human(h.stored_bytes()),
+                h.seconds
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_normalize() {
+        assert_eq!(normalize_fingerprint("SHA256:abc"), "SHA256:abc");
+        assert_eq!(normalize_fingerprint("abc="), "SHA256:abc");
+        assert_eq!(normalize_fingerprint(" SHA256:abc \n"), "SHA256:abc");
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human(5), "5 B");
+        assert_eq!(human(1536), "1.5 KiB");
+        assert_eq!(human(3 * 1024 * 1024), "3.0 MiB");
+    }
+}

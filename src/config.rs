@@ -1,0 +1,958 @@
+//! The configuration file (DESIGN §3): parsed once, validated once, into a typed [`Config`].
+//!
+//! Everything a sysadmin can get wrong is caught here, before any host is contacted: unknown keys,
+//! bad values, duplicate host names, hosts with nothing to do. Every error names the file, the line
+//! and the key, and says what is expected. The rest of the program only ever sees a [`Config`], so
+//! it never has to re-check a value.
+//!
+//! Relative paths in the file are resolved against the directory holding the file.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer};
+use toml::Spanned;
+
+/// Where the configuration is looked for when neither `--config` nor `LOGHOST_CONFIG` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/loghost/loghost.toml";
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was read from (for messages).
+    pub source: PathBuf,
+    /// The archive root; everything loghost writes, except keys, lives under it.
+    pub store: PathBuf,
+    pub compression: Compression,
+    pub ssh: SshConfig,
+    pub hosts: Vec<HostConfig>,
+    pub receiver: Option<ReceiverConfig>,
+    pub ledger: LedgerConfig,
+    pub retention: RetentionConfig,
+}
+
+/// How stored frames are compressed. Both are readable with stock tools (`zstdcat`, `zcat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    Zstd,
+    Gzip,
+}
+
+impl Compression {
+    /// The suffix of stored files.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Compression::Zstd => ".zst",
+            Compression::Gzip => ".gz",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SshConfig {
+    /// The client's private key (OpenSSH format); `identity.pub` sits beside it.
+    pub identity: PathBuf,
+    /// Pinned host keys, OpenSSH known_hosts format, written by `loghost trust`.
+    pub known_hosts: PathBuf,
+    /// Limit for TCP connect, SSH handshake, authentication and SFTP start together.
+    pub connect_timeout: Duration,
+    /// Limit for any single SFTP request (a read, a directory listing) to be answered.
+    pub io_timeout: Duration,
+    /// How many hosts are pulled at once.
+    pub concurrency: usize,
+}
+
+/// One `[[host]]` table.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Directory name under the store; `[A-Za-z0-9._-]`, not starting with a dot.
+    pub name: String,
+    /// Where to pull from; `None` for a receive-only host.
+    pub address: Option<Address>,
+    pub user: String,
+    pub schedule: Schedule,
+    pub hourly: bool,
+    /// Remote log files read incrementally (appended to); globs allowed in any component.
+    pub paths: Vec<String>,
+    /// Remote files rewritten in place (lastlog, utmp): stored whole when they change.
+    pub snapshot: Vec<String>,
+    pub tls_name: Option<String>,
+    pub tls_fingerprint: Option<String>,
+    pub stale_after: Option<Duration>,
+    /// Line in the config file where this host's table starts (for messages).
+    pub line: usize,
+}
+
+impl HostConfig {
+    /// True when this host is pulled over SSH.
+    pub fn is_pulled(&self) -> bool {
+        self.address.is_some()
+    }
+}
+
+/// A host's SSH address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    pub host: String,
+    pub port: u16,
+}
+
+impl Address {
+    /// The host name as written in known_hosts: `host` for port 22, `[host]:port` otherwise.
+    pub fn known_hosts_name(&self) -> String {
+        let host = self.host.to_ascii_lowercase();
+        if self.port == 22 {
+            host
+        } else {
+            format!("[{host}]:{}", self.port)
+        }
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// When the daemon pulls a host.
+#[derive(Debug, Clone)]
+pub enum Schedule {
+    Every(Duration),
+    Cron(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct ReceiverConfig {
+    pub listen: std::net::SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: PathBuf,
+    pub max_connections: usize,
+    pub max_message_size: usize,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct LedgerConfig {
+    /// The Ed25519 key that signs checkpoints (signed-note private key format).
+    pub signing_key: PathBuf,
+    /// The checkpoints' origin line, and the signer's key name.
+    pub origin: String,
+    pub checkpoint_every: Duration,
+    /// Where every new checkpoint is copied (`file:///…` or `s3://…`).
+    pub anchors: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RetentionConfig {
+    pub online_days: u32,
+    pub archive: Option<String>,
+    pub object_lock_days: u32,
+}
+
+/// Why a configuration could not be used. The message is meant for the sysadmin as is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "cannot read config {path}: {source}\n(give another with --config FILE or LOGHOST_CONFIG)"
+    )]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+// ---------------------------------------------------------------------------------------------
+// The file as written. Newtypes validate while deserializing, so the TOML parser attaches the
+// line and column of the offending value to the message.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    store: PathBuf,
+    #[serde(default)]
+    compression: Compression,
+    #[serde(default)]
+    ssh: RawSsh,
+    #[serde(default, rename = "host")]
+    hosts: Vec<Spanned<RawHost>>,
+    receiver: Option<RawReceiver>,
+    #[serde(default)]
+    ledger: RawLedger,
+    #[serde(default)]
+    retention: RawRetention,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSsh {
+    identity: Option<PathBuf>,
+    known_hosts: Option<PathBuf>,
+    connect_timeout: Option<Dur>,
+    io_timeout: Option<Dur>,
+    concurrency: Option<Concurrency>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    name: Spanned<HostName>,
+    address: Option<Address>,
+    user: Option<UserName>,
+    every: Option<Dur>,
+    cron: Option<CronExpr>,
+    #[serde(default)]
+    hourly: bool,
+    #[serde(default)]
+    paths: Vec<RemotePattern>,
+    #[serde(default)]
+    snapshot: Vec<RemotePattern>,
+    tls_name: Option<TlsName>,
+    tls_fingerprint: Option<Fingerprint>,
+    stale_after: Option<Dur>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReceiver {
+    listen: std::net::SocketAddr,
+    cert: PathBuf,
+    key: PathBuf,
+    client_ca: PathBuf,
+    max_connections: Option<Positive>,
+    max_message_size: Option<Positive>,
+    handshake_timeout: Option<Dur>,
+    idle_timeout: Option<Dur>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLedger {
+    signing_key: Option<PathBuf>,
+    origin: Option<Origin>,
+    checkpoint_every: Option<Dur>,
+    #[serde(default)]
+    anchors: Vec<TargetUrl>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    online_days: Option<Positive>,
+    archive: Option<TargetUrl>,
+    object_lock_days: Option<Positive>,
+}
+
+/// A duration such as `10s`, `15m`, `1h 30m`.
+struct Dur(Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match humantime::parse_duration(&s) {
+            Ok(v) if !v.is_zero() => Ok(Dur(v)),
+            Ok(_) => Err(de::Error::custom("a duration must be longer than zero")),
+            Err(e) => Err(de::Error::custom(format!(
+                "invalid duration {s:?} ({e}); expected e.g. \"30s\", \"15m\", \"1h\""
+            ))),
+        }
+    }
+}
+
+struct Positive(u64);
+
+impl<'de> Deserialize<'de> for Positive {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = i64::deserialize(d)?;
+        if v <= 0 {
+            return Err(de::Error::custom(format!(
+                "expected a whole number above zero, found {v}"
+            )));
+        }
+        Ok(Positive(v as u64))
+    }
+}
+
+struct Concurrency(usize);
+
+impl<'de> Deserialize<'de> for Concurrency {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = i64::deserialize(d)?;
+        if !(1..=1024).contains(&v) {
+            return Err(de::Error::custom(format!(
+                "expected a number of hosts pulled at once between 1 and 1024, found {v}"
+            )));
+        }
+        Ok(Concurrency(v as usize))
+    }
+}
+
+/// Checks a host name: it becomes a directory name under the store.
+pub fn check_host_name(s: &str) -> Result<(), String> {
+    let ok_chars = s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if s.is_empty() || s.len() > 64 || !ok_chars || s.starts_with('.') {
+        return Err(format!(
+            "invalid host name {s:?}: it becomes a directory name, so use 1 to 64 of \
+             [A-Za-z0-9._-], not starting with '.'"
+        ));
+    }
+    Ok(())
+}
+
+struct HostName(String);
+
+impl<'de> Deserialize<'de> for HostName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        check_host_name(&s).map_err(de::Error::custom)?;
+        Ok(HostName(s))
+    }
+}
+
+impl<'de> Deserialize<'de> for Address {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_address(&s).map_err(de::Error::custom)
+    }
+}
+
+/// Parses `host`, `host:port`, `[v6]` or `[v6]:port` (port 22 when absent).
+pub fn parse_address(s: &str) -> Result<Address, String> {
+    let bad = || {
+        format!(
+            "invalid address {s:?}: expected \"host\", \"host:port\" or \"[ipv6]:port\", \
+             e.g. \"web1.example.org:22\""
+        )
+    };
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, after) = rest.split_once(']').ok_or_else(bad)?;
+        match after {
+            "" => (h, None),
+            p => (h, Some(p.strip_prefix(':').ok_or_else(bad)?)),
+        }
+    } else if s.matches(':').count() > 1 {
+        (s, None) // a bare IPv6 address
+    } else {
+        match s.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    let port = match port {
+        None => 22,
+        Some(p) => match p.parse::<u16>() {
+            Ok(p) if p > 0 => p,
+            _ => return Err(bad()),
+        },
+    };
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'%'));
+    if !host_ok {
+        return Err(bad());
+    }
+    Ok(Address {
+        host: host.to_string(),
+        port,
+    })
+}
+
+struct UserName(String);
+
+impl<'de> Deserialize<'de> for UserName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !ok {
+            return Err(de::Error::custom(format!(
+                "invalid user {s:?}: expected a login name such as \"logpull\""
+            )));
+        }
+        Ok(UserName(s))
+    }
+}
+
+struct CronExpr(String);
+
+impl<'de> Deserialize<'de> for CronExpr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        croner::parser::CronParser::builder()
+            .build()
+            .parse(&s)
+            .map_err(|e| {
+                de::Error::custom(format!(
+                    "invalid cron expression {s:?} ({e}); expected five fields, \
+                     e.g. \"0 */4 * * *\""
+                ))
+            })?;
+        Ok(CronExpr(s))
+    }
+}
+
+/// A remote path pattern: absolute, no `.` or `..` component, globs (`*`, `?`, `[…]`) allowed in
+/// any component.
+struct RemotePattern(String);
+
+impl<'de> Deserialize<'de> for RemotePattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        check_remote_pattern(&s).map_err(de::Error::custom)?;
+        Ok(RemotePattern(s))
+    }
+}
+
+/// Checks a remote path pattern from the config.
+pub fn check_remote_pattern(s: &str) -> Result<(), String> {
+    if !s.starts_with('/') {
+        return Err(format!(
+            "invalid remote path {s:?}: expected an absolute path such as \"/var/log/syslog\""
+        ));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(format!(
+            "invalid remote path {s:?}: control characters are not allowed"
+        ));
+    }
+    for comp in s[1..].split('/') {
+        if comp.is_empty() || comp == "." || comp == ".." {
+            return Err(format!(
+                "invalid remote path {s:?}: empty, '.' and '..' components are not allowed"
+            ));
+        }
+        if crate::remote::is_glob(comp) {
+            globset::Glob::new(comp)
+                .map_err(|e| format!("invalid glob {comp:?} in remote path {s:?}: {e}"))?;
+        }
+    }
+    if crate::remote::is_glob(s.rsplit('/').next().unwrap_or_default()) && s.ends_with('/') {
+        return Err(format!("invalid remote path {s:?}: must name files"));
+    }
+    Ok(())
+}
+
+struct TlsName(String);
+
+impl<'de> Deserialize<'de> for TlsName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let ok = !s.is_empty()
+            && s.len() <= 253
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'*'));
+        if !ok {
+            return Err(de::Error::custom(format!(
+                "invalid tls_name {s:?}: expected the DNS name in the host's certificate, \
+                 e.g. \"web1.example.org\""
+            )));
+        }
+        Ok(TlsName(s.to_ascii_lowercase()))
+    }
+}
+
+/// A certificate fingerprint: SHA-256, 64 hex digits (colons allowed), optionally `sha256:`-prefixed.
+struct Fingerprint(String);
+
+impl<'de> Deserialize<'de> for Fingerprint {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let body = s
+            .strip_prefix("sha256:")
+            .or_else(|| s.strip_prefix("SHA256:"))
+            .unwrap_or(&s);
+        let hexdigits: String = body.chars().filter(|c| *c != ':').collect();
+        if hexdigits.len() != 64 || !hexdigits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(de::Error::custom(format!(
+                "invalid tls_fingerprint {s:?}: expected the certificate's SHA-256 as 64 hex \
+                 digits (as printed by `openssl x509 -noout -fingerprint -sha256`)"
+            )));
+        }
+        Ok(Fingerprint(hexdigits.to_ascii_lowercase()))
+    }
+}
+
+struct Origin(String);
+
+impl<'de> Deserialize<'de> for Origin {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if !signed_note::is_key_name_valid(&s) {
+            return Err(de::Error::custom(format!(
+                "invalid origin {s:?}: expected a schema-less URL without spaces or '+', \
+                 e.g. \"loghost.example.org/archive\""
+            )));
+        }
+        Ok(Origin(s))
+    }
+}
+
+/// An anchor or archive target: `file:///absolute/dir` or `s3://bucket/prefix`.
+struct TargetUrl(String);
+
+impl<'de> Deserialize<'de> for TargetUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let ok = if let Some(p) = s.strip_prefix("file://") {
+            p.starts_with('/') && !p.split('/').any(|c| c == "..")
+        } else if let Some(rest) = s.strip_prefix("s3://") {
+            let bucket = rest.split('/').next().unwrap_or_default();
+            (3..=63).contains(&bucket.len())
+                && bucket
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        } else {
+            false
+        };
+        if !ok {
+            return Err(de::Error::custom(format!(
+                "invalid target {s:?}: expected \"file:///absolute/dir\" or \"s3://bucket/prefix\""
+            )));
+        }
+        Ok(TargetUrl(s))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+impl Config {
+    /// Finds the config path: `--config`, else `LOGHOST_CONFIG`, else the default.
+    pub fn locate(flag: Option<&Path>) -> PathBuf {
+        if let Some(p) = flag {
+            return p.to_path_buf();
+        }
+        match std::env::var_os("LOGHOST_CONFIG") {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => PathBuf::from(DEFAULT_CONFIG_PATH),
+        }
+    }
+
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Validates config text; `path` names it in messages and anchors relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| invalid(format!("\n{e}")))?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let base = std::path::absolute(&base).unwrap_or(base);
+        let resolve = |p: &Path| -> PathBuf {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+        let line_of = |offset: usize| {
+            text.as_bytes()[..offset.min(text.len())]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1
+        };
+
+        if raw.store.as_os_str().is_empty() {
+            return Err(invalid(
+                "key `store` is empty: expected the archive directory, e.g. \"/var/lib/loghost\""
+                    .into(),
+            ));
+        }
+
+        let ssh = SshConfig {
+            identity: resolve(
+                raw.ssh
+                    .identity
+                    .as_deref()
+                    .unwrap_or(Path::new("id_ed25519")),
+            ),
+            known_hosts: resolve(
+                raw.ssh
+                    .known_hosts
+                    .as_deref()
+                    .unwrap_or(Path::new("known_hosts")),
+            ),
+            connect_timeout: raw
+                .ssh
+                .connect_timeout
+                .map_or(Duration::from_secs(10), |d| d.0),
+            io_timeout: raw.ssh.io_timeout.map_or(Duration::from_secs(30), |d| d.0),
+            concurrency: raw.ssh.concurrency.map_or(16, |c| c.0),
+        };
+
+        let mut hosts = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut tls_seen: HashMap<String, usize> = HashMap::new();
+        for spanned in raw.hosts {
+            let line = line_of(spanned.span().start);
+            let h = spanned.into_inner();
+            let name_line = line_of(h.name.span().start);
+            let name = h.name.into_inner().0;
+            let at = |msg: &str| invalid(format!("line {line}: [[host]] {name:?}: {msg}"));
+            if let Some(first) = seen.insert(name.clone(), name_line) {
+                return Err(invalid(format!(
+                    "line {name_line}: key `name`: host name {name:?} is already used on line \
+                     {first}; every host needs its own name"
+                )));
+            }
+            if h.every.is_some() && h.cron.is_some() {
+                return Err(at(
+                    "set either `every` or `cron`, not both (they are two ways to schedule pulls)",
+                ));
+            }
+            let pulls = !h.paths.is_empty() || !h.snapshot.is_empty();
+            match (&h.address, pulls, &h.tls_name) {
+                (Some(_), false, _) => {
+                    return Err(at(
+                        "has an `address` but no `paths` or `snapshot` to pull; add e.g. \
+                         paths = [\"/var/log/syslog\"]",
+                    ));
+                }
+                (None, true, _) => {
+                    return Err(at(
+                        "has `paths` but no `address` to pull them from; add e.g. \
+                         address = \"web1.example.org:22\"",
+                    ));
+                }
+                (None, false, None) => {
+                    return Err(at(
+                        "has nothing to do: give `address` and `paths` to pull, and/or \
+                         `tls_name` to receive",
+                    ));
+                }
+                _ => {}
+            }
+            if let Some(t) = &h.tls_name
+                && let Some(first) = tls_seen.insert(t.0.clone(), line)
+            {
+                return Err(at(&format!(
+                    "key `tls_name`: {:?} is already the tls_name of the host on line {first}; \
+                     a certificate must name exactly one host",
+                    t.0
+                )));
+            }
+            if h.tls_fingerprint.is_some() && h.tls_name.is_none() {
+                return Err(at("`tls_fingerprint` needs `tls_name` as well"));
+            }
+            let schedule = match (h.every, h.cron) {
+                (_, Some(c)) => Schedule::Cron(c.0),
+                (Some(e), None) => Schedule::Every(e.0),
+                (None, None) => Schedule::Every(Duration::from_secs(3600)),
+            };
+            hosts.push(HostConfig {
+                name,
+                address: h.address,
+                user: h.user.map_or_else(|| "logpull".to_string(), |u| u.0),
+                schedule,
+                hourly: h.hourly,
+                paths: h.paths.into_iter().map(|p| p.0).collect(),
+                snapshot: h.snapshot.into_iter().map(|p| p.0).collect(),
+                tls_name: h.tls_name.map(|t| t.0),
+                tls_fingerprint: h.tls_fingerprint.map(|f| f.0),
+                stale_after: h.stale_after.map(|d| d.0),
+                line,
+            });
+        }
+
+        let receiver = raw.receiver.map(|r| ReceiverConfig {
+            listen: r.listen,
+            cert: resolve(&r.cert),
+            key: resolve(&r.key),
+            client_ca: resolve(&r.client_ca),
+            max_connections: r.max_connections.map_or(2048, |v| v.0 as usize),
+            max_message_size: r.max_message_size.map_or(65536, |v| v.0 as usize),
+            handshake_timeout: r.handshake_timeout.map_or(Duration::from_secs(10), |d| d.0),
+            idle_timeout: r.idle_timeout.map_or(Duration::from_secs(300), |d| d.0),
+        });
+
+        let ledger = LedgerConfig {
+            signing_key: resolve(
+                raw.ledger
+                    .signing_key
+                    .as_deref()
+                    .unwrap_or(Path::new("ledger.key")),
+            ),
+            origin: raw.ledger.origin.map_or_else(default_origin, |o| o.0),
+            checkpoint_every: raw
+                .ledger
+                .checkpoint_every
+                .map_or(Duration::from_secs(60), |d| d.0),
+            anchors: raw.ledger.anchors.into_iter().map(|a| a.0).collect(),
+        };
+
+        let retention = RetentionConfig {
+            online_days: raw.retention.online_days.map_or(30, |v| v.0 as u32),
+            archive: raw.retention.archive.map(|a| a.0),
+            object_lock_days: raw.retention.object_lock_days.map_or(365, |v| v.0 as u32),
+        };
+
+        Ok(Config {
+            source: path.to_path_buf(),
+            store: resolve(&raw.store),
+            compression: raw.compression,
+            ssh,
+            hosts,
+            receiver,
+            ledger,
+            retention,
+        })
+    }
+
+    /// The host with this name.
+    pub fn host(&self, name: &str) -> Option<&HostConfig> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The named hosts, or all pulled hosts when `names` is empty. An unknown or receive-only
+    /// name is an error that lists what is configured.
+    pub fn select_pulled(&self, names: &[String]) -> Result<Vec<&HostConfig>, String> {
+        if names.is_empty() {
+            return Ok(self.hosts.iter().filter(|h| h.is_pulled()).collect());
+        }
+        let mut out = Vec::new();
+        for n in names {
+            match self.host(n) {
+                Some(h) if h.is_pulled() => {
+                    if !out.iter().any(|o: &&HostConfig| o.name == h.name) {
+                        out.push(h);
+                    }
+                }
+                Some(_) => {
+                    return Err(format!(
+                        "host {n:?} is receive-only (no `address`); nothing to pull"
+                    ));
+                }
+                None => {
+                    let known: Vec<&str> = self
+                        .hosts
+                        .iter()
+                        .filter(|h| h.is_pulled())
+                        .map(|h| h.name.as_str())
+                        .collect();
+                    return Err(format!(
+                        "no host named {n:?} in {}; configured: {}",
+                        self.source.display(),
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `<this machine's host name>/loghost`: unique enough per loghost, stable across restarts.
+fn default_origin() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && signed_note::is_key_name_valid(s))
+        .unwrap_or_else(|| "localhost".to_string());
+    format!("{host}/loghost")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("/etc/loghost/loghost.toml")).map_err(|e| e.to_string())
+    }
+
+    const DESIGN_EXAMPLE: &str = r#"
+store = "/var/lib/loghost"
+compression = "zstd"
+
+[ssh]
+identity = "/etc/loghost/id_ed25519"
+known_hosts = "/etc/loghost/known_hosts"
+connect_timeout = "10s"
+concurrency = 16
+
+[[host]]
+name = "web1"
+address = "web1.example.org:22"
+user = "logpull"
+every = "1h"
+hourly = false
+paths = ["/var/log/auth.log", "/var/log/syslog", "/var/log/nginx/*.log"]
+snapshot = ["/var/log/lastlog"]
+tls_name = "web1.example.org"
+
+[receiver]
+listen = "0.0.0.0:6514"
+cert = "/etc/loghost/tls/server.pem"
+key = "/etc/loghost/tls/server.key"
+client_ca = "/etc/loghost/tls/clients-ca.pem"
+
+[ledger]
+signing_key = "/etc/loghost/ledger.key"
+origin = "loghost.example.org/archive"
+checkpoint_every = "1m"
+anchors = ["file:///mnt/auditor/checkpoints", "s3://audit-bucket/loghost"]
+
+[retention]
+online_days = 30
+archive = "s3://logs-archive/loghost"
+object_lock_days = 365
+"#;
+
+    #[test]
+    fn design_example_loads() {
+        let c = parse(DESIGN_EXAMPLE).expect("the DESIGN example must load");
+        assert_eq!(c.store, PathBuf::from("/var/lib/loghost"));
+        assert_eq!(c.hosts.len(), 1);
+        let h = &c.hosts[0];
+        assert_eq!(h.name, "web1");
+        assert_eq!(
+            h.address,
+            Some(Address {
+                host: "web1.example.org".into(),
+                port: 22
+            })
+        );
+        assert_eq!(h.paths.len(), 3);
+        assert_eq!(c.ledger.origin, "loghost.example.org/archive");
+        assert_eq!(c.ledger.anchors.len(), 2);
+        assert!(c.receiver.is_some());
+        assert_eq!(h.line, 11);
+    }
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let c =
+            parse("store = \"store\"\n[[host]]\nname = \"a\"\naddress = \"h\"\npaths = [\"/x\"]\n")
+                .expect("minimal config");
+        assert_eq!(c.store, PathBuf::from("/etc/loghost/store"));
+        assert_eq!(c.ssh.identity, PathBuf::from("/etc/loghost/id_ed25519"));
+        assert_eq!(c.ssh.connect_timeout, Duration::from_secs(10));
+        assert_eq!(c.hosts[0].user, "logpull");
+        assert_eq!(c.hosts[0].address.as_ref().map(|a| a.port), Some(22));
+        assert_eq!(c.compression, Compression::Zstd);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e =
+            parse("store = \"/s\"\n[ssh]\nconect_timeout = \"1s\"\n").expect_err("must be refused");
+        assert!(e.contains("line 3"), "{e}");
+        assert!(e.contains("conect_timeout"), "{e}");
+        assert!(
+            e.contains("connect_timeout"),
+            "expected keys are listed: {e}"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let e = parse("store = \"/s\"\n[ssh]\nconnect_timeout = \"soon\"\n")
+            .expect_err("must be refused");
+        assert!(
+            e.contains("line 3") && e.contains("invalid duration"),
+            "{e}"
+        );
+        let e = parse("store = \"/s\"\ncompression = \"xz\"\n").expect_err("must be refused");
+        assert!(e.contains("line 2") && e.contains("zstd"), "{e}");
+        let e = parse(
+            "store = \"/s\"\n[[host]]\nname = \"../etc\"\naddress = \"h\"\npaths = [\"/x\"]\n",
+        )
+        .expect_err("must be refused");
+        assert!(
+            e.contains("line 3") && e.contains("invalid host name"),
+            "{e}"
+        );
+        let e = parse(
+            "store = \"/s\"\n[[host]]\nname = \"a\"\naddress = \"h\"\npaths = [\"var/log\"]\n",
+        )
+        .expect_err("must be refused");
+        assert!(e.contains("line 5") && e.contains("absolute"), "{e}");
+        let e = parse(
+            "store = \"/s\"\n[[host]]\nname = \"a\"\naddress = \"h:99999\"\npaths = [\"/x\"]\n",
+        )
+        .expect_err("must be refused");
+        assert!(e.contains("line 4") && e.contains("invalid address"), "{e}");
+        let e = parse(
+            "store = \"/s\"\n[[host]]\nname = \"a\"\naddress = \"h\"\npaths = [\"/var/../etc/shadow\"]\n",
+        )
+        .expect_err("must be refused");
+        assert!(e.contains("'..'"), "{e}");
+        let e = parse("store = \"/s\"\n[ssh]\nconcurrency = 0\n").expect_err("must be refused");
+        assert!(e.contains("between 1 and 1024"), "{e}");
+        let e = parse(
+            "store = \"/s\"\n[[host]]\nname = \"a\"\naddress = \"h\"\ncron = \"every day\"\npaths = [\"/x\"]\n",
+        )
+        .expect_err("must be refused");
+        assert!(e.contains("line 5") && e.contains("cron"), "{e}");
+    }
+
+    #[test]
+    fn cross_field_errors_name_the_line() {
+        let e = parse(
+            "store = \"/s\"\n[[host]]\nname = \"a\"\naddress = \"h\"\npaths = [\"/x\"]\n\
+             [[host]]\nname = \"a\"\naddress = \"h2\"\npaths = [\"/x\"]\n",
+        )
+        .expect_err("must be refused");
+        assert!(e.contains("line 7") && e.contains("line 3"), "{e}");
+        let e = parse("store = \"/s\"\n[[host]]\nname = \"a\"\naddress = \"h\"\n")
+            .expect_err("must be refused");
+        assert!(e.contains("line 2") && e.contains("no `paths`"), "{e}");
+        let e = parse("store = \"/s\"\n[[host]]\nname = \"a\"\n").expect_err("must be refused");
+        assert!(e.contains("nothing to do"), "{e}");
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            parse_address("[::1]:2222"),
+            Ok(Address {
+                host: "::1".into(),
+                port: 2222
+            })
+        );
+        assert_eq!(parse_address("::1").map(|a| a.port), Ok(22));
+        assert!(parse_address("h:").is_err());
+        assert!(parse_address("h:0").is_err());
+        assert!(parse_address("a b").is_err());
+        let a = parse_address("Web1:2222").expect("valid");
+        assert_eq!(a.known_hosts_name(), "[web1]:2222");
+        assert_eq!(
+            parse_address("web1").expect("valid").known_hosts_name(),
+            "web1"
+        );
+    }
+}

@@ -1,0 +1,57 @@
+//! Deterministic crash points for the crash-safety tests.
+//!
+//! In debug builds, setting `LOGHOST_CRASH_AT=<point>` makes the process abort (no destructors,
+//! no buffer flushes: as close to `kill -9` as a process can do to itself) when it reaches that
+//! point; `LOGHOST_CRASH_AT=after-bytes:<N>` aborts once a frame has taken N raw bytes. Release
+//! builds compile this to nothing.
+
+#[cfg(debug_assertions)]
+fn target() -> Option<&'static str> {
+    use std::sync::OnceLock;
+    static TARGET: OnceLock<Option<String>> = OnceLock::new();
+    TARGET
+        .get_or_init(|| std::env::var("LOGHOST_CRASH_AT").ok())
+        .as_deref()
+}
+
+/// Aborts if the crash point `name` is armed.
+#[inline]
+pub fn hit(name: &str) {
+    #[cfg(debug_assertions)]
+    if target() == Some(name) {
+        eprintln!("loghost: crash point {name} reached, aborting");
+        std::process::abort();
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = name;
+}
+
+/// Aborts once `written` reaches the armed `after-bytes:<N>`.
+#[inline]
+pub fn hit_after_bytes(written: u64) {
+    #[cfg(debug_assertions)]
+    if let Some(n) = target()
+        .and_then(|t| t.strip_prefix("after-bytes:"))
+        .and_then(|n| n.parse::<u64>().ok())
+        && written >= n
+    {
+        eprintln!("loghost: crash point after-bytes:{n} reached, aborting");
+        std::process::abort();
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = written;
+}
+
+/// True when the crash point `name` is armed (for points that must do something before dying).
+#[inline]
+pub fn armed(name: &str) -> bool {
+    #[cfg(debug_assertions)]
+    {
+        target() == Some(name)
+    }
+    #[cfg(not(debug_assertions))]
+    {
+        let _ = name;
+        false
+    }
+}

@@ -1,0 +1,511 @@
+//! The ledger (DESIGN §5): the append-only list of everything the store holds, one JSON entry a
+//! line in `<store>/ledger/ledger.jsonl`.
+//!
+//! Every stored compression frame is one [`Frame`] entry: which host and remote file it came from,
+//! which source bytes, where it sits in the store, and the SHA-256 of both the stored bytes and the
+//! raw content. Events (a pinned host key, later rewrite alarms and archived days) are entries too.
+//! An entry's `seq` is its line number from 0, which is also its leaf index in the Merkle tree
+//! that checkpoints sign.
+//!
+//! Lines are canonical: exactly what `serde_json` writes for the entry, fields in declaration
+//! order, no spaces. A reader re-serializes each entry and rejects a line that differs, so an entry
+//! has one byte representation and one leaf hash.
+//!
+//! The ledger is the source of truth for cursors and for how far each stored file is committed
+//! ([`Index`]). The index is cached in `state/index.json` with the ledger position it reflects; the
+//! cache is checked against the ledger when loaded and rebuilt from scratch when it does not match.
+//!
+//! Commit order, which makes a crash at any moment harmless: frame bytes are written and synced
+//! first, then the ledger lines are appended and synced in one write. Bytes in a stored file past
+//! its last ledger entry are therefore uncommitted leftovers of an interrupted pull; the writer cuts
+//! them away before appending (see `store`). A torn last ledger line is likewise cut away.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::cursor::{Cursor, Probe};
+use crate::hash::Hash;
+use crate::layout;
+use crate::store::{Store, StoreLock};
+
+/// One ledger line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Entry {
+    Frame(Frame),
+    Event(Event),
+}
+
+/// How a frame's bytes were obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    /// Appended bytes of a log read over SFTP.
+    Pull,
+    /// A whole file read over SFTP because its content changed (`snapshot` paths).
+    Snapshot,
+}
+
+/// One compression frame in the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Frame {
+    pub seq: u64,
+    /// Commit time, UTC, microseconds; never earlier than the previous entry's.
+    pub time: String,
+    pub host: String,
+    /// The remote path the bytes came from.
+    pub source: String,
+    pub via: Via,
+    /// Source byte range `[start, end)` of this frame's raw content.
+    pub start: u64,
+    pub end: u64,
+    /// Identity of the source file: hash of its first bytes.
+    pub head: Probe,
+    /// Hash of the source bytes just before `end`: what the next round re-checks.
+    pub tail: Probe,
+    /// Store-relative path of the file holding the frame.
+    pub file: String,
+    /// Byte range `[offset, offset + length)` of the frame in `file`.
+    pub offset: u64,
+    pub length: u64,
+    /// SHA-256 of the stored (compressed) bytes.
+    pub sha256: Hash,
+    /// SHA-256 of the raw content, `end - start` bytes.
+    pub raw_sha256: Hash,
+}
+
+/// Something that happened, recorded for the auditor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub seq: u64,
+    pub time: String,
+    pub event: EventKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// `loghost trust` pinned a host key (detail: key type and fingerprint, and the replaced one).
+    HostKeyPinned,
+}
+
+impl Entry {
+    pub fn seq(&self) -> u64 {
+        match self {
+            Entry::Frame(f) => f.seq,
+            Entry::Event(e) => e.seq,
+        }
+    }
+
+    pub fn time(&self) -> &str {
+        match self {
+            Entry::Frame(f) => &f.time,
+            Entry::Event(e) => &e.time,
+        }
+    }
+
+    fn stamp(&mut self, seq: u64, time: &str) {
+        let (s, t) = match self {
+            Entry::Frame(f) => (&mut f.seq, &mut f.time),
+            Entry::Event(e) => (&mut e.seq, &mut e.time),
+        };
+        *s = seq;
+        *t = time.to_string();
+    }
+
+    /// The canonical line, without its newline.
+    pub fn to_line(&self) -> Vec<u8> {
+        // Serializing plain structs of strings and integers cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// Formats a ledger time: RFC 3339, UTC, always six fractional digits.
+pub fn format_time(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// Parses one ledger line (without newline) and checks that it is canonical and has the
+/// expected sequence number.
+pub fn parse_line(line: &[u8], expected_seq: u64) -> Result<Entry, String> {
+    let entry: Entry =
+        serde_json::from_slice(line).map_err(|e| format!("not a valid entry: {e}"))?;
+    if entry.seq() != expected_seq {
+        return Err(format!(
+            "sequence number {} where {expected_seq} was expected (entries dropped, added or \
+             reordered)",
+            entry.seq()
+        ));
+    }
+    if entry.to_line() != line {
+        return Err("not in canonical form (the line was edited)".into());
+    }
+    if entry.time().parse::<Timestamp>().is_err() {
+        return Err(format!("invalid time {:?}", entry.time()));
+    }
+    if let Entry::Frame(f) = &entry {
+        if layout::parse_log_path(&f.file).is_none() {
+            return Err(format!("invalid stored file path {:?}", f.file));
+        }
+        if f.end < f.start {
+            return Err("source range ends before it starts".into());
+        }
+    }
+    Ok(entry)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("cannot access the ledger {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error(
+        "the ledger {path} is damaged at line {line} (byte {offset}): {problem}; \
+         run `loghost verify` and restore the store from a good copy"
+    )]
+    Corrupt {
+        path: PathBuf,
+        line: u64,
+        offset: u64,
+        problem: String,
+    },
+}
+
+/// What the ledger says, folded: enough to pull the next round without rereading it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Index {
+    /// Number of entries, which is the next sequence number.
+    pub entries: u64,
+    /// Length of the ledger file covered.
+    pub bytes: u64,
+    /// Offset and hash of the last line, to check a cached index against the file.
+    pub last_line: Option<(u64, Hash)>,
+    pub last_time: Option<String>,
+    /// host → remote path → cursor.
+    pub cursors: BTreeMap<String, BTreeMap<String, Cursor>>,
+    /// Store-relative file → end of its last committed frame.
+    pub file_ends: BTreeMap<String, u64>,
+}
+
+impl Index {
+    fn apply(&mut self, entry: &Entry, offset: u64, line: &[u8]) {
+        self.entries = entry.seq() + 1;
+        self.bytes = offset + line.len() as u64 + 1;
+        self.last_line = Some((offset, Hash::of(line)));
+        self.last_time = Some(entry.time().to_string());
+        if let Entry::Frame(f) = entry {
+            self.file_ends.insert(f.file.clone(), f.offset + f.length);
+            let cursor = Cursor {
+                end: f.end,
+                head: f.head,
+                tail: f.tail,
+                content: (f.via == Via::Snapshot).then_some(f.raw_sha256),
+            };
+            self.cursors
+                .entry(f.host.clone())
+                .or_default()
+                .insert(f.source.clone(), cursor);
+        }
+    }
+
+    pub fn cursor(&self, host: &str, source: &str) -> Option<&Cursor> {
+        self.cursors.get(host)?.get(source)
+    }
+
+    /// How far a stored file is committed (0 for a file the ledger does not know).
+    pub fn committed_end(&self, file: &str) -> u64 {
+        self.file_ends.get(file).copied().unwrap_or(0)
+    }
+}
+
+/// Calls `f(offset, line, entry)` for every entry of the ledger at `path`, in order, from the
+/// given position. Stops at a torn last line (returned as `Some(offset)`): only a writer may cut
+/// it away.
+pub fn scan(
+    path: &Path,
+    from_offset: u64,
+    from_seq: u64,
+    mut f: impl FnMut(u64, &[u8], Entry),
+) -> Result<Option<u64>, LedgerError> {
+    let io_err = |source| LedgerError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && from_offset == 0 => return Ok(None),
+        Err(e) => return Err(io_err(e)),
+    };
+    file.seek(SeekFrom::Start(from_offset)).map_err(io_err)?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut offset = from_offset;
+    let mut seq = from_seq;
+    let mut line = Vec::with_capacity(512);
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line).map_err(io_err)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if line.last() != Some(&b'\n') {
+            return Ok(Some(offset));
+        }
+        line.pop();
+        let entry = parse_line(&line, seq).map_err(|problem| LedgerError::Corrupt {
+            path: path.to_path_buf(),
+            line: seq + 1,
+            offset,
+            problem,
+        })?;
+        f(offset, &line, entry);
+        offset += n as u64;
+        seq += 1;
+    }
+}
+
+/// The ledger opened for appending. Only one exists at a time: it needs the store lock.
+pub struct Ledger {
+    path: PathBuf,
+    cache_path: PathBuf,
+    file: File,
+    index: Index,
+}
+
+impl Ledger {
+    /// Opens the ledger for writing: cuts a torn last line, loads the index from the cache when
+    /// it matches the file, and folds in whatever the cache does not cover.
+    pub fn open(store: &Store, _lock: &StoreLock) -> Result<Ledger, LedgerError> {
+        let path = store.path(layout::LEDGER_FILE);
+        let cache_path = store.path(layout::STATE_DIR).join("index.json");
+        let io_err = |source| LedgerError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = crate::store::open_options_0600()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(io_err)?;
+        repair_torn_tail(&mut file, &path).map_err(io_err)?;
+
+        let mut index = load_cache(&cache_path, &mut file).unwrap_or_default();
+        let (from, seq) = (index.bytes, index.entries);
+        let torn = scan(&path, from, seq, |offset, line, entry| {
+            index.apply(&entry, offset, line)
+        })?;
+        if torn.is_some() {
+            return Err(LedgerError::Corrupt {
+                path,
+                line: index.entries + 1,
+                offset: index.bytes,
+                problem: "the last line is incomplete and could not be cut away".into(),
+            });
+        }
+        Ok(Ledger {
+            path,
+            cache_path,
+            file,
+            index,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// The time to stamp new entries with: now, or the last entry's time if the clock stepped
+    /// back, so ledger times (and the day directories derived from them) never go backwards.
+    pub fn now(&self) -> Timestamp {
+        let now = Timestamp::now();
+        match self.index.last_time.as_deref().map(str::parse::<Timestamp>) {
+            Some(Ok(last)) if last > now => last,
+            _ => now,
+        }
+    }
+
+    /// Appends entries in one write and syncs it; assigns their sequence numbers and time.
+    /// On failure nothing is appended (a partial write is cut away again).
+    pub fn append(&mut self, mut entries: Vec<Entry>) -> Result<Vec<Entry>, LedgerError> {
+        if entries.is_empty() {
+            return Ok(entries);
+        }
+        let time = format_time(self.now());
+        let mut buf = Vec::with_capacity(entries.len() * 512);
+        let mut lines = Vec::with_capacity(entries.len());
+        for (i, e) in entries.iter_mut().enumerate() {
+            e.stamp(self.index.entries + i as u64, &time);
+            let start = buf.len();
+            buf.extend_from_slice(&e.to_line());
+            lines.push((start, buf.len()));
+            buf.push(b'\n');
+        }
+        let before = self.index.bytes;
+        if crate::failpoint::armed("mid-ledger-write") {
+            let _ = self.file.write_all(&buf[..buf.len() / 2]);
+            let _ = self.file.sync_data();
+            crate::failpoint::hit("mid-ledger-write");
+        }
+        if let Err(source) = self
+            .file
+            .write_all(&buf)
+            .and_then(|()| self.file.sync_data())
+        {
+            let _ = self.file.set_len(before);
+            return Err(LedgerError::Io {
+                path: self.path.clone(),
+                source,
+            });
+        }
+        for (e, (s, t)) in entries.iter().zip(lines) {
+            self.index.apply(e, before + s as u64, &buf[s..t]);
+        }
+        Ok(entries)
+    }
+
+    /// Saves the index cache (atomically; a failure only costs a rescan next time).
+    pub fn save_index(&self) -> io::Result<()> {
+        let data = serde_json::to_vec(&self.index).map_err(io::Error::other)?;
+        crate::store::write_atomic(&self.cache_path, &data)
+    }
+}
+
+/// Cuts an incomplete last line left by a crash in the middle of an append.
+fn repair_torn_tail(file: &mut File, path: &Path) -> io::Result<()> {
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut pos = len;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let start = pos.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(pos - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(chunk)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            let keep = start + i as u64 + 1;
+            if keep < len {
+                tracing::warn!(
+                    ledger = %path.display(),
+                    "the ledger ended in an incomplete entry ({} bytes, from an interrupted \
+                     write); cutting it away",
+                    len - keep
+                );
+                file.set_len(keep)?;
+                file.sync_data()?;
+            }
+            return Ok(());
+        }
+        if start == 0 {
+            tracing::warn!(ledger = %path.display(), "the ledger held only an incomplete entry; cutting it away");
+            file.set_len(0)?;
+            file.sync_data()?;
+            return Ok(());
+        }
+        pos = start;
+    }
+}
+
+/// Loads the cached index if it still describes a prefix of the ledger file.
+fn load_cache(cache: &Path, ledger: &mut File) -> Option<Index> {
+    let data = std::fs::read(cache).ok()?;
+    let index: Index = serde_json::from_slice(&data).ok()?;
+    let len = ledger.metadata().ok()?.len();
+    if index.bytes > len {
+        return None;
+    }
+    match index.last_line {
+        None => (index.bytes == 0 && index.entries == 0).then_some(index),
+        Some((offset, hash)) => {
+            let n = index.bytes.checked_sub(offset)?;
+            let mut line = vec![0u8; usize::try_from(n).ok()?];
+            ledger.seek(SeekFrom::Start(offset)).ok()?;
+            ledger.read_exact(&mut line).ok()?;
+            (line.pop() == Some(b'\n') && Hash::of(&line) == hash).then_some(index)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame() -> Entry {
+        Entry::Frame(Frame {
+            seq: 0,
+            time: String::new(),
+            host: "web1".into(),
+            source: "/var/log/auth.log".into(),
+            via: Via::Pull,
+            start: 0,
+            end: 10,
+            head: Probe {
+                len: 10,
+                sha256: Hash::of(b"0123456789"),
+            },
+            tail: Probe {
+                len: 10,
+                sha256: Hash::of(b"0123456789"),
+            },
+            file: "logs/web1/2026-11-28/auth.log.zst".into(),
+            offset: 0,
+            length: 25,
+            sha256: Hash::of(b"x"),
+            raw_sha256: Hash::of(b"0123456789"),
+        })
+    }
+
+    #[test]
+    fn lines_are_canonical_and_strict() {
+        let mut e = frame();
+        e.stamp(0, "2026-11-28T08:00:00.000000Z");
+        let line = e.to_line();
+        let text = String::from_utf8(line.clone()).expect("utf8");
+        assert!(text.starts_with("{\"kind\":\"frame\",\"seq\":0,"), "{text}");
+        assert_eq!(parse_line(&line, 0), Ok(e.clone()));
+        assert!(
+            parse_line(&line, 1)
+                .expect_err("must be refused")
+                .contains("sequence")
+        );
+        let spaced = text.replace(",\"host\"", ", \"host\"");
+        assert!(
+            parse_line(spaced.as_bytes(), 0)
+                .expect_err("must be refused")
+                .contains("canonical")
+        );
+        let extra = text.replace("{\"kind\":\"frame\",", "{\"kind\":\"frame\",\"x\":1,");
+        assert!(parse_line(extra.as_bytes(), 0).is_err());
+        let escape = text.replace(
+            "logs/web1/2026-11-28/auth.log.zst",
+            "logs/web1/2026-11-28/../../x",
+        );
+        assert!(
+            parse_line(escape.as_bytes(), 0)
+                .expect_err("must be refused")
+                .contains("path")
+        );
+    }
+
+    #[test]
+    fn times_are_fixed_width() {
+        let t: Timestamp = "2026-11-28T08:00:00Z".parse().expect("time");
+        assert_eq!(format_time(t), "2026-11-28T08:00:00.000000Z");
+    }
+}

@@ -1,0 +1,37 @@
+//! loghost: a secure central log server.
+//!
+//! loghost pulls log files from remote hosts over SFTP into a per-host, per-day archive of
+//! compressed frames, and records every stored byte in an append-only ledger, so that later
+//! edits of the archive can be detected.
+//!
+//! # Layout
+//! - [`cli`]: arguments, process setup, exit statuses; calls the modules below.
+//! - [`config`]: the TOML file, validated once into a typed [`config::Config`].
+//! - [`pull`]: one pull round over many hosts; the commit protocol.
+//! - [`remote`]: the SSH/SFTP client (pinned host keys, globs, pipelined reads).
+//! - [`cursor`]: what to read next from a remote file (pure).
+//! - [`store`] and [`layout`]: the archive on disk and where each thing lives in it.
+//! - [`ledger`]: the append-only record of every frame and event; source of truth for cursors.
+//! - [`known_hosts`] and [`keys`]: pinned host keys, the loghost's own keys.
+//! - [`cat`]: printing stored logs; [`sanitize`]: making remote text safe to print.
+//! - [`demo`]: the zero-setup tour with an embedded SFTP server.
+//!
+//! What loghost does not do: it never runs a command on a server, never writes to a server,
+//! never trusts a host key on first use, and never uses a name from the network as a path
+//! without [`layout`] encoding it.
+
+pub mod cat;
+pub mod cli;
+pub mod config;
+pub mod cursor;
+pub mod demo;
+pub mod failpoint;
+pub mod hash;
+pub mod keys;
+pub mod known_hosts;
+pub mod layout;
+pub mod ledger;
+pub mod pull;
+pub mod remote;
+pub mod sanitize;
+pub mod store;

@@ -1,0 +1,573 @@
+//! One pull round (DESIGN §4): every selected host, at most `ssh.concurrency` at once, each
+//! independent of the others.
+//!
+//! Per host: connect ([`crate::remote`]), expand the configured paths on the remote side, then per
+//! file observe its size, ask [`crate::cursor::decide`] what to read, and stream those bytes into
+//! a compression frame appended to today's stored file. A transfer larger than [`MAX_FRAME_RAW`]
+//! is cut into several frames, each committed on its own, so a crash costs at most one frame's
+//! work and proofs stay small.
+//!
+//! Commit protocol, per frame: write the frame → sync the stored file → append the ledger entry
+//! and sync the ledger. The cursor *is* the ledger entry, so it advances only after its bytes are
+//! durable; a crash anywhere leaves either a committed frame or uncommitted bytes that the next
+//! open of that file cuts away. A read that fails half-way truncates its frame at once.
+//!
+//! Memory stays bounded whatever the file size: reads are pipelined into a bounded channel that a
+//! blocking writer thread drains into the compressor.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use jiff::Timestamp;
+use russh::keys::PrivateKey;
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::config::{Config, HostConfig};
+use crate::cursor::{self, Decision, HEAD_LEN, Observed, Probe, Restart, TAIL_LEN};
+use crate::failpoint;
+use crate::hash::Hash;
+use crate::known_hosts::KnownHosts;
+use crate::layout;
+use crate::ledger::{Entry, Frame, Ledger, Via};
+use crate::remote::{RemoteError, RemoteFile, Session};
+use crate::sanitize::Shown;
+use crate::store::{AppendFile, Store, StoreLock, StoredFrame};
+
+/// Largest raw content in one frame.
+pub const MAX_FRAME_RAW: u64 = 64 * 1024 * 1024;
+/// Chunks buffered between the network and the compressor (each up to 255 KiB).
+const CHANNEL_DEPTH: usize = 32;
+
+/// What happened to one remote file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing new since the last round.
+    UpToDate,
+    /// New bytes collected.
+    Collected {
+        /// Why collection started from 0, if it did.
+        restart: Option<Restart>,
+    },
+    /// A snapshot file whose content changed and was stored whole.
+    SnapshotStored,
+    /// Could not be collected this round; retried next round.
+    Failed(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct FileReport {
+    pub source: String,
+    pub outcome: Outcome,
+    pub raw_bytes: u64,
+    pub stored_bytes: u64,
+    pub frames: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct HostReport {
+    pub host: String,
+    /// Set when the host could not be pulled at all (connection, authentication, host key).
+    pub error: Option<String>,
+    pub files: Vec<FileReport>,
+    pub warnings: Vec<String>,
+    pub seconds: f64,
+}
+
+impl HostReport {
+    /// True when everything configured for the host was collected.
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+            && !self
+                .files
+                .iter()
+                .any(|f| matches!(f.outcome, Outcome::Failed(_)))
+    }
+
+    pub fn raw_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.raw_bytes).sum()
+    }
+
+    pub fn stored_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.stored_bytes).sum()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RoundReport {
+    pub hosts: Vec<HostReport>,
+}
+
+impl RoundReport {
+    /// Exit status of DESIGN §2: 0 all collected, 1 some host failed.
+    pub fn exit_code(&self) -> i32 {
+        if self.hosts.iter().all(HostReport::ok) {
+            0
+        } else {
+            1
+        }
+    }
+}
+
+/// Everything the host tasks share.
+struct Ctx {
+    config: Config,
+    store: Store,
+    lock: StoreLock,
+    ledger: Mutex<Ledger>,
+    known_hosts: KnownHosts,
+    identity: Arc<PrivateKey>,
+    /// The round's moment: decides the day (and hour) directories written to.
+    round_time: Timestamp,
+}
+
+/// Runs one pull round over `names` (all pulled hosts when empty). Errors are about the round as
+/// a whole (config, store, keys); per-host problems are in the report.
+pub async fn run_round(config: &Config, names: &[String]) -> Result<RoundReport> {
+    let hosts: Vec<HostConfig> = config
+        .select_pulled(names)
+        .map_err(anyhow::Error::msg)?
+        .into_iter()
+        .cloned()
+        .collect();
+    let store = Store::open(&config.store)?;
+    let lock = store.lock()?;
+    let ledger = Ledger::open(&store, &lock)?;
+    let known_hosts = KnownHosts::load(&config.ssh.known_hosts).map_err(anyhow::Error::msg)?;
+    let identity = Arc::new(crate::keys::load_identity(&config.ssh.identity)?);
+    let round_time = ledger.now();
+    let ctx = Arc::new(Ctx {
+        config: config.clone(),
+        store,
+        lock,
+        ledger: Mutex::new(ledger),
+        known_hosts,
+        identity,
+        round_time,
+    });
+
+    let permits = Arc::new(Semaphore::new(config.ssh.concurrency));
+    let mut tasks = Vec::new();
+    for host in hosts {
+        let ctx = ctx.clone();
+        let permits = permits.clone();
+        tasks.push(tokio::spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            pull_host(&ctx, &host).await
+        }));
+    }
+    let mut reports = Vec::new();
+    for t in tasks {
+        match t.await {
+            Ok(r) => reports.push(r),
+            Err(e) => reports.push(HostReport {
+                host: "?".into(),
+                error: Some(format!("internal error: {e}")),
+                files: Vec::new(),
+                warnings: Vec::new(),
+                seconds: 0.0,
+            }),
+        }
+    }
+    let ledger = ctx
+        .ledger
+        .lock()
+        .map_err(|_| anyhow::anyhow!("ledger lock poisoned"))?;
+    if let Err(e) = ledger.save_index() {
+        tracing::warn!("cannot save the ledger index cache (it is rebuilt next time): {e}");
+    }
+    Ok(RoundReport { hosts: reports })
+}
+
+async fn pull_host(ctx: &Ctx, host: &HostConfig) -> HostReport {
+    let started = Instant::now();
+    let mut report = HostReport {
+        host: host.name.clone(),
+        error: None,
+        files: Vec::new(),
+        warnings: Vec::new(),
+        seconds: 0.0,
+    };
+    let pins = host
+        .address
+        .as_ref()
+        .map(|a| ctx.known_hosts.pinned(&a.known_hosts_name()))
+        .unwrap_or_default();
+    let session = match Session::connect(host, &ctx.config.ssh, pins, ctx.identity.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            report.error = Some(e.to_string());
+            report.seconds = started.elapsed().as_secs_f64();
+            return report;
+        }
+    };
+
+    // Expand every pattern first; a file listed under both `paths` and `snapshot` is a log.
+    let mut files: Vec<(String, Via)> = Vec::new();
+    let patterns = host
+        .paths
+        .iter()
+        .map(|p| (p, Via::Pull))
+        .chain(host.snapshot.iter().map(|p| (p, Via::Snapshot)));
+    for (pattern, via) in patterns {
+        match session.expand(pattern, &mut report.warnings).await {
+            Ok(found) => {
+                for f in found {
+                    if !files.iter().any(|(p, _)| *p == f.path) {
+                        files.push((f.path, via));
+                    }
+                }
+            }
+            Err(e) => {
+                report.files.push(FileReport {
+                    source: pattern.clone(),
+                    outcome: Outcome::Failed(e.to_string()),
+                    raw_bytes: 0,
+                    stored_bytes: 0,
+                    frames: 0,
+                });
+            }
+        }
+    }
+
+    for (path, via) in files {
+        match pull_file(ctx, host, &session, &path, via).await {
+            Ok(r) => report.files.push(r),
+            Err(FileError::Vanished) => report.warnings.push(format!(
+                "{} vanished between listing and reading; it is looked for again next round",
+                Shown(&path)
+            )),
+            Err(FileError::Remote(e)) => {
+                let fatal = matches!(e, RemoteError::Timeout { .. } | RemoteError::Ssh { .. })
+                    || matches!(&e, RemoteError::Sftp { reason, .. } if reason.contains("closed") || reason.contains("Timeout"));
+                report.files.push(FileReport {
+                    source: path.clone(),
+                    outcome: Outcome::Failed(e.to_string()),
+                    raw_bytes: 0,
+                    stored_bytes: 0,
+                    frames: 0,
+                });
+                if fatal {
+                    report.error = Some(format!("connection lost: {e}"));
+                    break;
+                }
+            }
+            Err(FileError::Local(e)) => report.files.push(FileReport {
+                source: path.clone(),
+                outcome: Outcome::Failed(format!("{e:#}")),
+                raw_bytes: 0,
+                stored_bytes: 0,
+                frames: 0,
+            }),
+        }
+    }
+    session.close().await;
+    report.seconds = started.elapsed().as_secs_f64();
+    report
+}
+
+enum FileError {
+    Vanished,
+    Remote(RemoteError),
+    Local(anyhow::Error),
+}
+
+impl From<RemoteError> for FileError {
+    fn from(e: RemoteError) -> Self {
+        if e.is_not_found() {
+            FileError::Vanished
+        } else {
+            FileError::Remote(e)
+        }
+    }
+}
+
+impl From<anyhow::Error> for FileError {
+    fn from(e: anyhow::Error) -> Self {
+        FileError::Local(e)
+    }
+}
+
+async fn pull_file(
+    ctx: &Ctx,
+    host: &HostConfig,
+    session: &Session,
+    path: &str,
+    via: Via,
+) -> Result<FileReport, FileError> {
+    let file = session.open(path).await?;
+    let result = pull_open_file(ctx, host, &file, path, via).await;
+    file.close().await;
+    result
+}
+
+async fn pull_open_file(
+    ctx: &Ctx,
+    host: &HostConfig,
+    file: &RemoteFile<'_>,
+    path: &str,
+    via: Via,
+) -> Result<FileReport, FileError> {
+    let mut report = FileReport {
+        source: path.to_string(),
+        outcome: Outcome::UpToDate,
+        raw_bytes: 0,
+        stored_bytes: 0,
+        frames: 0,
+    };
+    let size = file.size().await?;
+    let cursor = ctx
+        .ledger
+        .lock()
+        .map_err(|_| anyhow::anyhow!("ledger lock poisoned"))?
+        .index()
+        .cursor(&host.name, path)
+        .cloned();
+    let plan = cursor::probe_plan(cursor.as_ref(), size);
+    let head = file.read_at(0, plan.head_len).await?;
+    let tail = match plan.tail {
+        Some((a, b)) => Some(file.read_at(a, b - a).await?),
+        None => None,
+    };
+
+    let (from, tail_init, restart) = if via == Via::Snapshot {
+        if size == 0 && cursor.is_none() {
+            return Ok(report);
+        }
+        (0, Vec::new(), None)
+    } else {
+        let observed = Observed {
+            size,
+            head: cursor.as_ref().and_then(|c| {
+                let n = usize::try_from(c.head.len).ok()?;
+                head.get(..n).map(Hash::of)
+            }),
+            tail: match (&tail, plan.tail) {
+                (Some(t), Some((a, b))) if t.len() as u64 == b - a => Some(Hash::of(t)),
+                _ => None,
+            },
+        };
+        match cursor::decide(cursor.as_ref(), observed) {
+            Decision::UpToDate => return Ok(report),
+            Decision::Append { from } => (from, tail.unwrap_or_default(), None),
+            Decision::Restart(r) => {
+                match r {
+                    Restart::New => {}
+                    Restart::TailChanged => tracing::warn!(
+                        host = %host.name,
+                        "{}: {}; collecting it again from the start",
+                        Shown(path),
+                        restart_reason(r)
+                    ),
+                    _ => tracing::info!(
+                        host = %host.name,
+                        "{}: {}; collecting it from the start",
+                        Shown(path),
+                        restart_reason(r)
+                    ),
+                }
+                (0, Vec::new(), Some(r))
+            }
+        }
+    };
+
+    let rel = layout::stored_file(
+        &host.name,
+        ctx.round_time,
+        host.hourly,
+        path,
+        ctx.config.compression,
+    );
+    let committed = ctx
+        .ledger
+        .lock()
+        .map_err(|_| anyhow::anyhow!("ledger lock poisoned"))?
+        .index()
+        .committed_end(&rel);
+    let mut out = AppendFile::open(&ctx.store, &ctx.lock, &rel, committed)
+        .with_context(|| format!("host {}: cannot store {}", host.name, Shown(path)))?;
+
+    let mut pos = from;
+    let mut tail_window = tail_init;
+    while pos < size || (via == Via::Snapshot && pos == 0) {
+        let seg_end = if via == Via::Snapshot {
+            size
+        } else {
+            size.min(pos + MAX_FRAME_RAW)
+        };
+        let (result, back) = transfer_segment(ctx, file, out, pos, seg_end, tail_window).await;
+        let (o, frame, window) = back?;
+        out = o;
+        tail_window = window;
+        if let Err(e) = result {
+            out.truncate(frame.offset).map_err(anyhow::Error::from)?;
+            return Err(e.into());
+        }
+        if via == Via::Snapshot && cursor.as_ref().and_then(|c| c.content) == Some(frame.raw_sha256)
+        {
+            // Same content as the last snapshot: nothing to keep.
+            out.truncate(frame.offset).map_err(anyhow::Error::from)?;
+            return Ok(report);
+        }
+        if frame.raw_len == 0 && via == Via::Pull {
+            out.truncate(frame.offset).map_err(anyhow::Error::from)?;
+            break; // the file shrank since it was measured; looked at again next round
+        }
+        let end = pos + frame.raw_len;
+        let head_len = (head.len() as u64).min(end).min(HEAD_LEN);
+        let entry = Frame {
+            seq: 0,
+            time: String::new(),
+            host: host.name.clone(),
+            source: path.to_string(),
+            via,
+            start: pos,
+            end,
+            head: Probe {
+                len: head_len,
+                sha256: Hash::of(&head[..head_len as usize]),
+            },
+            tail: Probe {
+                len: tail_window.len() as u64,
+                sha256: Hash::of(&tail_window),
+            },
+            file: rel.clone(),
+            offset: frame.offset,
+            length: frame.length,
+            sha256: frame.sha256,
+            raw_sha256: frame.raw_sha256,
+        };
+        out = commit(ctx, out, entry).await?;
+        report.raw_bytes += frame.raw_len;
+        report.stored_bytes += frame.length;
+        report.frames += 1;
+        pos = end;
+        if end < seg_end || via == Via::Snapshot {
+            break; // end of file reached early, or the snapshot is whole
+        }
+    }
+    report.outcome = match (via, report.frames) {
+        (_, 0) => Outcome::UpToDate,
+        (Via::Snapshot, _) => Outcome::SnapshotStored,
+        (Via::Pull, _) => Outcome::Collected { restart },
+    };
+    Ok(report)
+}
+
+fn restart_reason(r: Restart) -> String {
+    match r {
+        Restart::New => "new file".into(),
+        Restart::Shrunk { size, collected } => {
+            format!(
+                "it shrank to {size} bytes after {collected} were collected (truncated or replaced)"
+            )
+        }
+        Restart::NewIdentity => "its first bytes changed (rotated or replaced)".into(),
+        Restart::TailChanged => {
+            "bytes already collected have changed on the server (rewritten); the archive keeps \
+             the original"
+                .into()
+        }
+    }
+}
+
+type SegmentBack = Result<(AppendFile, StoredFrame, Vec<u8>), FileError>;
+
+/// Streams `[start, end)` of the remote file into one new frame of `out`. Returns the read
+/// result (an error means the frame must be discarded) and the file, frame and tail window back.
+async fn transfer_segment(
+    ctx: &Ctx,
+    file: &RemoteFile<'_>,
+    mut out: AppendFile,
+    start: u64,
+    end: u64,
+    mut window: Vec<u8>,
+) -> (Result<u64, RemoteError>, SegmentBack) {
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(CHANNEL_DEPTH);
+    let compression = ctx.config.compression;
+    let writer = tokio::task::spawn_blocking(move || {
+        let result = (|| {
+            let mut fw = out.frame(compression)?;
+            while let Some(chunk) = rx.blocking_recv() {
+                fw.write_raw(&chunk)?;
+                push_tail(&mut window, &chunk);
+                failpoint::hit_after_bytes(fw.raw_len());
+            }
+            fw.finish()
+        })();
+        (result, out, window)
+    });
+    let read = file.stream(start, end, &tx).await;
+    drop(tx);
+    let back = match writer.await {
+        Ok((Ok(frame), out, window)) => {
+            failpoint::hit("after-frame-write");
+            Ok((out, frame, window))
+        }
+        Ok((Err(e), mut out, _)) => {
+            let offset = out.len();
+            let _ = out.truncate(offset);
+            Err(FileError::Local(
+                anyhow::Error::from(e).context(format!("cannot write {}", out.rel())),
+            ))
+        }
+        Err(e) => Err(FileError::Local(anyhow::anyhow!("writer task failed: {e}"))),
+    };
+    (read, back)
+}
+
+/// Keeps the last [`TAIL_LEN`] bytes seen.
+fn push_tail(window: &mut Vec<u8>, chunk: &[u8]) {
+    let cap = TAIL_LEN as usize;
+    if chunk.len() >= cap {
+        window.clear();
+        window.extend_from_slice(&chunk[chunk.len() - cap..]);
+    } else {
+        window.extend_from_slice(chunk);
+        if window.len() > cap {
+            window.drain(..window.len() - cap);
+        }
+    }
+}
+
+/// Syncs the frame's bytes, then appends its ledger entry: the commit point.
+async fn commit(ctx: &Ctx, mut out: AppendFile, entry: Frame) -> Result<AppendFile, FileError> {
+    let offset = entry.offset;
+    let done = tokio::task::block_in_place(|| -> Result<(), anyhow::Error> {
+        out.sync()?;
+        failpoint::hit("after-frame-sync");
+        let mut ledger = ctx
+            .ledger
+            .lock()
+            .map_err(|_| anyhow::anyhow!("ledger lock poisoned"))?;
+        ledger.append(vec![Entry::Frame(entry)])?;
+        failpoint::hit("after-ledger-append");
+        Ok(())
+    });
+    match done {
+        Ok(()) => Ok(out),
+        Err(e) => {
+            let _ = out.truncate(offset);
+            Err(FileError::Local(e))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_window_keeps_the_last_bytes() {
+        let mut w = Vec::new();
+        push_tail(&mut w, b"abc");
+        push_tail(&mut w, b"def");
+        assert_eq!(w, b"abcdef");
+        let big = vec![7u8; TAIL_LEN as usize + 10];
+        push_tail(&mut w, &big);
+        assert_eq!(w.len(), TAIL_LEN as usize);
+        push_tail(&mut w, b"xyz");
+        assert_eq!(w.len(), TAIL_LEN as usize);
+        assert_eq!(&w[w.len() - 3..], b"xyz");
+    }
+}

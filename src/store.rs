@@ -1,0 +1,507 @@
+//! The store on disk: directories and files (0700 and 0600), the writer's lock, and appending
+//! compression frames to stored log files durably.
+//!
+//! A stored log file is a sequence of complete frames (zstd frames or gzip members), so stock
+//! `zstdcat`/`zcat` print it whole. [`AppendFile`] is the only way to write one: it is opened at
+//! the end the ledger has committed, cutting away leftovers of an interrupted pull, and refusing
+//! to write when the file is *shorter* than the ledger says (that is damage to evidence, not a
+//! crash artifact). Paths given to the store are store-relative and come from
+//! [`crate::layout`], never from the network directly.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::config::Compression;
+use crate::hash::Hash;
+use crate::layout;
+
+/// zstd level: fast enough to keep up with the network on one core, and ~10× on text logs.
+const ZSTD_LEVEL: i32 = 3;
+const GZIP_LEVEL: u32 = 6;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the store {0} does not exist or is not a loghost store; create it with `loghost init`"
+    )]
+    Missing(PathBuf),
+    #[error(
+        "the store {path} is in use by another loghost process{holder}; try again when it has finished"
+    )]
+    Busy { path: PathBuf, holder: String },
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error(
+        "the stored file {path} is {actual} bytes long but the ledger has committed {committed}: \
+         the archive was damaged; run `loghost verify`. Not writing to it."
+    )]
+    Damaged {
+        path: PathBuf,
+        actual: u64,
+        committed: u64,
+    },
+}
+
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Options for creating a file readable by its owner only.
+pub fn open_options_0600() -> OpenOptions {
+    let mut o = OpenOptions::new();
+    o.mode(0o600);
+    o
+}
+
+/// Creates `dir` and its missing parents with mode 0700, syncing each parent that gained an entry.
+pub fn create_dir_all_0700(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        create_dir_all_0700(parent)?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    if let Some(parent) = dir.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// Makes a directory's entries durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    File::open(dir)?.sync_all()
+}
+
+/// Replaces `path` with `data` atomically (write, sync, rename, sync directory), mode 0600.
+pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    {
+        let mut f = open_options_0600()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    sync_dir(dir)
+}
+
+/// Creates a new file (never overwriting) with `data`, mode 0600, synced.
+pub fn write_new(path: &Path, data: &[u8]) -> io::Result<()> {
+    let mut f = open_options_0600()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// The archive root.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// Proof that this process holds the store's write lock; released on drop.
+pub struct StoreLock {
+    _file: File,
+}
+
+impl Store {
+    /// Creates the store's directories (0700) where missing. Existing content is left alone.
+    pub fn create(root: &Path) -> Result<Store, StoreError> {
+        for sub in [
+            "",
+            layout::LOGS_DIR,
+            layout::LEDGER_DIR,
+            layout::CHECKPOINTS_DIR,
+            layout::STATE_DIR,
+        ] {
+            let dir = root.join(sub);
+            create_dir_all_0700(&dir).map_err(io_err("cannot create the store directory", &dir))?;
+        }
+        Ok(Store {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Opens an existing store.
+    pub fn open(root: &Path) -> Result<Store, StoreError> {
+        if !root.join(layout::LEDGER_DIR).is_dir() || !root.join(layout::LOGS_DIR).is_dir() {
+            return Err(StoreError::Missing(root.to_path_buf()));
+        }
+        Ok(Store {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The absolute path of a store-relative path.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// Takes the exclusive write lock, without waiting.
+    pub fn lock(&self) -> Result<StoreLock, StoreError> {
+        let path = self.path(layout::LOCK_FILE);
+        let mut file = open_options_0600()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_err("cannot open the lock file", &path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let holder = fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u32>().ok())
+                    .map(|pid| format!(" (pid {pid})"))
+                    .unwrap_or_default();
+                return Err(StoreError::Busy {
+                    path: self.root.clone(),
+                    holder,
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(io_err("cannot lock", &path)(e));
+            }
+        }
+        // Best effort: the pid only makes the "busy" message friendlier.
+        let _ = file.set_len(0);
+        let _ = writeln!(file, "{}", std::process::id());
+        Ok(StoreLock { _file: file })
+    }
+}
+
+/// A stored log file opened for appending frames at its committed end.
+pub struct AppendFile {
+    path: PathBuf,
+    rel: String,
+    out: BufWriter<File>,
+    /// End of the last complete frame written (committed or not).
+    len: u64,
+}
+
+impl AppendFile {
+    /// Opens (creating it and its directories if needed) the stored file `rel`, whose committed
+    /// end per the ledger is `committed`. Uncommitted bytes beyond it are cut away.
+    pub fn open(
+        store: &Store,
+        _lock: &StoreLock,
+        rel: &str,
+        committed: u64,
+    ) -> Result<AppendFile, StoreError> {
+        let path = store.path(rel);
+        let dir = path.parent().unwrap_or(store.root());
+        create_dir_all_0700(dir).map_err(io_err("cannot create the directory", dir))?;
+        let existed = path.exists();
+        let file = open_options_0600()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_err("cannot open the stored file", &path))?;
+        if !existed {
+            sync_dir(dir).map_err(io_err("cannot sync the directory", dir))?;
+        }
+        let actual = file
+            .metadata()
+            .map_err(io_err("cannot stat the stored file", &path))?
+            .len();
+        if actual < committed {
+            return Err(StoreError::Damaged {
+                path,
+                actual,
+                committed,
+            });
+        }
+        if actual > committed {
+            tracing::warn!(
+                file = %path.display(),
+                "cutting away {} uncommitted bytes left by an interrupted pull",
+                actual - committed
+            );
+            file.set_len(committed)
+                .and_then(|()| file.sync_data())
+                .map_err(io_err("cannot cut the stored file", &path))?;
+        }
+        let mut out = BufWriter::with_capacity(256 * 1024, file);
+        use std::io::Seek;
+        out.seek(io::SeekFrom::Start(committed))
+            .map_err(io_err("cannot seek in the stored file", &path))?;
+        Ok(AppendFile {
+            path,
+            rel: rel.to_string(),
+            out,
+            len: committed,
+        })
+    }
+
+    pub fn rel(&self) -> &str {
+        &self.rel
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Starts a frame at the current end.
+    pub fn frame(&mut self, compression: Compression) -> io::Result<FrameWriter<'_>> {
+        let offset = self.len;
+        let sink = HashingSink {
+            out: &mut self.out,
+            hasher: Sha256::new(),
+            count: 0,
+        };
+        let encoder = match compression {
+            Compression::Zstd => {
+                let mut e = zstd::stream::write::Encoder::new(sink, ZSTD_LEVEL)?;
+                e.include_checksum(true)?;
+                Encoder::Zstd(e)
+            }
+            Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
+                sink,
+                flate2::Compression::new(GZIP_LEVEL),
+            )),
+        };
+        Ok(FrameWriter {
+            encoder,
+            raw: Sha256::new(),
+            raw_len: 0,
+            offset,
+            len: &mut self.len,
+        })
+    }
+
+    /// Flushes and syncs everything written so far.
+    pub fn sync(&mut self) -> Result<(), StoreError> {
+        self.out
+            .flush()
+            .and_then(|()| self.out.get_ref().sync_data())
+            .map_err(io_err("cannot write the stored file", &self.path))
+    }
+
+    /// Cuts the file back to `len` (used when a frame could not be completed).
+    pub fn truncate(&mut self, len: u64) -> Result<(), StoreError> {
+        let _ = self.out.flush();
+        let file = self.out.get_mut();
+        file.set_len(len)
+            .and_then(|()| file.sync_data())
+            .map_err(io_err("cannot cut the stored file", &self.path))?;
+        use std::io::Seek;
+        self.out
+            .seek(io::SeekFrom::Start(len))
+            .map_err(io_err("cannot seek in the stored file", &self.path))?;
+        self.len = len;
+        Ok(())
+    }
+}
+
+struct HashingSink<'a> {
+    out: &'a mut BufWriter<File>,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl Write for HashingSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+enum Encoder<'a> {
+    Zstd(zstd::stream::write::Encoder<'static, HashingSink<'a>>),
+    Gzip(flate2::write::GzEncoder<HashingSink<'a>>),
+}
+
+/// Writes one frame: raw bytes in, compressed bytes out, both hashed.
+pub struct FrameWriter<'a> {
+    encoder: Encoder<'a>,
+    raw: Sha256,
+    raw_len: u64,
+    offset: u64,
+    len: &'a mut u64,
+}
+
+/// A complete frame, as the ledger records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredFrame {
+    pub offset: u64,
+    pub length: u64,
+    pub sha256: Hash,
+    pub raw_len: u64,
+    pub raw_sha256: Hash,
+}
+
+impl FrameWriter<'_> {
+    pub fn write_raw(&mut self, data: &[u8]) -> io::Result<()> {
+        self.raw.update(data);
+        self.raw_len += data.len() as u64;
+        match &mut self.encoder {
+            Encoder::Zstd(e) => e.write_all(data),
+            Encoder::Gzip(e) => e.write_all(data),
+        }
+    }
+
+    pub fn raw_len(&self) -> u64 {
+        self.raw_len
+    }
+
+    /// Ends the frame. The bytes are written but not yet synced: see [`AppendFile::sync`].
+    pub fn finish(self) -> io::Result<StoredFrame> {
+        let sink = match self.encoder {
+            Encoder::Zstd(e) => e.finish()?,
+            Encoder::Gzip(e) => e.finish()?,
+        };
+        *self.len = self.offset + sink.count;
+        Ok(StoredFrame {
+            offset: self.offset,
+            length: sink.count,
+            sha256: Hash::from_hasher(sink.hasher),
+            raw_len: self.raw_len,
+            raw_sha256: Hash::from_hasher(self.raw),
+        })
+    }
+}
+
+/// Decompresses one stored frame (or a run of frames) into `out`, bounded by what is read.
+pub fn decompress(
+    compression: Compression,
+    stored: &[u8],
+    out: &mut impl Write,
+) -> io::Result<u64> {
+    match compression {
+        Compression::Zstd => {
+            let mut d = zstd::stream::read::Decoder::new(stored)?;
+            io::copy(&mut d, out)
+        }
+        Compression::Gzip => {
+            let mut d = flate2::read::MultiGzDecoder::new(stored);
+            io::copy(&mut d, out)
+        }
+    }
+}
+
+/// The compression a stored file uses, from its name.
+pub fn compression_of(rel: &str) -> Option<Compression> {
+    if rel.ends_with(".zst") {
+        Some(Compression::Zstd)
+    } else if rel.ends_with(".gz") {
+        Some(Compression::Gzip)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_append_and_decompress_as_one_stream() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::create(&dir.path().join("s")).expect("store");
+        let lock = store.lock().expect("lock");
+        for compression in [Compression::Zstd, Compression::Gzip] {
+            let rel = format!("logs/h/2026-11-28/x{}", compression.suffix());
+            let mut f = AppendFile::open(&store, &lock, &rel, 0).expect("open");
+            let mut fw = f.frame(compression).expect("frame");
+            fw.write_raw(b"line one\n").expect("write");
+            let a = fw.finish().expect("finish");
+            let mut fw = f.frame(compression).expect("frame");
+            fw.write_raw(b"line two\n").expect("write");
+            let b = fw.finish().expect("finish");
+            f.sync().expect("sync");
+            assert_eq!(a.offset, 0);
+            assert_eq!(b.offset, a.length);
+            let bytes = fs::read(store.path(&rel)).expect("read");
+            assert_eq!(bytes.len() as u64, a.length + b.length);
+            assert_eq!(Hash::of(&bytes[..a.length as usize]), a.sha256);
+            let mut out = Vec::new();
+            decompress(compression, &bytes, &mut out).expect("decompress");
+            assert_eq!(out, b"line one\nline two\n");
+            // Reopening at the first frame's end cuts the second away.
+            let f = AppendFile::open(&store, &lock, &rel, a.length).expect("reopen");
+            assert_eq!(f.len(), a.length);
+            assert_eq!(
+                fs::metadata(store.path(&rel)).expect("meta").len(),
+                a.length
+            );
+            drop(f);
+            // A file shorter than committed is damage.
+            assert!(matches!(
+                AppendFile::open(&store, &lock, &rel, a.length + 1),
+                Err(StoreError::Damaged { .. })
+            ));
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode(store.root()), 0o700);
+        assert_eq!(mode(&store.path("logs/h/2026-11-28")), 0o700);
+        assert_eq!(mode(&store.path("logs/h/2026-11-28/x.zst")), 0o600);
+    }
+
+    #[test]
+    fn lock_is_exclusive() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::create(dir.path()).expect("store");
+        let _held = store.lock().expect("lock");
+        let err = store
+            .lock()
+            .err()
+            .expect("second lock must fail")
+            .to_string();
+        assert!(err.contains("in use") && err.contains("pid"), "{err}");
+    }
+}
