@@ -421,7 +421,7 @@ pub fn print_report(report: &RoundReport, summary: bool) {
             let collected = h.files.iter().filter(|f| f.frames > 0).count();
             let status = if h.ok() { "ok" } else { "FAILED" };
             println!(
-                "{:<16} {status:<6} {} files, {} new in {collected} ({} stored), {:.1}s",
+                "{:<16} {status:<6} {} files, {collected} with new data: {} collected, {} stored, {:.1}s",
                 h.host,
                 h.files.len(),
                 human(h.raw_bytes()),
