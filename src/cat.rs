@@ -28,12 +28,37 @@ pub struct Selection<'a> {
     pub date: Option<&'a str>,
 }
 
-fn matches_log(f: &Frame, log: &str) -> bool {
-    if f.source == log {
-        return true;
+/// Which sources a LOG argument names: the remote path itself, else a stored name
+/// (`nginx/access.log`), else a file name (`auth.log`) when only one source has it.
+fn resolve_log(sources: &[String], log: &str) -> Result<Vec<String>> {
+    if sources.iter().any(|s| s == log) {
+        return Ok(vec![log.to_string()]);
     }
-    let name = layout::stored_name(&f.source);
-    name == log || f.file.ends_with(&format!("/{log}"))
+    let by_name: Vec<String> = sources
+        .iter()
+        .filter(|s| layout::stored_name(s) == log)
+        .cloned()
+        .collect();
+    if !by_name.is_empty() {
+        return Ok(by_name);
+    }
+    let by_base: Vec<String> = sources
+        .iter()
+        .filter(|s| s.rsplit('/').next() == Some(log))
+        .cloned()
+        .collect();
+    if by_base.len() > 1 {
+        bail!(
+            "{} is ambiguous; give the full remote path, one of: {}",
+            Shown(log),
+            by_base
+                .iter()
+                .map(|s| Shown(s).to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(by_base)
 }
 
 /// Prints the selected logs to `out`. `terminal` turns on escaping of control characters.
@@ -64,10 +89,14 @@ pub fn run(
         let date_ok = sel
             .date
             .is_none_or(|d| layout::parse_log_path(&f.file).is_some_and(|p| p.date == d));
-        if date_ok && sel.log.is_none_or(|l| matches_log(&f, l)) {
+        if date_ok {
             frames.push(f);
         }
     })?;
+    if let Some(log) = sel.log {
+        let wanted = resolve_log(&known_logs, log)?;
+        frames.retain(|f| wanted.contains(&f.source));
+    }
     if !host_seen {
         if config.host(sel.host).is_none() {
             bail!(

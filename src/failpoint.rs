@@ -55,3 +55,21 @@ pub fn armed(name: &str) -> bool {
         false
     }
 }
+
+/// How long to pause at `name` when `LOGHOST_PAUSE_AT=<name>:<milliseconds>` is set (debug
+/// builds only): lets a test change the remote side at an exact moment.
+pub fn pause(name: &str) -> Option<std::time::Duration> {
+    #[cfg(debug_assertions)]
+    {
+        let v = std::env::var("LOGHOST_PAUSE_AT").ok()?;
+        let (point, ms) = v.split_once(':')?;
+        (point == name)
+            .then(|| ms.parse().ok().map(std::time::Duration::from_millis))
+            .flatten()
+    }
+    #[cfg(not(debug_assertions))]
+    {
+        let _ = name;
+        None
+    }
+}

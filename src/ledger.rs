@@ -168,8 +168,8 @@ pub fn parse_line(line: &[u8], expected_seq: u64) -> Result<Entry, String> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    #[error("cannot access the ledger {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("cannot access the ledger {path}: {err}")]
+    Io { path: PathBuf, err: io::Error },
     #[error(
         "the ledger {path} is damaged at line {line} (byte {offset}): {problem}; \
          run `loghost verify` and restore the store from a good copy"
@@ -238,9 +238,9 @@ pub fn scan(
     from_seq: u64,
     mut f: impl FnMut(u64, &[u8], Entry),
 ) -> Result<Option<u64>, LedgerError> {
-    let io_err = |source| LedgerError::Io {
+    let io_err = |err| LedgerError::Io {
         path: path.to_path_buf(),
-        source,
+        err,
     };
     let mut file = match File::open(path) {
         Ok(f) => f,
@@ -288,9 +288,9 @@ impl Ledger {
     pub fn open(store: &Store, _lock: &StoreLock) -> Result<Ledger, LedgerError> {
         let path = store.path(layout::LEDGER_FILE);
         let cache_path = store.path(layout::STATE_DIR).join("index.json");
-        let io_err = |source| LedgerError::Io {
+        let io_err = |err| LedgerError::Io {
             path: path.clone(),
-            source,
+            err,
         };
         let mut file = crate::store::open_options_0600()
             .read(true)
@@ -361,7 +361,7 @@ impl Ledger {
             let _ = self.file.sync_data();
             crate::failpoint::hit("mid-ledger-write");
         }
-        if let Err(source) = self
+        if let Err(err) = self
             .file
             .write_all(&buf)
             .and_then(|()| self.file.sync_data())
@@ -369,7 +369,7 @@ impl Ledger {
             let _ = self.file.set_len(before);
             return Err(LedgerError::Io {
                 path: self.path.clone(),
-                source,
+                err,
             });
         }
         for (e, (s, t)) in entries.iter().zip(lines) {

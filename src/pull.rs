@@ -230,6 +230,9 @@ async fn pull_host(ctx: &Ctx, host: &HostConfig) -> HostReport {
         }
     }
 
+    if let Some(d) = failpoint::pause("after-listing") {
+        tokio::time::sleep(d).await;
+    }
     for (path, via) in files {
         match pull_file(ctx, host, &session, &path, via).await {
             Ok(r) => report.files.push(r),

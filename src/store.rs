@@ -33,11 +33,11 @@ pub enum StoreError {
         "the store {path} is in use by another loghost process{holder}; try again when it has finished"
     )]
     Busy { path: PathBuf, holder: String },
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}: {err}")]
     Io {
         what: &'static str,
         path: PathBuf,
-        source: io::Error,
+        err: io::Error,
     },
     #[error(
         "the stored file {path} is {actual} bytes long but the ledger has committed {committed}: \
@@ -51,10 +51,10 @@ pub enum StoreError {
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
-    move |source| StoreError::Io {
+    move |err| StoreError::Io {
         what,
         path: path.to_path_buf(),
-        source,
+        err,
     }
 }
 

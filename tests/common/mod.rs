@@ -1,0 +1,414 @@
+//! Test harness: real OpenSSH `sshd` servers started as the current user on 127.0.0.1 with a
+//! temporary host key and a `ForceCommand internal-sftp -R` (read-only) account, and the real
+//! `loghost` binary run against them with a config in a temporary directory.
+//!
+//! Every server is stopped by PID when its [`Sshd`] is dropped.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const SSHD: &str = "/usr/sbin/sshd";
+
+pub fn loghost_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_loghost")
+}
+
+pub fn current_user() -> String {
+    let out = Command::new("id").arg("-un").output().expect("run id -un");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A free TCP port on 127.0.0.1 (the listener is closed again; the small race is acceptable).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A running OpenSSH server serving the filesystem read-only over SFTP.
+pub struct Sshd {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub host_key: PathBuf,
+    child: Child,
+}
+
+impl Sshd {
+    /// Starts sshd accepting the keys in `authorized_keys`, with extra config lines.
+    pub fn start(authorized_keys: &Path, extra: &str) -> Sshd {
+        Self::start_with(authorized_keys, extra, None)
+    }
+
+    /// Like [`Sshd::start`], on a given port when `port` is set.
+    pub fn start_with(authorized_keys: &Path, extra: &str, port: Option<u16>) -> Sshd {
+        assert!(
+            Path::new(SSHD).exists(),
+            "{SSHD} is missing: run the README's test command (scripts/test.sh), which installs \
+             openssh-server"
+        );
+        if current_user() == "root" {
+            // sshd's privilege separation directory, needed when it starts as root.
+            let _ = std::fs::create_dir_all("/run/sshd");
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("loghost-sshd-")
+            .tempdir()
+            .expect("tempdir");
+        let key = dir.path().join("host_ed25519");
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen");
+        assert!(st.success());
+        let mut last_log = String::new();
+        for _attempt in 0..5 {
+            let port = port.unwrap_or_else(free_port);
+            let config = dir.path().join("sshd_config");
+            let text = format!(
+                "ListenAddress 127.0.0.1:{port}\n\
+                 HostKey {key}\n\
+                 PidFile {dir}/sshd.pid\n\
+                 AuthorizedKeysFile {ak}\n\
+                 UsePAM no\n\
+                 StrictModes no\n\
+                 PasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\n\
+                 AuthenticationMethods publickey\n\
+                 PermitRootLogin prohibit-password\n\
+                 Subsystem sftp internal-sftp\n\
+                 ForceCommand internal-sftp -R\n\
+                 DisableForwarding yes\n\
+                 PermitTTY no\n\
+                 LogLevel VERBOSE\n\
+                 {extra}\n",
+                key = key.display(),
+                dir = dir.path().display(),
+                ak = authorized_keys.display(),
+            );
+            std::fs::write(&config, text).expect("write sshd_config");
+            let log = dir.path().join("sshd.log");
+            let mut child = Command::new(SSHD)
+                .arg("-D")
+                .arg("-f")
+                .arg(&config)
+                .arg("-E")
+                .arg(&log)
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("start sshd");
+            if wait_ready(&mut child, port) {
+                return Sshd {
+                    dir,
+                    port,
+                    host_key: key,
+                    child,
+                };
+            }
+            last_log = std::fs::read_to_string(&log).unwrap_or_default();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("sshd did not start: {last_log}");
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `SHA256:…` of the host key, as `ssh-keygen -lf` prints it.
+    pub fn fingerprint(&self) -> String {
+        fingerprint_of(&self.host_key.with_extension("pub"))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_ready(child: &mut Child, port: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            drop(s);
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+pub fn fingerprint_of(pub_key: &Path) -> String {
+    let out = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(pub_key)
+        .output()
+        .expect("ssh-keygen -lf");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .expect("fingerprint field")
+        .to_string()
+}
+
+/// A loghost installation in a temporary directory: config, keys, store, and a "remote" tree of
+/// log files that the test's sshd serves.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub store: PathBuf,
+    pub remote: PathBuf,
+}
+
+/// One `[[host]]` of a test config.
+pub struct HostSpec {
+    pub name: String,
+    pub address: String,
+    pub paths: Vec<String>,
+    pub snapshot: Vec<String>,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix("loghost-test-")
+            .tempdir()
+            .expect("tempdir");
+        let remote = dir.path().join("remote");
+        std::fs::create_dir_all(remote.join("var/log")).expect("mkdir remote");
+        Env {
+            config: dir.path().join("etc/loghost.toml"),
+            store: dir.path().join("store"),
+            remote,
+            dir,
+        }
+    }
+
+    /// A remote path for a file under the test's remote tree.
+    pub fn rpath(&self, rel: &str) -> String {
+        self.remote.join(rel).display().to_string()
+    }
+
+    /// Writes the config with these hosts and extra top-level text.
+    pub fn write_config(&self, hosts: &[HostSpec], extra: &str) {
+        std::fs::create_dir_all(self.config.parent().expect("parent")).expect("mkdir etc");
+        let mut text = format!("store = \"{}\"\n{extra}\n", self.store.display());
+        for h in hosts {
+            let list = |v: &[String]| {
+                v.iter()
+                    .map(|p| format!("{p:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            text.push_str(&format!(
+                "\n[[host]]\nname = \"{}\"\naddress = \"{}\"\nuser = \"{}\"\npaths = [{}]\nsnapshot = [{}]\n",
+                h.name,
+                h.address,
+                current_user(),
+                list(&h.paths),
+                list(&h.snapshot)
+            ));
+        }
+        std::fs::write(&self.config, text).expect("write config");
+    }
+
+    pub fn identity_pub(&self) -> PathBuf {
+        self.config.parent().expect("parent").join("id_ed25519.pub")
+    }
+
+    pub fn known_hosts(&self) -> PathBuf {
+        self.config.parent().expect("parent").join("known_hosts")
+    }
+
+    /// Runs loghost with the env's config.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_env(args, &[])
+    }
+
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(loghost_bin());
+        cmd.arg("--config").arg(&self.config).args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run loghost")
+    }
+
+    pub fn spawn(&self, args: &[&str], env: &[(&str, &str)]) -> Child {
+        let mut cmd = Command::new(loghost_bin());
+        cmd.arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.spawn().expect("spawn loghost")
+    }
+
+    /// `init`, then an sshd that accepts the loghost's key.
+    pub fn init_and_start_sshd(&self, extra_sshd: &str) -> Sshd {
+        if !self.config.exists() {
+            self.write_config(&[], "");
+        }
+        let out = self.run(&["init"]);
+        assert_ok(&out, "init");
+        let ak = self.dir.path().join("authorized_keys");
+        std::fs::copy(self.identity_pub(), &ak).expect("authorized_keys");
+        Sshd::start(&ak, extra_sshd)
+    }
+
+    pub fn authorized_keys(&self) -> PathBuf {
+        self.dir.path().join("authorized_keys")
+    }
+
+    pub fn trust(&self, host: &str, sshd: &Sshd) {
+        let out = self.run(&["trust", host, "--fingerprint", &sshd.fingerprint()]);
+        assert_ok(&out, "trust");
+    }
+
+    /// Decompressed content of every frame stored for `source`, via `loghost cat`.
+    pub fn cat(&self, host: &str, source: &str) -> Vec<u8> {
+        let out = self.run(&["cat", host, source]);
+        assert_ok(&out, "cat");
+        out.stdout
+    }
+
+    pub fn ledger(&self) -> Vec<serde_json::Value> {
+        let text =
+            std::fs::read_to_string(self.store.join("ledger/ledger.jsonl")).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("ledger line is JSON"))
+            .collect()
+    }
+
+    pub fn frames_for(&self, source: &str) -> Vec<serde_json::Value> {
+        self.ledger()
+            .into_iter()
+            .filter(|e| e["kind"] == "frame" && e["source"] == source)
+            .collect()
+    }
+
+    /// Every regular file under the store's logs directory, store-relative.
+    pub fn stored_files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        walk(&self.store.join("logs"), &mut out);
+        out.iter()
+            .map(|p| {
+                p.strip_prefix(&self.store)
+                    .expect("under store")
+                    .to_path_buf()
+            })
+            .collect()
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            walk(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+pub fn host(name: &str, address: &str, paths: &[String]) -> HostSpec {
+    HostSpec {
+        name: name.to_string(),
+        address: address.to_string(),
+        paths: paths.to_vec(),
+        snapshot: Vec::new(),
+    }
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+pub fn assert_ok(out: &Output, what: &str) {
+    assert!(out.status.success(), "{what} failed:\n{}", text(out));
+}
+
+/// Appends bytes to a file.
+pub fn append(path: &Path, data: &[u8]) {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .expect("open for append");
+    f.write_all(data).expect("append");
+}
+
+/// Realistic log lines, deterministic for a seed.
+pub fn log_lines(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut out = Vec::with_capacity(n * 110);
+    for i in 0..n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let line = format!(
+            "Nov 28 {:02}:{:02}:{:02} web1 sshd[{}]: Accepted publickey for user{} from 10.{}.{}.{} port {} ssh2: ED25519 SHA256:{:016x}\n",
+            (i / 3600) % 24,
+            (i / 60) % 60,
+            i % 60,
+            1000 + x % 50_000,
+            x % 97,
+            x % 256,
+            (x >> 8) % 256,
+            (x >> 16) % 256,
+            30_000 + x % 30_000,
+            x
+        );
+        out.extend_from_slice(line.as_bytes());
+    }
+    out
+}
+
+/// Decompresses a stored file with the stock tool (`zstdcat` or `zcat`).
+pub fn stock_decompress(path: &Path) -> Vec<u8> {
+    let tool = if path.extension().is_some_and(|e| e == "gz") {
+        "zcat"
+    } else {
+        "zstdcat"
+    };
+    let out = Command::new(tool)
+        .arg(path)
+        .output()
+        .expect("run the stock tool");
+    assert!(out.status.success(), "{tool} failed: {}", text(&out));
+    out.stdout
+}

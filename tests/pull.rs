@@ -1,0 +1,493 @@
+//! Pull collector against the real OpenSSH sshd (read-only `internal-sftp -R` account).
+
+mod common;
+
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn first_and_incremental_pulls_are_byte_exact_and_readable_by_zstdcat() {
+    let env = Env::new();
+    let auth = env.rpath("var/log/auth.log");
+    let app_dir = env.remote.join("var/log/app");
+    std::fs::create_dir_all(&app_dir).expect("mkdir");
+    std::fs::write(&auth, log_lines(1, 3000)).expect("write");
+    std::fs::write(app_dir.join("a.log"), log_lines(2, 500)).expect("write");
+    // Binary content: nothing assumes text.
+    let binary: Vec<u8> = (0..70_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    std::fs::write(app_dir.join("b.log"), &binary).expect("write");
+    std::fs::write(app_dir.join("ignored.txt"), b"not matched\n").expect("write");
+    let sshd = env.init_and_start_sshd("");
+    env.write_config(
+        &[host(
+            "web1",
+            &sshd.address(),
+            &[auth.clone(), env.rpath("var/log/app/*.log")],
+        )],
+        "",
+    );
+    env.trust("web1", &sshd);
+
+    let out = env.run(&["pull"]);
+    assert_ok(&out, "first pull");
+    append(Path::new(&auth), &log_lines(3, 100));
+    append(&app_dir.join("b.log"), b"\x00\x01tail");
+    let out = env.run(&["pull"]);
+    assert_ok(&out, "second pull");
+
+    for src in [
+        auth.clone(),
+        env.rpath("var/log/app/a.log"),
+        env.rpath("var/log/app/b.log"),
+    ] {
+        let remote = std::fs::read(&src).expect("read remote");
+        assert_eq!(env.cat("web1", &src), remote, "cat of {src}");
+    }
+    assert!(
+        env.frames_for(&env.rpath("var/log/app/ignored.txt"))
+            .is_empty(),
+        "the glob must not match *.txt"
+    );
+
+    // Only the new bytes moved in the second round.
+    let frames = env.frames_for(&auth);
+    assert_eq!(frames.len(), 2, "{frames:?}");
+    let first_end = frames[0]["end"].as_u64().expect("end");
+    assert_eq!(frames[1]["start"].as_u64(), Some(first_end));
+    assert_eq!(
+        frames[1]["end"].as_u64().expect("end") - first_end,
+        log_lines(3, 100).len() as u64
+    );
+    let a_frames = env.frames_for(&env.rpath("var/log/app/a.log"));
+    assert_eq!(a_frames.len(), 1, "an unchanged file gets no new frame");
+
+    // The stored file is a plain multi-frame zstd file: stock zstdcat prints the day in order.
+    let stored = env.store.join(frames[0]["file"].as_str().expect("file"));
+    assert_eq!(
+        stock_decompress(&stored),
+        std::fs::read(&auth).expect("read")
+    );
+
+    // Store modes: directories 0700, files 0600.
+    let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode(&env.store), 0o700);
+    assert_eq!(mode(stored.parent().expect("dir")), 0o700);
+    assert_eq!(mode(&stored), 0o600);
+    assert_eq!(mode(&env.store.join("ledger/ledger.jsonl")), 0o600);
+}
+
+#[test]
+fn gzip_option_is_readable_by_zcat() {
+    let env = Env::new();
+    let log = env.rpath("var/log/syslog");
+    std::fs::write(&log, log_lines(4, 2000)).expect("write");
+    let sshd = env.init_and_start_sshd("");
+    env.write_config(
+        &[host("web1", &sshd.address(), &[log.clone()])],
+        "compression = \"gzip\"",
+    );
+    env.trust("web1", &sshd);
+    assert_ok(&env.run(&["pull"]), "pull");
+    append(Path::new(&log), &log_lines(5, 10));
+    assert_ok(&env.run(&["pull"]), "pull");
+    let frames = env.frames_for(&log);
+    assert_eq!(frames.len(), 2);
+    let file = frames[0]["file"].as_str().expect("file");
+    assert!(file.ends_with("syslog.gz"), "{file}");
+    assert_eq!(
+        stock_decompress(&env.store.join(file)),
+        std::fs::read(&log).expect("read")
+    );
+}
+
+#[test]
+fn unknown_host_key_is_refused_and_trust_without_fingerprint_pins_nothing() {
+    let env = Env::new();
+    let log = env.rpath("var/log/syslog");
+    std::fs::write(&log, b"hello\n").expect("write");
+    let sshd = env.init_and_start_sshd("");
+    env.write_config(&[host("web1", &sshd.address(), &[log.clone()])], "");
+
+    let out = env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not pinned") && err.contains(&sshd.fingerprint()),
+        "{err}"
+    );
+    assert!(env.frames_for(&log).is_empty(), "nothing may be stored");
+
+    // `trust` alone shows the key and pins nothing.
+    let out = env.run(&["trust", "web1"]);
+    assert_ok(&out, "trust");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&sshd.fingerprint()) && stdout.contains("ssh-ed25519"),
+        "{stdout}"
+    );
+    assert!(
+        !env.known_hosts().exists()
+            || std::fs::read_to_string(env.known_hosts())
+                .expect("read")
+                .trim()
+                .is_empty()
+    );
+    assert_eq!(env.run(&["pull"]).status.code(), Some(1));
+}
+
+#[test]
+fn wrong_fingerprint_is_not_pinned() {
+    let env = Env::new();
+    let log = env.rpath("var/log/syslog");
+    std::fs::write(&log, b"hello\n").expect("write");
+    let sshd = env.init_and_start_sshd("");
+    env.write_config(&[host("web1", &sshd.address(), &[log])], "");
+    let out = env.run(&[
+        "trust",
+        "web1",
+        "--fingerprint",
+        "SHA256:gS7vgvaU0HqA/Qi0ClU0E4FxR1r+e0mUIbmtrsWLbBw",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("MISMATCH"));
+    assert!(!env.known_hosts().exists());
+    assert_eq!(env.run(&["pull"]).status.code(), Some(1));
+}
+
+#[test]
+fn pinned_key_works_and_a_changed_key_is_refused() {
+    let env = Env::new();
+    let log = env.rpath("var/log/syslog");
+    std::fs::write(&log, b"first\n").expect("write");
+    let sshd = env.init_and_start_sshd("");
+    env.write_config(&[host("web1", &sshd.address(), &[log.clone()])], "");
+    env.trust("web1", &sshd);
+    assert_ok(&env.run(&["pull"]), "pull with the pinned key");
+    let pinned_event = env
+        .ledger()
+        .into_iter()
+        .find(|e| e["event"] == "host_key_pinned")
+        .expect("pinning is recorded in the ledger");
+    assert!(
+        pinned_event["detail"]
+            .as_str()
+            .expect("detail")
+            .contains(&sshd.fingerprint())
+    );
+
+    // The server is replaced by one with another host key on the same address.
+    let port = sshd.port;
+    drop(sshd);
+    let other = Sshd::start_with(&env.authorized_keys(), "", Some(port));
+    append(Path::new(&log), b"second\n");
+    let out = env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("HOST KEY CHANGED") && err.contains(&other.fingerprint()),
+        "{err}"
+    );
+    assert_eq!(env.frames_for(&log).len(), 1, "nothing new may be stored");
+}
+
+#[test]
+fn one_host_down_is_named_and_the_others_are_collected() {
+    let env = Env::new();
+    let log = env.rpath("var/log/syslog");
+    std::fs::write(&log, log_lines(6, 100)).expect("write");
+    let sshd = env.init_and_start_sshd("");
+    let dead = format!("127.0.0.1:{}", free_port());
+    env.write_config(
+        &[
+            host("down1", &dead, &[log.clone()]),
+            host("web1", &sshd.address(), &[log.clone()]),
+        ],
+        "[ssh]\nconnect_timeout = \"3s\"",
+    );
+    env.trust("web1", &sshd);
+    let out = env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("down1") && err.contains("cannot connect"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("web1:"),
+        "web1 must not be reported failing: {err}"
+    );
+    assert_eq!(env.cat("web1", &log), std::fs::read(&log).expect("read"));
+}
+
+#[test]
+fn a_server_that_never_answers_times_out() {
+    let env = Env::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    // Accepts connections and never says anything.
+    let _hold = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    env.write_config(
+        &[host("mute", &addr, &["/var/log/syslog".to_string()])],
+        "[ssh]\nconnect_timeout = \"1s\"",
+    );
+    let out = env.run(&["init"]);
+    assert_ok(&out, "init");
+    let started = std::time::Instant::now();
+    let out = env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("did not finish within"),
+        "{}",
+        text(&out)
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn hostile_file_names_stay_inside_the_host_directory() {
+    let env = Env::new();
+    let dir = env.remote.join("var/log/evil");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let names: Vec<Vec<u8>> = vec![
+        b"a b.log".to_vec(),
+        b"\x1b[31mred\x1b[0m.log".to_vec(),
+        b"new\nline.log".to_vec(),
+        b"%root".to_vec(),
+        b"..log".to_vec(),
+        "unicod\u{e9}\u{202e}.log".as_bytes().to_vec(),
+        b"bad\xff\xfeutf8.log".to_vec(),
+    ];
+    for (i, n) in names.iter().enumerate() {
+        let p = dir.join(std::ffi::OsStr::from_bytes(n));
+        std::fs::write(&p, format!("content {i}\n")).expect("write hostile file");
+    }
+    // A directory loop under the glob.
+    std::os::unix::fs::symlink(&dir, dir.join("loop")).expect("symlink");
+    let sshd = env.init_and_start_sshd("");
+    env.write_config(
+        &[host(
+            "web1",
+            &sshd.address(),
+            &[
+                format!("{}/*", dir.display()),
+                format!("{}/*/*", dir.display()),
+            ],
+        )],
+        "",
+    );
+    env.trust("web1", &sshd);
+    let out = env.run(&["pull"]);
+    assert_ok(&out, "pull");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.stderr.contains(&0x1b), "raw ESC on stderr: {err}");
+    assert!(
+        err.contains("not valid UTF-8"),
+        "invalid UTF-8 names are reported: {err}"
+    );
+
+    let files = env.stored_files();
+    assert!(!files.is_empty());
+    for f in &files {
+        let s = f.to_str().expect("stored names are valid UTF-8");
+        assert!(s.starts_with("logs/web1/"), "{s}");
+        assert!(
+            !s.bytes().any(|b| b < 0x20 || b == 0x7f) && !s.split('/').any(|c| c == ".."),
+            "{s:?}"
+        );
+    }
+    // Every readable file was stored with its content, including through the symlinked dir.
+    for (i, n) in names.iter().enumerate() {
+        if std::str::from_utf8(n).is_err() {
+            continue;
+        }
+        if n.starts_with(b".") {
+            // As in a shell, `*` does not match a leading dot.
+            let src = dir.join(std::ffi::OsStr::from_bytes(n));
+            assert!(env.frames_for(src.to_str().expect("utf8")).is_empty());
+            continue;
+        }
+        let p = dir.join(std::ffi::OsStr::from_bytes(n));
+        let src = p.to_str().expect("utf8").to_string();
+        assert_eq!(
+            env.cat("web1", &src),
+            format!("content {i}\n").into_bytes(),
+            "{src:?}"
+        );
+    }
+    let ledger_text =
+        std::fs::read_to_string(env.store.join("ledger/ledger.jsonl")).expect("ledger");
+    assert!(
+        !ledger_text.contains('\x1b'),
+        "JSON escapes control characters"
+    );
+}
+
+#[test]
+fn cat_neutralises_terminal_escapes_on_a_terminal() {
+    let env = Env::new();
+    let log = env.rpath("var/log/syslog");
+    std::fs::write(&log, b"normal line\nevil \x1b]0;owned\x07 \x1b[2J line\n").expect("write");
+    let sshd = env.init_and_start_sshd("");
+    env.write_config(&[host("web1", &sshd.address(), &[log.clone()])], "");
+    env.trust("web1", &sshd);
+    assert_ok(&env.run(&["pull"]), "pull");
+
+    // Into a pipe: the bytes as they were.
+    assert_eq!(
+        env.cat("web1", "syslog"),
+        std::fs::read(&log).expect("read")
+    );
+    // On a terminal (script(1) gives it a pty): escapes are neutralised.
+    let cmd = format!(
+        "{} --config {} cat web1 syslog",
+        loghost_bin(),
+        env.config.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .expect("script(1) from util-linux");
+    assert_ok(&out, "cat on a pty");
+    assert!(
+        !out.stdout.contains(&0x1b),
+        "{:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("evil #033]0;owned#007 #033[2J line"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn snapshot_files_are_stored_whole_when_they_change() {
+    let env = Env::new();
+    let lastlog = env.rpath("var/log/lastlog");
+    std::fs::write(&lastlog, [1u8; 600]).expect("write");
+    let sshd = env.init_and_start_sshd("");
+    let mut h = host("web1", &sshd.address(), &[]);
+    h.snapshot = vec![lastlog.clone()];
+    env.write_config(&[h], "");
+    env.trust("web1", &sshd);
+    assert_ok(&env.run(&["pull"]), "pull");
+    assert_ok(&env.run(&["pull"]), "pull unchanged");
+    assert_eq!(
+        env.frames_for(&lastlog).len(),
+        1,
+        "unchanged: not stored again"
+    );
+    let mut changed = vec![1u8; 600];
+    changed[10] = 9;
+    std::fs::write(&lastlog, &changed).expect("rewrite in place");
+    assert_ok(&env.run(&["pull"]), "pull changed");
+    let frames = env.frames_for(&lastlog);
+    assert_eq!(frames.len(), 2);
+    assert_eq!(frames[1]["via"], "snapshot");
+    assert_eq!(frames[1]["start"], 0);
+    assert_eq!(frames[1]["end"], 600);
+    let all = env.cat("web1", &lastlog);
+    assert_eq!(
+        &all[600..],
+        &changed[..],
+        "the second copy is the whole new content"
+    );
+}
+
+#[test]
+fn a_log_vanishing_between_listing_and_reading_is_a_warning() {
+    let env = Env::new();
+    let keep = env.rpath("var/log/keep.log");
+    let gone = env.rpath("var/log/gone.log");
+    std::fs::write(&keep, b"stays\n").expect("write");
+    std::fs::write(&gone, b"goes\n").expect("write");
+    let sshd = env.init_and_start_sshd("");
+    env.write_config(
+        &[host("web1", &sshd.address(), &[env.rpath("var/log/*.log")])],
+        "",
+    );
+    env.trust("web1", &sshd);
+    let child = env.spawn(&["pull"], &[("LOGHOST_PAUSE_AT", "after-listing:1500")]);
+    std::thread::sleep(Duration::from_millis(700));
+    std::fs::remove_file(&gone).expect("remove");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("vanished") && err.contains("gone.log"),
+        "{err}"
+    );
+    assert_eq!(env.cat("web1", &keep), b"stays\n");
+}
+
+#[test]
+fn config_errors_exit_2_and_name_the_line() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.config.parent().expect("parent")).expect("mkdir");
+    std::fs::write(
+        &env.config,
+        "store = \"/tmp/x\"\n[[host]]\nname = \"web1\"\naddress = \"h\"\npaths = [\"/var/log/syslog\"]\nevery = \"often\"\n",
+    )
+    .expect("write");
+    let out = env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 6") && err.contains("invalid duration"),
+        "{err}"
+    );
+
+    let out = std::process::Command::new(loghost_bin())
+        .args(["--config", "/nonexistent/loghost.toml", "pull"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/loghost.toml"));
+    // LOGHOST_CONFIG is honoured when --config is absent.
+    let out = std::process::Command::new(loghost_bin())
+        .arg("pull")
+        .env("LOGHOST_CONFIG", "/nonexistent/env.toml")
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/env.toml"));
+}
+
+#[test]
+fn pull_without_init_explains_what_to_do() {
+    let env = Env::new();
+    env.write_config(
+        &[host("web1", "127.0.0.1:1", &["/var/log/syslog".into()])],
+        "",
+    );
+    let out = env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loghost init"));
+}
+
+#[test]
+fn init_never_overwrites_keys() {
+    let env = Env::new();
+    env.write_config(&[], "");
+    assert_ok(&env.run(&["init"]), "init");
+    let dir = env.config.parent().expect("etc");
+    let id = std::fs::read(dir.join("id_ed25519")).expect("identity");
+    let lk = std::fs::read(dir.join("ledger.key")).expect("ledger key");
+    let out = env.run(&["init"]);
+    assert_ok(&out, "second init");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("exists, kept"));
+    assert_eq!(std::fs::read(dir.join("id_ed25519")).expect("identity"), id);
+    assert_eq!(std::fs::read(dir.join("ledger.key")).expect("key"), lk);
+    let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode(&dir.join("id_ed25519")), 0o600);
+    assert_eq!(mode(&dir.join("ledger.key")), 0o600);
+    assert_eq!(mode(&env.store), 0o700);
+}
