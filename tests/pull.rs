@@ -1,5 +1,8 @@
 //! Pull collector against the real OpenSSH sshd (read-only `internal-sftp -R` account).
 
+// `&[x.clone()]` reads better than `slice::from_ref(&x)` in test configs.
+#![allow(clippy::cloned_ref_to_slice_refs)]
+
 mod common;
 
 use std::os::unix::ffi::OsStrExt;
