@@ -73,3 +73,14 @@ pub fn pause(name: &str) -> Option<std::time::Duration> {
         None
     }
 }
+
+/// A size knob a test may lower (debug builds only), e.g. `LOGHOST_MAX_FRAME_RAW=1048576` to get
+/// many frames out of a small file.
+pub fn size_override(var: &str, default: u64) -> u64 {
+    #[cfg(debug_assertions)]
+    if let Some(v) = std::env::var(var).ok().and_then(|v| v.parse().ok()) {
+        return v;
+    }
+    let _ = var;
+    default
+}

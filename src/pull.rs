@@ -396,7 +396,7 @@ async fn pull_open_file(
         let seg_end = if via == Via::Snapshot {
             size
         } else {
-            size.min(pos + MAX_FRAME_RAW)
+            size.min(pos + failpoint::size_override("LOGHOST_MAX_FRAME_RAW", MAX_FRAME_RAW))
         };
         let (result, back) = transfer_segment(ctx, file, out, pos, seg_end, tail_window).await;
         let (o, frame, window) = back?;
