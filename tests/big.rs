@@ -53,12 +53,12 @@ fn big_files_stream_in_flat_memory_and_survive_rekeying() {
     write_big(Path::new(&small), 24);
     // OpenSSH re-keys every MiB: the transfer must stay byte-exact across hundreds of re-keys.
     let sshd = env.init_and_start_sshd("RekeyLimit 1M 5s");
-    env.write_config(&[host("web1", &sshd.address(), &[small.clone()])], "");
+    env.write_config(&[host("web1", &sshd.address(), &[&small])], "");
     env.trust("web1", &sshd);
     let small_peak = pull_peak_kib(&env);
 
     write_big(Path::new(&big), 240);
-    env.write_config(&[host("web1", &sshd.address(), &[big.clone()])], "");
+    env.write_config(&[host("web1", &sshd.address(), &[&big])], "");
     let big_peak = pull_peak_kib(&env);
     eprintln!("peak RSS: small file {small_peak} KiB, big file (10x) {big_peak} KiB");
 

@@ -45,7 +45,7 @@ fn setup(lines: usize) -> (Env, Sshd, String) {
     let log = env.rpath("var/log/app.log");
     std::fs::write(&log, log_lines(10, lines)).expect("write");
     let sshd = env.init_and_start_sshd("");
-    env.write_config(&[host("web1", &sshd.address(), &[log.clone()])], "");
+    env.write_config(&[host("web1", &sshd.address(), &[&log])], "");
     env.trust("web1", &sshd);
     (env, sshd, log)
 }

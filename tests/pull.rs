@@ -1,8 +1,5 @@
 //! Pull collector against the real OpenSSH sshd (read-only `internal-sftp -R` account).
 
-// `&[x.clone()]` reads better than `slice::from_ref(&x)` in test configs.
-#![allow(clippy::cloned_ref_to_slice_refs)]
-
 mod common;
 
 use std::os::unix::ffi::OsStrExt;
@@ -90,7 +87,7 @@ fn gzip_option_is_readable_by_zcat() {
     std::fs::write(&log, log_lines(4, 2000)).expect("write");
     let sshd = env.init_and_start_sshd("");
     env.write_config(
-        &[host("web1", &sshd.address(), &[log.clone()])],
+        &[host("web1", &sshd.address(), &[&log])],
         "compression = \"gzip\"",
     );
     env.trust("web1", &sshd);
@@ -113,7 +110,7 @@ fn unknown_host_key_is_refused_and_trust_without_fingerprint_pins_nothing() {
     let log = env.rpath("var/log/syslog");
     std::fs::write(&log, b"hello\n").expect("write");
     let sshd = env.init_and_start_sshd("");
-    env.write_config(&[host("web1", &sshd.address(), &[log.clone()])], "");
+    env.write_config(&[host("web1", &sshd.address(), &[&log])], "");
 
     let out = env.run(&["pull"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -167,7 +164,7 @@ fn pinned_key_works_and_a_changed_key_is_refused() {
     let log = env.rpath("var/log/syslog");
     std::fs::write(&log, b"first\n").expect("write");
     let sshd = env.init_and_start_sshd("");
-    env.write_config(&[host("web1", &sshd.address(), &[log.clone()])], "");
+    env.write_config(&[host("web1", &sshd.address(), &[&log])], "");
     env.trust("web1", &sshd);
     assert_ok(&env.run(&["pull"]), "pull with the pinned key");
     let pinned_event = env
@@ -206,8 +203,8 @@ fn one_host_down_is_named_and_the_others_are_collected() {
     let dead = format!("127.0.0.1:{}", free_port());
     env.write_config(
         &[
-            host("down1", &dead, &[log.clone()]),
-            host("web1", &sshd.address(), &[log.clone()]),
+            host("down1", &dead, &[&log]),
+            host("web1", &sshd.address(), &[&log]),
         ],
         "[ssh]\nconnect_timeout = \"3s\"",
     );
@@ -239,7 +236,7 @@ fn a_server_that_never_answers_times_out() {
         }
     });
     env.write_config(
-        &[host("mute", &addr, &["/var/log/syslog".to_string()])],
+        &[host("mute", &addr, &["/var/log/syslog"])],
         "[ssh]\nconnect_timeout = \"1s\"",
     );
     let out = env.run(&["init"]);
@@ -340,7 +337,7 @@ fn cat_neutralises_terminal_escapes_on_a_terminal() {
     let log = env.rpath("var/log/syslog");
     std::fs::write(&log, b"normal line\nevil \x1b]0;owned\x07 \x1b[2J line\n").expect("write");
     let sshd = env.init_and_start_sshd("");
-    env.write_config(&[host("web1", &sshd.address(), &[log.clone()])], "");
+    env.write_config(&[host("web1", &sshd.address(), &[&log])], "");
     env.trust("web1", &sshd);
     assert_ok(&env.run(&["pull"]), "pull");
 
@@ -378,7 +375,7 @@ fn snapshot_files_are_stored_whole_when_they_change() {
     let lastlog = env.rpath("var/log/lastlog");
     std::fs::write(&lastlog, [1u8; 600]).expect("write");
     let sshd = env.init_and_start_sshd("");
-    let mut h = host("web1", &sshd.address(), &[]);
+    let mut h = host::<&str>("web1", &sshd.address(), &[]);
     h.snapshot = vec![lastlog.clone()];
     env.write_config(&[h], "");
     env.trust("web1", &sshd);
@@ -467,10 +464,7 @@ fn config_errors_exit_2_and_name_the_line() {
 #[test]
 fn pull_without_init_explains_what_to_do() {
     let env = Env::new();
-    env.write_config(
-        &[host("web1", "127.0.0.1:1", &["/var/log/syslog".into()])],
-        "",
-    );
+    env.write_config(&[host("web1", "127.0.0.1:1", &["/var/log/syslog"])], "");
     let out = env.run(&["pull"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("loghost init"));

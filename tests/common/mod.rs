@@ -340,11 +340,11 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-pub fn host(name: &str, address: &str, paths: &[String]) -> HostSpec {
+pub fn host<S: AsRef<str>>(name: &str, address: &str, paths: &[S]) -> HostSpec {
     HostSpec {
         name: name.to_string(),
         address: address.to_string(),
-        paths: paths.to_vec(),
+        paths: paths.iter().map(|p| p.as_ref().to_string()).collect(),
         snapshot: Vec::new(),
     }
 }
