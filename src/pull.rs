@@ -32,7 +32,7 @@ use crate::layout;
 use crate::ledger::{Entry, Frame, Ledger, Via};
 use crate::remote::{RemoteError, RemoteFile, Session};
 use crate::sanitize::Shown;
-use crate::store::{AppendFile, Store, StoreLock, StoredFrame};
+use crate::store::{AppendFile, FrameWriter, Store, StoreLock};
 
 /// Largest raw content in one frame.
 pub const MAX_FRAME_RAW: u64 = 64 * 1024 * 1024;
@@ -179,7 +179,7 @@ pub async fn run_round(config: &Config, names: &[String]) -> Result<RoundReport>
     Ok(RoundReport { hosts: reports })
 }
 
-async fn pull_host(ctx: &Ctx, host: &HostConfig) -> HostReport {
+async fn pull_host(ctx: &Arc<Ctx>, host: &HostConfig) -> HostReport {
     let started = Instant::now();
     let mut report = HostReport {
         host: host.name.clone(),
@@ -292,7 +292,7 @@ impl From<anyhow::Error> for FileError {
 }
 
 async fn pull_file(
-    ctx: &Ctx,
+    ctx: &Arc<Ctx>,
     host: &HostConfig,
     session: &Session,
     path: &str,
@@ -305,7 +305,7 @@ async fn pull_file(
 }
 
 async fn pull_open_file(
-    ctx: &Ctx,
+    ctx: &Arc<Ctx>,
     host: &HostConfig,
     file: &RemoteFile<'_>,
     path: &str,
@@ -387,69 +387,44 @@ async fn pull_open_file(
         .map_err(|_| anyhow::anyhow!("ledger lock poisoned"))?
         .index()
         .committed_end(&rel);
-    let mut out = AppendFile::open(&ctx.store, &ctx.lock, &rel, committed)
+    let out = AppendFile::open(&ctx.store, &ctx.lock, &rel, committed)
         .with_context(|| format!("host {}: cannot store {}", host.name, Shown(path)))?;
 
-    let mut pos = from;
-    let mut tail_window = tail_init;
-    while pos < size || (via == Via::Snapshot && pos == 0) {
-        let seg_end = if via == Via::Snapshot {
-            size
-        } else {
-            size.min(pos + failpoint::size_override("LOGHOST_MAX_FRAME_RAW", MAX_FRAME_RAW))
-        };
-        let (result, back) = transfer_segment(ctx, file, out, pos, seg_end, tail_window).await;
-        let (o, frame, window) = back?;
-        out = o;
-        tail_window = window;
-        if let Err(e) = result {
-            out.truncate(frame.offset).map_err(anyhow::Error::from)?;
-            return Err(e.into());
-        }
-        if via == Via::Snapshot && cursor.as_ref().and_then(|c| c.content) == Some(frame.raw_sha256)
-        {
-            // Same content as the last snapshot: nothing to keep.
-            out.truncate(frame.offset).map_err(anyhow::Error::from)?;
-            return Ok(report);
-        }
-        if frame.raw_len == 0 && via == Via::Pull {
-            out.truncate(frame.offset).map_err(anyhow::Error::from)?;
-            break; // the file shrank since it was measured; looked at again next round
-        }
-        let end = pos + frame.raw_len;
-        let head_len = (head.len() as u64).min(end).min(HEAD_LEN);
-        let entry = Frame {
-            seq: 0,
-            time: String::new(),
-            host: host.name.clone(),
-            source: path.to_string(),
-            via,
-            start: pos,
-            end,
-            head: Probe {
-                len: head_len,
-                sha256: Hash::of(&head[..head_len as usize]),
-            },
-            tail: Probe {
-                len: tail_window.len() as u64,
-                sha256: Hash::of(&tail_window),
-            },
-            file: rel.clone(),
-            offset: frame.offset,
-            length: frame.length,
-            sha256: frame.sha256,
-            raw_sha256: frame.raw_sha256,
-        };
-        out = commit(ctx, out, entry).await?;
-        report.raw_bytes += frame.raw_len;
-        report.stored_bytes += frame.length;
-        report.frames += 1;
-        pos = end;
-        if end < seg_end || via == Via::Snapshot {
-            break; // end of file reached early, or the snapshot is whole
-        }
+    let job = Job {
+        host: host.name.clone(),
+        source: path.to_string(),
+        via,
+        start: from,
+        head,
+        tail: tail_init,
+        max_frame: match via {
+            Via::Snapshot => u64::MAX,
+            Via::Pull => failpoint::size_override("LOGHOST_MAX_FRAME_RAW", MAX_FRAME_RAW),
+        },
+        unchanged_if: cursor.as_ref().and_then(|c| c.content),
+    };
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(CHANNEL_DEPTH);
+    let writer = {
+        let ctx = ctx.clone();
+        tokio::task::spawn_blocking(move || write_frames(&ctx, out, job, rx))
+    };
+    let read = file.stream(from, size, &tx).await;
+    if read.is_ok() {
+        // An empty chunk is the end marker: the writer commits the last frame only on it.
+        let _ = tx.send(Vec::new()).await;
     }
-    report.outcome = match (via, report.frames) {
+    drop(tx);
+    let written = match writer.await {
+        Ok(w) => w,
+        Err(e) => Err(anyhow::anyhow!("writer task failed: {e}")),
+    };
+    // A read error is the cause; the writer only saw the transfer end early.
+    read?;
+    let written = written?;
+    report.raw_bytes = written.raw;
+    report.stored_bytes = written.stored;
+    report.frames = written.frames;
+    report.outcome = match (via, written.frames) {
         (_, 0) => Outcome::UpToDate,
         (Via::Snapshot, _) => Outcome::SnapshotStored,
         (Via::Pull, _) => Outcome::Collected { restart },
@@ -474,49 +449,165 @@ fn restart_reason(r: Restart) -> String {
     }
 }
 
-type SegmentBack = Result<(AppendFile, StoredFrame, Vec<u8>), FileError>;
-
-/// Streams `[start, end)` of the remote file into one new frame of `out`. Returns the read
-/// result (an error means the frame must be discarded) and the file, frame and tail window back.
-async fn transfer_segment(
-    ctx: &Ctx,
-    file: &RemoteFile<'_>,
-    mut out: AppendFile,
+/// What the writer thread needs to know to cut and commit frames.
+struct Job {
+    host: String,
+    source: String,
+    via: Via,
+    /// Source offset of the first byte that will arrive.
     start: u64,
-    end: u64,
-    mut window: Vec<u8>,
-) -> (Result<u64, RemoteError>, SegmentBack) {
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(CHANNEL_DEPTH);
-    let compression = ctx.config.compression;
-    let writer = tokio::task::spawn_blocking(move || {
-        let result = (|| {
-            let mut fw = out.frame(compression)?;
-            while let Some(chunk) = rx.blocking_recv() {
-                fw.write_raw(&chunk)?;
-                push_tail(&mut window, &chunk);
-                failpoint::hit_after_bytes(fw.raw_len());
-            }
-            fw.finish()
-        })();
-        (result, out, window)
-    });
-    let read = file.stream(start, end, &tx).await;
-    drop(tx);
-    let back = match writer.await {
-        Ok((Ok(frame), out, window)) => {
-            failpoint::hit("after-frame-write");
-            Ok((out, frame, window))
-        }
-        Ok((Err(e), mut out, _)) => {
-            let offset = out.len();
-            let _ = out.truncate(offset);
-            Err(FileError::Local(
-                anyhow::Error::from(e).context(format!("cannot write {}", out.rel())),
-            ))
-        }
-        Err(e) => Err(FileError::Local(anyhow::anyhow!("writer task failed: {e}"))),
+    /// The source's first bytes (up to [`HEAD_LEN`]), for the identity probe.
+    head: Vec<u8>,
+    /// The source bytes just before `start` (up to [`TAIL_LEN`]).
+    tail: Vec<u8>,
+    max_frame: u64,
+    /// For snapshots: the content last stored; the same content is not stored again.
+    unchanged_if: Option<Hash>,
+}
+
+#[derive(Default)]
+struct Written {
+    frames: u64,
+    raw: u64,
+    stored: u64,
+}
+
+/// The writer thread: compresses the streamed bytes into frames of at most `job.max_frame` raw
+/// bytes and commits each (sync, then ledger). Runs until the empty end marker; if the channel
+/// closes without it (the read failed), the open frame is dropped and cut away. Frames committed
+/// before stay: they are complete and correct.
+fn write_frames(
+    ctx: &Ctx,
+    out: AppendFile,
+    mut job: Job,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+) -> Result<Written> {
+    let mut state = WriterState {
+        out: Some(out),
+        frame: None,
+        written: Written::default(),
     };
-    (read, back)
+    let result = (|| -> Result<()> {
+        loop {
+            let Some(chunk) = rx.blocking_recv() else {
+                anyhow::bail!("the transfer ended early");
+            };
+            if chunk.is_empty() {
+                break;
+            }
+            let mut data = &chunk[..];
+            while !data.is_empty() {
+                let fw = state.open_frame(ctx)?;
+                let n = (job.max_frame - fw.raw_len()).min(data.len() as u64) as usize;
+                fw.write_raw(&data[..n])?;
+                push_tail(&mut job.tail, &data[..n]);
+                data = &data[n..];
+                failpoint::hit_after_bytes(fw.raw_len());
+                if fw.raw_len() == job.max_frame {
+                    state.commit(ctx, &mut job)?;
+                }
+            }
+        }
+        if job.via == Via::Snapshot {
+            state.open_frame(ctx)?; // an emptied snapshot is a change too
+        }
+        if state.frame.is_some() {
+            state.commit(ctx, &mut job)?;
+        }
+        Ok(())
+    })();
+    if let Some(fw) = state.frame.take()
+        && let Err(e) = fw.abort()
+    {
+        tracing::warn!("{e}");
+    }
+    result.map(|()| state.written)
+}
+
+struct WriterState {
+    /// The file, while no frame is open.
+    out: Option<AppendFile>,
+    frame: Option<FrameWriter>,
+    written: Written,
+}
+
+impl WriterState {
+    fn open_frame(&mut self, ctx: &Ctx) -> Result<&mut FrameWriter> {
+        if self.frame.is_none() {
+            let out = self
+                .out
+                .take()
+                .ok_or_else(|| anyhow::anyhow!("stored file lost after an earlier error"))?;
+            let rel = out.rel().to_string();
+            let fw = out
+                .frame(ctx.config.compression, ctx.config.compression_level)
+                .with_context(|| format!("cannot start a frame in {rel}"))?;
+            self.frame = Some(fw);
+        }
+        self.frame
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("no open frame"))
+    }
+
+    /// Finishes the open frame and commits it: sync the stored file, then append its ledger
+    /// entry. The commit point of the whole design.
+    fn commit(&mut self, ctx: &Ctx, job: &mut Job) -> Result<()> {
+        let Some(fw) = self.frame.take() else {
+            return Ok(());
+        };
+        let (mut out, frame) = fw.finish().context("cannot write the stored file")?;
+        failpoint::hit("after-frame-write");
+        if job.via == Via::Snapshot && job.unchanged_if == Some(frame.raw_sha256) {
+            out.truncate(frame.offset)?; // same content as the last snapshot
+            self.out = Some(out);
+            return Ok(());
+        }
+        let end = job.start + frame.raw_len;
+        let head_len = (job.head.len() as u64).min(end).min(HEAD_LEN) as usize;
+        let entry = Frame {
+            seq: 0,
+            time: String::new(),
+            host: job.host.clone(),
+            source: job.source.clone(),
+            via: job.via,
+            start: job.start,
+            end,
+            head: Probe {
+                len: head_len as u64,
+                sha256: Hash::of(&job.head[..head_len]),
+            },
+            tail: Probe {
+                len: job.tail.len() as u64,
+                sha256: Hash::of(&job.tail),
+            },
+            file: out.rel().to_string(),
+            offset: frame.offset,
+            length: frame.length,
+            sha256: frame.sha256,
+            raw_sha256: frame.raw_sha256,
+        };
+        let committed = (|| -> Result<()> {
+            out.sync()?;
+            failpoint::hit("after-frame-sync");
+            ctx.ledger
+                .lock()
+                .map_err(|_| anyhow::anyhow!("ledger lock poisoned"))?
+                .append(vec![Entry::Frame(entry)])?;
+            Ok(())
+        })();
+        if let Err(e) = committed {
+            let _ = out.truncate(frame.offset);
+            self.out = Some(out);
+            return Err(e);
+        }
+        failpoint::hit("after-ledger-append");
+        job.start = end;
+        self.written.frames += 1;
+        self.written.raw += frame.raw_len;
+        self.written.stored += frame.length;
+        self.out = Some(out);
+        Ok(())
+    }
 }
 
 /// Keeps the last [`TAIL_LEN`] bytes seen.
@@ -529,29 +620,6 @@ fn push_tail(window: &mut Vec<u8>, chunk: &[u8]) {
         window.extend_from_slice(chunk);
         if window.len() > cap {
             window.drain(..window.len() - cap);
-        }
-    }
-}
-
-/// Syncs the frame's bytes, then appends its ledger entry: the commit point.
-async fn commit(ctx: &Ctx, mut out: AppendFile, entry: Frame) -> Result<AppendFile, FileError> {
-    let offset = entry.offset;
-    let done = tokio::task::block_in_place(|| -> Result<(), anyhow::Error> {
-        out.sync()?;
-        failpoint::hit("after-frame-sync");
-        let mut ledger = ctx
-            .ledger
-            .lock()
-            .map_err(|_| anyhow::anyhow!("ledger lock poisoned"))?;
-        ledger.append(vec![Entry::Frame(entry)])?;
-        failpoint::hit("after-ledger-append");
-        Ok(())
-    });
-    match done {
-        Ok(()) => Ok(out),
-        Err(e) => {
-            let _ = out.truncate(offset);
-            Err(FileError::Local(e))
         }
     }
 }

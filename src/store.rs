@@ -19,10 +19,6 @@ use crate::config::Compression;
 use crate::hash::Hash;
 use crate::layout;
 
-/// zstd level: fast enough to keep up with the network on one core, and ~10× on text logs.
-const ZSTD_LEVEL: i32 = 3;
-const GZIP_LEVEL: u32 = 6;
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
@@ -282,6 +278,7 @@ impl AppendFile {
         &self.rel
     }
 
+    /// End of the last complete frame.
     pub fn len(&self) -> u64 {
         self.len
     }
@@ -290,31 +287,40 @@ impl AppendFile {
         self.len == 0
     }
 
-    /// Starts a frame at the current end.
-    pub fn frame(&mut self, compression: Compression) -> io::Result<FrameWriter<'_>> {
-        let offset = self.len;
+    /// Starts a frame at the current end; the frame owns the file until it is finished.
+    /// `level` is the codec's level (validated by the config). A zstd frame is compressed by one
+    /// worker thread beside the caller, so hashing and compressing overlap.
+    pub fn frame(self, compression: Compression, level: i32) -> io::Result<FrameWriter> {
+        let AppendFile {
+            path,
+            rel,
+            out,
+            len,
+        } = self;
         let sink = HashingSink {
-            out: &mut self.out,
+            out,
             hasher: Sha256::new(),
             count: 0,
         };
         let encoder = match compression {
             Compression::Zstd => {
-                let mut e = zstd::stream::write::Encoder::new(sink, ZSTD_LEVEL)?;
+                let mut e = zstd::stream::write::Encoder::new(sink, level)?;
                 e.include_checksum(true)?;
+                e.multithread(1)?;
                 Encoder::Zstd(e)
             }
             Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
                 sink,
-                flate2::Compression::new(GZIP_LEVEL),
+                flate2::Compression::new(level.clamp(0, 9) as u32),
             )),
         };
         Ok(FrameWriter {
+            path,
+            rel,
+            offset: len,
             encoder,
             raw: Sha256::new(),
             raw_len: 0,
-            offset,
-            len: &mut self.len,
         })
     }
 
@@ -326,7 +332,7 @@ impl AppendFile {
             .map_err(io_err("cannot write the stored file", &self.path))
     }
 
-    /// Cuts the file back to `len` (used when a frame could not be completed).
+    /// Cuts the file back to `len` (used when a frame is not to be kept).
     pub fn truncate(&mut self, len: u64) -> Result<(), StoreError> {
         let _ = self.out.flush();
         let file = self.out.get_mut();
@@ -342,13 +348,13 @@ impl AppendFile {
     }
 }
 
-struct HashingSink<'a> {
-    out: &'a mut BufWriter<File>,
+struct HashingSink {
+    out: BufWriter<File>,
     hasher: Sha256,
     count: u64,
 }
 
-impl Write for HashingSink<'_> {
+impl Write for HashingSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.out.write(buf)?;
         self.hasher.update(&buf[..n]);
@@ -360,18 +366,19 @@ impl Write for HashingSink<'_> {
     }
 }
 
-enum Encoder<'a> {
-    Zstd(zstd::stream::write::Encoder<'static, HashingSink<'a>>),
-    Gzip(flate2::write::GzEncoder<HashingSink<'a>>),
+enum Encoder {
+    Zstd(zstd::stream::write::Encoder<'static, HashingSink>),
+    Gzip(flate2::write::GzEncoder<HashingSink>),
 }
 
-/// Writes one frame: raw bytes in, compressed bytes out, both hashed.
-pub struct FrameWriter<'a> {
-    encoder: Encoder<'a>,
+/// Writes one frame: raw bytes in, compressed bytes out, both hashed. Owns the file meanwhile.
+pub struct FrameWriter {
+    path: PathBuf,
+    rel: String,
+    offset: u64,
+    encoder: Encoder,
     raw: Sha256,
     raw_len: u64,
-    offset: u64,
-    len: &'a mut u64,
 }
 
 /// A complete frame, as the ledger records it.
@@ -384,7 +391,7 @@ pub struct StoredFrame {
     pub raw_sha256: Hash,
 }
 
-impl FrameWriter<'_> {
+impl FrameWriter {
     pub fn write_raw(&mut self, data: &[u8]) -> io::Result<()> {
         self.raw.update(data);
         self.raw_len += data.len() as u64;
@@ -398,20 +405,37 @@ impl FrameWriter<'_> {
         self.raw_len
     }
 
-    /// Ends the frame. The bytes are written but not yet synced: see [`AppendFile::sync`].
-    pub fn finish(self) -> io::Result<StoredFrame> {
+    /// Ends the frame and gives the file back. The bytes are written but not yet synced: see
+    /// [`AppendFile::sync`].
+    pub fn finish(self) -> io::Result<(AppendFile, StoredFrame)> {
         let sink = match self.encoder {
             Encoder::Zstd(e) => e.finish()?,
             Encoder::Gzip(e) => e.finish()?,
         };
-        *self.len = self.offset + sink.count;
-        Ok(StoredFrame {
+        let frame = StoredFrame {
             offset: self.offset,
             length: sink.count,
             sha256: Hash::from_hasher(sink.hasher),
             raw_len: self.raw_len,
             raw_sha256: Hash::from_hasher(self.raw),
-        })
+        };
+        let file = AppendFile {
+            path: self.path,
+            rel: self.rel,
+            out: sink.out,
+            len: self.offset + sink.count,
+        };
+        Ok((file, frame))
+    }
+
+    /// Drops the frame: the file is cut back to where the frame started.
+    pub fn abort(self) -> Result<AppendFile, StoreError> {
+        let (path, offset) = (self.path.clone(), self.offset);
+        let (mut file, _) = self
+            .finish()
+            .map_err(io_err("cannot write the stored file", &path))?;
+        file.truncate(offset)?;
+        Ok(file)
     }
 }
 
@@ -455,13 +479,17 @@ mod tests {
         let lock = store.lock().expect("lock");
         for compression in [Compression::Zstd, Compression::Gzip] {
             let rel = format!("logs/h/2026-11-28/x{}", compression.suffix());
-            let mut f = AppendFile::open(&store, &lock, &rel, 0).expect("open");
-            let mut fw = f.frame(compression).expect("frame");
+            let f = AppendFile::open(&store, &lock, &rel, 0).expect("open");
+            let mut fw = f.frame(compression, 3).expect("frame");
             fw.write_raw(b"line one\n").expect("write");
-            let a = fw.finish().expect("finish");
-            let mut fw = f.frame(compression).expect("frame");
+            let (f, a) = fw.finish().expect("finish");
+            let mut fw = f.frame(compression, 3).expect("frame");
             fw.write_raw(b"line two\n").expect("write");
-            let b = fw.finish().expect("finish");
+            let (f, b) = fw.finish().expect("finish");
+            let mut fw = f.frame(compression, 3).expect("frame");
+            fw.write_raw(b"dropped\n").expect("write");
+            let mut f = fw.abort().expect("abort");
+            assert_eq!(f.len(), a.length + b.length);
             f.sync().expect("sync");
             assert_eq!(a.offset, 0);
             assert_eq!(b.offset, a.length);
