@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use crate::config::Config;
+use crate::config::{Config, SetupError};
 use crate::known_hosts::{self, KnownHosts};
 use crate::ledger::{Entry, Event, EventKind, Ledger};
 use crate::pull::{Outcome, RoundReport};
@@ -138,11 +138,6 @@ fn is_setup_error(e: &anyhow::Error) -> bool {
             || c.is::<SetupError>()
     })
 }
-
-/// A problem with how loghost is set up (arguments, keys, known_hosts): exit 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SetupError(pub String);
 
 /// Everything loghost creates is for its owner only.
 fn restrict_umask() {

@@ -175,6 +175,12 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
 }
 
+/// A problem with how loghost is set up or called (arguments, keys, known_hosts), as opposed to
+/// a failure at its job: the command exits 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(pub String);
+
 // ---------------------------------------------------------------------------------------------
 // The file as written. Newtypes validate while deserializing, so the TOML parser attaches the
 // line and column of the offending value to the message.

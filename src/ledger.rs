@@ -378,9 +378,13 @@ impl Ledger {
         Ok(entries)
     }
 
-    /// Saves the index cache (atomically; a failure only costs a rescan next time).
+    /// Saves the index cache (atomically; a failure only costs a rescan next time). The file is
+    /// the index as JSON, a newline, and the SHA-256 of that JSON, so a damaged cache is noticed.
     pub fn save_index(&self) -> io::Result<()> {
-        let data = serde_json::to_vec(&self.index).map_err(io::Error::other)?;
+        let mut data = serde_json::to_vec(&self.index).map_err(io::Error::other)?;
+        let digest = Hash::of(&data);
+        data.push(b'\n');
+        data.extend_from_slice(digest.to_string().as_bytes());
         crate::store::write_atomic(&self.cache_path, &data)
     }
 }
@@ -425,7 +429,13 @@ fn repair_torn_tail(file: &mut File, path: &Path) -> io::Result<()> {
 /// Loads the cached index if it still describes a prefix of the ledger file.
 fn load_cache(cache: &Path, ledger: &mut File) -> Option<Index> {
     let data = std::fs::read(cache).ok()?;
-    let index: Index = serde_json::from_slice(&data).ok()?;
+    let split = data.iter().rposition(|&b| b == b'\n')?;
+    let (json, digest) = (&data[..split], &data[split + 1..]);
+    if std::str::from_utf8(digest).ok()?.parse::<Hash>().ok()? != Hash::of(json) {
+        tracing::warn!(cache = %cache.display(), "the index cache is damaged; rebuilding it from the ledger");
+        return None;
+    }
+    let index: Index = serde_json::from_slice(json).ok()?;
     let len = ledger.metadata().ok()?.len();
     if index.bytes > len {
         return None;

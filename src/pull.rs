@@ -126,15 +126,19 @@ struct Ctx {
 pub async fn run_round(config: &Config, names: &[String]) -> Result<RoundReport> {
     let hosts: Vec<HostConfig> = config
         .select_pulled(names)
-        .map_err(anyhow::Error::msg)?
+        .map_err(crate::config::SetupError)?
         .into_iter()
         .cloned()
         .collect();
     let store = Store::open(&config.store)?;
     let lock = store.lock()?;
     let ledger = Ledger::open(&store, &lock)?;
-    let known_hosts = KnownHosts::load(&config.ssh.known_hosts).map_err(anyhow::Error::msg)?;
-    let identity = Arc::new(crate::keys::load_identity(&config.ssh.identity)?);
+    let known_hosts =
+        KnownHosts::load(&config.ssh.known_hosts).map_err(crate::config::SetupError)?;
+    let identity = Arc::new(
+        crate::keys::load_identity(&config.ssh.identity)
+            .map_err(|e| crate::config::SetupError(format!("{e:#}")))?,
+    );
     let round_time = ledger.now();
     let ctx = Arc::new(Ctx {
         config: config.clone(),
@@ -241,8 +245,7 @@ async fn pull_host(ctx: &Arc<Ctx>, host: &HostConfig) -> HostReport {
                 Shown(&path)
             )),
             Err(FileError::Remote(e)) => {
-                let fatal = matches!(e, RemoteError::Timeout { .. } | RemoteError::Ssh { .. })
-                    || matches!(&e, RemoteError::Sftp { reason, .. } if reason.contains("closed") || reason.contains("Timeout"));
+                let fatal = e.is_connection_lost();
                 report.files.push(FileReport {
                     source: path.clone(),
                     outcome: Outcome::Failed(e.to_string()),

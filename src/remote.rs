@@ -84,11 +84,23 @@ pub enum RemoteError {
         path: String,
         reason: String,
         not_found: bool,
+        /// The session is unusable (timeout, connection lost): later requests would fail too.
+        lost: bool,
     },
 }
 
 impl RemoteError {
     /// True when the file was not there (vanished between listing and reading, say).
+    /// True when the connection is gone, not just one request refused.
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(
+            self,
+            RemoteError::Sftp { lost: true, .. }
+                | RemoteError::Timeout { .. }
+                | RemoteError::Ssh { .. }
+        )
+    }
+
     pub fn is_not_found(&self) -> bool {
         matches!(
             self,
@@ -104,11 +116,20 @@ fn sftp_err<'a>(what: &'static str, path: &'a str) -> impl FnOnce(SftpError) -> 
     move |e| {
         let not_found =
             matches!(&e, SftpError::Status(s) if s.status_code == StatusCode::NoSuchFile);
+        let lost = match &e {
+            SftpError::Status(s) => matches!(
+                s.status_code,
+                StatusCode::ConnectionLost | StatusCode::NoConnection
+            ),
+            SftpError::Limited(_) => false,
+            _ => true,
+        };
         RemoteError::Sftp {
             what,
             path: Shown(path).to_string(),
             reason: e.to_string(),
             not_found,
+            lost,
         }
     }
 }
@@ -372,6 +393,7 @@ impl Session {
                             path: Shown(dir).to_string(),
                             reason: format!("more than {MAX_DIR_ENTRIES} entries"),
                             not_found: false,
+                            lost: false,
                         });
                     }
                 }
@@ -429,6 +451,7 @@ impl Session {
                     path: Shown(pattern).to_string(),
                     reason: e.to_string(),
                     not_found: false,
+                    lost: false,
                 })?;
             let dir_shown = if dir.is_empty() {
                 "/".to_string()
@@ -623,6 +646,7 @@ impl RemoteFile<'_> {
                     path: Shown(&self.path).to_string(),
                     reason: format!("reply for offset {off} arrived where {pos} was expected"),
                     not_found: false,
+                    lost: false,
                 });
             }
             if data.is_empty() {

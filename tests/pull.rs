@@ -488,3 +488,117 @@ fn init_never_overwrites_keys() {
     assert_eq!(mode(&dir.join("ledger.key")), 0o600);
     assert_eq!(mode(&env.store), 0o700);
 }
+
+#[test]
+fn cursors_derive_from_the_ledger_when_the_cache_is_gone_or_stale() {
+    let env = Env::new();
+    let log = env.rpath("var/log/syslog");
+    std::fs::write(&log, log_lines(7, 1000)).expect("write");
+    let sshd = env.init_and_start_sshd("");
+    env.write_config(&[host("web1", &sshd.address(), &[&log])], "");
+    env.trust("web1", &sshd);
+    assert_ok(&env.run(&["pull"]), "pull");
+    let cache = env.store.join("state/index.json");
+    let stale = std::fs::read(&cache).expect("the index cache exists");
+    let stale = stale.as_slice();
+
+    // No cache: rebuilt from the ledger, only the new bytes move.
+    std::fs::remove_file(&cache).expect("remove");
+    append(Path::new(&log), &log_lines(8, 10));
+    assert_ok(&env.run(&["pull"]), "pull without cache");
+    // A stale cache (from before the last round): the ledger's newer entries are folded in.
+    std::fs::write(&cache, stale).expect("write stale cache");
+    append(Path::new(&log), &log_lines(9, 10));
+    assert_ok(&env.run(&["pull"]), "pull with a stale cache");
+    // A damaged cache is not believed (here a cursor that claims more than was collected).
+    let text = std::fs::read_to_string(&cache).expect("cache");
+    let damaged = text.replacen("\"end\":", "\"end\":1", 1);
+    assert_ne!(damaged, text);
+    std::fs::write(&cache, damaged).expect("write damaged cache");
+    append(Path::new(&log), &log_lines(10, 10));
+    assert_ok(&env.run(&["pull"]), "pull with a forged cache");
+
+    let frames = env.frames_for(&log);
+    assert_eq!(frames.len(), 4, "{frames:#?}");
+    for w in frames.windows(2) {
+        assert_eq!(w[1]["start"], w[0]["end"], "{frames:#?}");
+    }
+    assert_eq!(env.cat("web1", &log), std::fs::read(&log).expect("read"));
+}
+
+#[test]
+fn many_hosts_under_a_concurrency_bound_and_cat_by_date() {
+    let env = Env::new();
+    let sshd = env.init_and_start_sshd("");
+    let mut hosts = Vec::new();
+    for i in 0..5 {
+        let log = env.rpath(&format!("var/log/h{i}.log"));
+        std::fs::write(&log, log_lines(30 + i, 200)).expect("write");
+        hosts.push(host(&format!("web{i}"), &sshd.address(), &[&log]));
+    }
+    env.write_config(&hosts, "[ssh]\nconcurrency = 2");
+    for i in 0..5 {
+        env.trust(&format!("web{i}"), &sshd);
+    }
+    let out = env.run(&["-v", "pull"]);
+    assert_ok(&out, "pull");
+    for i in 0..5 {
+        let log = env.rpath(&format!("var/log/h{i}.log"));
+        assert_eq!(
+            env.cat(&format!("web{i}"), &log),
+            std::fs::read(&log).expect("read")
+        );
+    }
+    // Only some hosts, by name.
+    append(Path::new(&env.rpath("var/log/h0.log")), b"more\n");
+    append(Path::new(&env.rpath("var/log/h1.log")), b"more\n");
+    assert_ok(&env.run(&["pull", "web1"]), "pull web1");
+    assert_eq!(env.frames_for(&env.rpath("var/log/h0.log")).len(), 1);
+    assert_eq!(env.frames_for(&env.rpath("var/log/h1.log")).len(), 2);
+    let out = env.run(&["pull", "nosuch"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("web0"),
+        "{}",
+        text(&out)
+    );
+
+    // --date selects the collection day (UTC).
+    let today = env.frames_for(&env.rpath("var/log/h1.log"))[0]["file"]
+        .as_str()
+        .expect("file")
+        .split('/')
+        .nth(2)
+        .expect("date")
+        .to_string();
+    let out = env.run(&["cat", "web1", "--date", &today]);
+    assert_ok(&out, "cat --date");
+    assert_eq!(
+        out.stdout,
+        std::fs::read(env.rpath("var/log/h1.log")).expect("read")
+    );
+    let out = env.run(&["cat", "web1", "--date", "2001-01-01"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = env.run(&["cat", "web1", "--date", "yesterday"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("YYYY-MM-DD"));
+}
+
+#[test]
+fn a_second_writer_is_refused_while_the_store_is_locked() {
+    let env = Env::new();
+    let log = env.rpath("var/log/syslog");
+    std::fs::write(&log, log_lines(40, 100)).expect("write");
+    let sshd = env.init_and_start_sshd("");
+    env.write_config(&[host("web1", &sshd.address(), &[&log])], "");
+    env.trust("web1", &sshd);
+    let first = env.spawn(&["pull"], &[("LOGHOST_PAUSE_AT", "after-listing:1500")]);
+    std::thread::sleep(Duration::from_millis(700));
+    let out = env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("in use by another loghost process (pid")
+    );
+    let out = first.wait_with_output().expect("wait");
+    assert_ok(&out, "the first pull");
+    assert_eq!(env.cat("web1", &log), std::fs::read(&log).expect("read"));
+}
