@@ -479,15 +479,20 @@ struct Written {
 /// bytes and commits each (sync, then ledger). Runs until the empty end marker; if the channel
 /// closes without it (the read failed), the open frame is dropped and cut away. Frames committed
 /// before stay: they are complete and correct.
+///
+/// A frame's commit runs on its own thread while the next frame is being compressed, so the
+/// syncs do not stall the stream; commits stay in order because the next one waits for it.
 fn write_frames(
-    ctx: &Ctx,
+    ctx: &Arc<Ctx>,
     out: AppendFile,
     mut job: Job,
     mut rx: mpsc::Receiver<Vec<u8>>,
 ) -> Result<Written> {
     let mut state = WriterState {
+        ctx: ctx.clone(),
         out: Some(out),
         frame: None,
+        pending: None,
         written: Written::default(),
     };
     let result = (|| -> Result<()> {
@@ -500,42 +505,51 @@ fn write_frames(
             }
             let mut data = &chunk[..];
             while !data.is_empty() {
-                let fw = state.open_frame(ctx)?;
+                let fw = state.open_frame()?;
                 let n = (job.max_frame - fw.raw_len()).min(data.len() as u64) as usize;
                 fw.write_raw(&data[..n])?;
                 push_tail(&mut job.tail, &data[..n]);
                 data = &data[n..];
                 failpoint::hit_after_bytes(fw.raw_len());
                 if fw.raw_len() == job.max_frame {
-                    state.commit(ctx, &mut job)?;
+                    state.commit(&mut job)?;
                 }
             }
         }
         if job.via == Via::Snapshot {
-            state.open_frame(ctx)?; // an emptied snapshot is a change too
+            state.open_frame()?; // an emptied snapshot is a change too
         }
         if state.frame.is_some() {
-            state.commit(ctx, &mut job)?;
+            state.commit(&mut job)?;
         }
-        Ok(())
+        state.wait_pending()
     })();
-    if let Some(fw) = state.frame.take()
-        && let Err(e) = fw.abort()
-    {
-        tracing::warn!("{e}");
+    if result.is_err() {
+        state.abandon();
     }
     result.map(|()| state.written)
 }
 
+/// A commit running on its own thread.
+struct PendingCommit {
+    /// Where the frame starts: the file is cut back here if the commit fails.
+    offset: u64,
+    raw: u64,
+    stored: u64,
+    done: std::thread::JoinHandle<Result<()>>,
+}
+
 struct WriterState {
+    ctx: Arc<Ctx>,
     /// The file, while no frame is open.
     out: Option<AppendFile>,
     frame: Option<FrameWriter>,
+    pending: Option<PendingCommit>,
     written: Written,
 }
 
 impl WriterState {
-    fn open_frame(&mut self, ctx: &Ctx) -> Result<&mut FrameWriter> {
+    fn open_frame(&mut self) -> Result<&mut FrameWriter> {
         if self.frame.is_none() {
             let out = self
                 .out
@@ -543,7 +557,10 @@ impl WriterState {
                 .ok_or_else(|| anyhow::anyhow!("stored file lost after an earlier error"))?;
             let rel = out.rel().to_string();
             let fw = out
-                .frame(ctx.config.compression, ctx.config.compression_level)
+                .frame(
+                    self.ctx.config.compression,
+                    self.ctx.config.compression_level,
+                )
                 .with_context(|| format!("cannot start a frame in {rel}"))?;
             self.frame = Some(fw);
         }
@@ -552,9 +569,50 @@ impl WriterState {
             .ok_or_else(|| anyhow::anyhow!("no open frame"))
     }
 
-    /// Finishes the open frame and commits it: sync the stored file, then append its ledger
-    /// entry. The commit point of the whole design.
-    fn commit(&mut self, ctx: &Ctx, job: &mut Job) -> Result<()> {
+    /// Waits for the commit in flight. If it failed, the file is cut back to where its frame
+    /// started (dropping any later frame with it: nothing after it was committed either).
+    fn wait_pending(&mut self) -> Result<()> {
+        let Some(p) = self.pending.take() else {
+            return Ok(());
+        };
+        let result = p
+            .done
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the commit thread panicked")));
+        match result {
+            Ok(()) => {
+                self.written.frames += 1;
+                self.written.raw += p.raw;
+                self.written.stored += p.stored;
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(fw) = self.frame.take() {
+                    self.out = fw.abort().ok();
+                }
+                if let Some(out) = self.out.as_mut() {
+                    let _ = out.truncate(p.offset);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// After an error: cuts away the open frame and waits for (and, if it failed, undoes) the
+    /// commit in flight.
+    fn abandon(&mut self) {
+        if let Some(fw) = self.frame.take() {
+            match fw.abort() {
+                Ok(out) => self.out = Some(out),
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
+        let _ = self.wait_pending();
+    }
+
+    /// Finishes the open frame and starts its commit: sync the stored file, then append its
+    /// ledger entry. The commit point of the whole design.
+    fn commit(&mut self, job: &mut Job) -> Result<()> {
         let Some(fw) = self.frame.take() else {
             return Ok(());
         };
@@ -565,6 +623,12 @@ impl WriterState {
             self.out = Some(out);
             return Ok(());
         }
+        let rel = out.rel().to_string();
+        let flushed = out.flush().and_then(|()| out.sync_handle());
+        self.out = Some(out);
+        let file = flushed?;
+        // One commit in flight at a time, in order.
+        self.wait_pending()?;
         let end = job.start + frame.raw_len;
         let head_len = (job.head.len() as u64).min(end).min(HEAD_LEN) as usize;
         let entry = Frame {
@@ -583,32 +647,33 @@ impl WriterState {
                 len: job.tail.len() as u64,
                 sha256: Hash::of(&job.tail),
             },
-            file: out.rel().to_string(),
+            file: rel,
             offset: frame.offset,
             length: frame.length,
             sha256: frame.sha256,
             raw_sha256: frame.raw_sha256,
         };
-        let committed = (|| -> Result<()> {
-            out.sync()?;
-            failpoint::hit("after-frame-sync");
-            ctx.ledger
-                .lock()
-                .map_err(|_| anyhow::anyhow!("ledger lock poisoned"))?
-                .append(vec![Entry::Frame(entry)])?;
-            Ok(())
-        })();
-        if let Err(e) = committed {
-            let _ = out.truncate(frame.offset);
-            self.out = Some(out);
-            return Err(e);
-        }
-        failpoint::hit("after-ledger-append");
+        let ctx = self.ctx.clone();
+        let done = std::thread::Builder::new()
+            .name("loghost-commit".into())
+            .spawn(move || -> Result<()> {
+                file.sync()?;
+                failpoint::hit("after-frame-sync");
+                ctx.ledger
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("ledger lock poisoned"))?
+                    .append(vec![Entry::Frame(entry)])?;
+                failpoint::hit("after-ledger-append");
+                Ok(())
+            })
+            .context("cannot start a commit thread")?;
+        self.pending = Some(PendingCommit {
+            offset: frame.offset,
+            raw: frame.raw_len,
+            stored: frame.length,
+            done,
+        });
         job.start = end;
-        self.written.frames += 1;
-        self.written.raw += frame.raw_len;
-        self.written.stored += frame.length;
-        self.out = Some(out);
         Ok(())
     }
 }

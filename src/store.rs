@@ -288,8 +288,9 @@ impl AppendFile {
     }
 
     /// Starts a frame at the current end; the frame owns the file until it is finished.
-    /// `level` is the codec's level (validated by the config). A zstd frame is compressed by one
-    /// worker thread beside the caller, so hashing and compressing overlap.
+    /// `level` is the codec's level (validated by the config). A zstd frame is compressed by two
+    /// worker threads beside the caller, so hashing and compressing overlap and compression can
+    /// use whichever core the network leaves free (measured: BENCHMARKS.md).
     pub fn frame(self, compression: Compression, level: i32) -> io::Result<FrameWriter> {
         let AppendFile {
             path,
@@ -306,7 +307,7 @@ impl AppendFile {
             Compression::Zstd => {
                 let mut e = zstd::stream::write::Encoder::new(sink, level)?;
                 e.include_checksum(true)?;
-                e.multithread(1)?;
+                e.multithread(2)?;
                 Encoder::Zstd(e)
             }
             Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
@@ -321,6 +322,26 @@ impl AppendFile {
             encoder,
             raw: Sha256::new(),
             raw_len: 0,
+        })
+    }
+
+    /// Hands buffered bytes to the kernel (not durable yet).
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        self.out
+            .flush()
+            .map_err(io_err("cannot write the stored file", &self.path))
+    }
+
+    /// A second handle on the same file, to sync it from another thread.
+    pub fn sync_handle(&self) -> Result<SyncHandle, StoreError> {
+        let file = self
+            .out
+            .get_ref()
+            .try_clone()
+            .map_err(io_err("cannot duplicate the handle of", &self.path))?;
+        Ok(SyncHandle {
+            file,
+            path: self.path.clone(),
         })
     }
 
@@ -345,6 +366,21 @@ impl AppendFile {
             .map_err(io_err("cannot seek in the stored file", &self.path))?;
         self.len = len;
         Ok(())
+    }
+}
+
+/// Syncs a stored file from another thread than the one appending to it.
+pub struct SyncHandle {
+    file: File,
+    path: PathBuf,
+}
+
+impl SyncHandle {
+    /// Makes everything flushed to the file so far durable.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.file
+            .sync_data()
+            .map_err(io_err("cannot sync the stored file", &self.path))
     }
 }
 
