@@ -91,11 +91,85 @@ enum Command {
         date: Option<String>,
     },
 
+    /// Check the whole archive against the ledger and the checkpoints
+    ///
+    /// Recomputes every stored frame's hash, every ledger entry, the Merkle tree and every
+    /// checkpoint (the store's, the newest in each anchor, and each --checkpoint); reports files
+    /// or bytes the ledger does not cover and the entries newer than the last anchored
+    /// checkpoint. Exit 0 when everything holds, 1 when tampering is found (each problem named
+    /// by file, byte range and entry), 2 when verify could not run.
+    Verify {
+        /// Also decompress every frame and check the raw content's hash and length
+        #[arg(long)]
+        deep: bool,
+        /// A checkpoint kept outside this machine (an auditor's copy); the ledger must extend it
+        #[arg(long = "checkpoint", value_name = "FILE")]
+        checkpoints: Vec<PathBuf>,
+        /// The log's verifier key (default: derived from [ledger] signing_key)
+        #[arg(long, value_name = "VKEY")]
+        key: Option<String>,
+    },
+
+    /// Print the ledger's verifier key (signed-note form) for auditors
+    Key,
+
+    /// Write proof files for auditors (checked offline with `verify-proof`)
+    Prove {
+        #[command(subcommand)]
+        what: ProveCommand,
+    },
+
+    /// Check proof files offline with only the verifier key
+    ///
+    /// With --data, also checks that the given stored file (e.g. one day of auth.log.zst) is
+    /// exactly the frames the inclusion proofs name, byte for byte. Exit 0 when all hold, 1 when
+    /// any does not.
+    VerifyProof {
+        /// The log's verifier key, or a file holding it (`loghost key` prints it)
+        #[arg(long, value_name = "VKEY")]
+        key: String,
+        /// A stored file to check against the inclusion proofs
+        #[arg(long, value_name = "FILE")]
+        data: Option<PathBuf>,
+        /// Proof files (.tlog-proof, .consistency-proof)
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+
     /// A zero-setup tour: an embedded SFTP server with sample logs, two pull rounds, the result
     Demo {
         /// Keep the demo's files (config, keys, store) in DIR instead of deleting them
         #[arg(long, value_name = "DIR")]
         keep: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ProveCommand {
+    /// An inclusion proof (C2SP tlog-proof) for a ledger entry, or one per frame of a stored file
+    Inclusion {
+        /// The entry's sequence number (its line in the ledger, from 0)
+        #[arg(required_unless_present = "file")]
+        entry: Option<u64>,
+        /// Every frame of this stored file, e.g. logs/web1/2026-11-28/auth.log.zst
+        #[arg(long, conflicts_with = "entry", value_name = "STORED_FILE")]
+        file: Option<String>,
+        /// The checkpoint to prove against: a file, or the size of a stored one [default: newest]
+        #[arg(long, value_name = "FILE|SIZE")]
+        checkpoint: Option<String>,
+        /// Output file (one entry) or directory (--file) [default: <seq>.tlog-proof here]
+        #[arg(short, long, value_name = "PATH")]
+        out: Option<PathBuf>,
+    },
+    /// A consistency proof: the older checkpoint's tree is a prefix of the newer one's
+    Consistency {
+        /// The older checkpoint: a file, or the size of a stored one
+        old: String,
+        /// The newer checkpoint: a file, or the size of a stored one
+        new: String,
+        /// Output file [default: <old>-<new>.consistency-proof]
+        #[arg(short, long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -194,6 +268,81 @@ async fn run(cli: Cli) -> Result<i32> {
             let report = crate::pull::run_round(&config, &hosts).await?;
             print_report(&report, std::io::stdout().is_terminal() || cli.verbose > 0);
             Ok(report.exit_code())
+        }
+        Command::Verify {
+            deep,
+            checkpoints,
+            key,
+        } => {
+            // Whatever stops verify from finishing is "could not run": exit 2.
+            let result = (|| -> Result<i32> {
+                let config = load_config(cli.config.as_deref())?;
+                let opts = crate::verify::Options {
+                    deep,
+                    external: checkpoints,
+                    verifier_key: key.map(|k| crate::audit::read_vkey(&k)).transpose()?,
+                    progress: std::io::stderr().is_terminal(),
+                };
+                let report = crate::verify::run(&config, &opts)?;
+                Ok(report.print(&mut std::io::stdout())?)
+            })();
+            match result {
+                Ok(code) => Ok(code),
+                Err(e) => {
+                    eprintln!("loghost: error: verify could not run: {e:#}");
+                    Ok(2)
+                }
+            }
+        }
+        Command::Key => {
+            let config = load_config(cli.config.as_deref())?;
+            println!("{}", crate::audit::verifier_key(&config)?);
+            Ok(0)
+        }
+        Command::Prove { what } => {
+            let config = load_config(cli.config.as_deref())?;
+            let mut out = std::io::stdout();
+            match what {
+                ProveCommand::Inclusion {
+                    entry,
+                    file,
+                    checkpoint,
+                    out: dest,
+                } => {
+                    let target = match (entry, file) {
+                        (Some(n), None) => crate::audit::Target::Entry(n),
+                        (None, Some(f)) => crate::audit::Target::File(f),
+                        _ => {
+                            return Err(SetupError("give an entry number or --file".into()).into());
+                        }
+                    };
+                    crate::audit::prove_inclusion(
+                        &config,
+                        &target,
+                        checkpoint.as_deref(),
+                        dest.as_deref(),
+                        &mut out,
+                    )?;
+                }
+                ProveCommand::Consistency {
+                    old,
+                    new,
+                    out: dest,
+                } => {
+                    crate::audit::prove_consistency(
+                        &config,
+                        &old,
+                        &new,
+                        dest.as_deref(),
+                        &mut out,
+                    )?;
+                }
+            }
+            Ok(0)
+        }
+        Command::VerifyProof { key, data, files } => {
+            let vkey = crate::audit::read_vkey(&key)?;
+            crate::audit::verify_proofs(&vkey, &files, data.as_deref(), &mut std::io::stdout())
         }
         Command::Cat { host, log, date } => {
             let config = load_config(cli.config.as_deref())?;
@@ -400,6 +549,14 @@ fn human(bytes: u64) -> String {
 
 /// Prints a round's outcome: problems always (stderr), the summary when asked (stdout).
 pub fn print_report(report: &RoundReport, summary: bool) {
+    match &report.checkpoint {
+        Err(e) => eprintln!("loghost: error: checkpoint: {e}"),
+        Ok(c) => {
+            for e in &c.anchor_errors {
+                eprintln!("loghost: error: anchor {e}");
+            }
+        }
+    }
     for h in &report.hosts {
         for w in &h.warnings {
             eprintln!("loghost: warning: {}: {w}", h.host);
@@ -423,6 +580,13 @@ pub fn print_report(report: &RoundReport, summary: bool) {
                 human(h.stored_bytes()),
                 h.seconds
             );
+        }
+    }
+    if summary && let Ok(c) = &report.checkpoint {
+        match &c.written {
+            Some(p) => println!("checkpoint: {} entries, {}", c.size, p.display()),
+            None if c.size > 0 => println!("checkpoint: {} entries (unchanged)", c.size),
+            None => {}
         }
     }
 }

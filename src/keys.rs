@@ -104,6 +104,26 @@ impl SigningKey {
     }
 }
 
+/// signed-note's algorithm byte for Ed25519.
+const ALG_ED25519: u8 = 1;
+
+impl signed_note::Signer for SigningKey {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn key_id(&self) -> u32 {
+        let mut public = vec![ALG_ED25519];
+        public.extend_from_slice(self.key.verifying_key().as_bytes());
+        signed_note::key_id(&self.name, &public)
+    }
+
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, ed25519_dalek::SignatureError> {
+        use ed25519_dalek::Signer;
+        Ok(self.key.sign(msg).to_bytes().to_vec())
+    }
+}
+
 /// Creates the ledger signing key if missing. Returns its verifier key and whether it was created.
 pub fn ensure_signing_key(path: &Path, name: &str) -> Result<(String, bool)> {
     if path.exists() {

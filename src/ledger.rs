@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::cursor::{Cursor, Probe};
 use crate::hash::Hash;
 use crate::layout;
+use crate::merkle::{self, Frontier};
 use crate::store::{Store, StoreLock};
 
 /// One ledger line.
@@ -196,10 +197,16 @@ pub struct Index {
     pub cursors: BTreeMap<String, BTreeMap<String, Cursor>>,
     /// Store-relative file → end of its last committed frame.
     pub file_ends: BTreeMap<String, u64>,
+    /// The Merkle tree of every line so far (its right edge).
+    pub tree: Frontier,
+    /// The root of this ledger's first `n` lines, where `n` is the size of the newest checkpoint
+    /// in the store: what the next checkpoint must extend.
+    pub root_at_checkpoint: Option<(u64, Hash)>,
 }
 
 impl Index {
     fn apply(&mut self, entry: &Entry, offset: u64, line: &[u8]) {
+        self.tree.push(merkle::leaf_hash(line));
         self.entries = entry.seq() + 1;
         self.bytes = offset + line.len() as u64 + 1;
         self.last_line = Some((offset, Hash::of(line)));
@@ -301,9 +308,31 @@ impl Ledger {
         repair_torn_tail(&mut file, &path).map_err(io_err)?;
 
         let mut index = load_cache(&cache_path, &mut file).unwrap_or_default();
+        // The root at the newest checkpoint's size must be known once the ledger is past it;
+        // a cache that went past without recording it is rebuilt.
+        let newest = crate::checkpoint::sizes_in(&crate::checkpoint::dir(store.root()))
+            .map_err(|err| LedgerError::Io {
+                path: crate::checkpoint::dir(store.root()),
+                err,
+            })?
+            .last()
+            .copied();
+        if let Some(n) = newest {
+            let known = index.root_at_checkpoint.is_some_and(|(s, _)| s == n);
+            if !known && index.entries > n {
+                index = Index::default();
+            }
+        }
+        let note_checkpoint = |index: &mut Index| {
+            if Some(index.entries) == newest {
+                index.root_at_checkpoint = Some((index.entries, index.tree.root()));
+            }
+        };
+        note_checkpoint(&mut index);
         let (from, seq) = (index.bytes, index.entries);
         let torn = scan(&path, from, seq, |offset, line, entry| {
-            index.apply(&entry, offset, line)
+            index.apply(&entry, offset, line);
+            note_checkpoint(&mut index);
         })?;
         if torn.is_some() {
             return Err(LedgerError::Corrupt {
@@ -327,6 +356,16 @@ impl Ledger {
 
     pub fn index(&self) -> &Index {
         &self.index
+    }
+
+    /// The tree now: size and root.
+    pub fn tree(&self) -> (u64, Hash) {
+        (self.index.entries, self.index.tree.root())
+    }
+
+    /// Records that a checkpoint of the current tree was written.
+    pub fn checkpointed(&mut self) {
+        self.index.root_at_checkpoint = Some(self.tree());
     }
 
     /// The time to stamp new entries with: now, or the last entry's time if the clock stepped

@@ -12,6 +12,9 @@
 //! - [`cursor`]: what to read next from a remote file (pure).
 //! - [`store`] and [`layout`]: the archive on disk and where each thing lives in it.
 //! - [`ledger`]: the append-only record of every frame and event; source of truth for cursors.
+//! - [`merkle`], [`checkpoint`]: the RFC 9162 tree over the ledger, and its signed checkpoints
+//!   and anchors.
+//! - [`verify`]: checking the whole archive; [`proof`] and [`audit`]: proofs for auditors.
 //! - [`known_hosts`] and [`keys`]: pinned host keys, the loghost's own keys.
 //! - [`cat`]: printing stored logs; [`sanitize`]: making remote text safe to print.
 //! - [`demo`]: the zero-setup tour with an embedded SFTP server.
@@ -20,7 +23,9 @@
 //! never trusts a host key on first use, and never uses a name from the network as a path
 //! without [`layout`] encoding it.
 
+pub mod audit;
 pub mod cat;
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod cursor;
@@ -31,7 +36,10 @@ pub mod keys;
 pub mod known_hosts;
 pub mod layout;
 pub mod ledger;
+pub mod merkle;
+pub mod proof;
 pub mod pull;
 pub mod remote;
 pub mod sanitize;
 pub mod store;
+pub mod verify;

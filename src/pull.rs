@@ -64,6 +64,18 @@ pub struct FileReport {
     pub frames: u64,
 }
 
+impl FileReport {
+    fn new(source: &str, outcome: Outcome) -> FileReport {
+        FileReport {
+            source: source.to_string(),
+            outcome,
+            raw_bytes: 0,
+            stored_bytes: 0,
+            frames: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct HostReport {
     pub host: String,
@@ -96,12 +108,18 @@ impl HostReport {
 #[derive(Debug, Clone)]
 pub struct RoundReport {
     pub hosts: Vec<HostReport>,
+    /// The checkpoint after the round, or why none could be signed.
+    pub checkpoint: Result<crate::checkpoint::RoundCheckpoint, String>,
 }
 
 impl RoundReport {
-    /// Exit status of DESIGN §2: 0 all collected, 1 some host failed.
+    /// Exit status of DESIGN §2: 0 all collected, checkpointed and anchored; 1 otherwise.
     pub fn exit_code(&self) -> i32 {
-        if self.hosts.iter().all(HostReport::ok) {
+        let anchored = self
+            .checkpoint
+            .as_ref()
+            .is_ok_and(|c| c.anchor_errors.is_empty());
+        if self.hosts.iter().all(HostReport::ok) && anchored {
             0
         } else {
             1
@@ -117,6 +135,7 @@ struct Ctx {
     ledger: Mutex<Ledger>,
     known_hosts: KnownHosts,
     identity: Arc<PrivateKey>,
+    signing_key: crate::keys::SigningKey,
     /// The round's moment: decides the day (and hour) directories written to.
     round_time: Timestamp,
 }
@@ -139,6 +158,8 @@ pub async fn run_round(config: &Config, names: &[String]) -> Result<RoundReport>
         crate::keys::load_identity(&config.ssh.identity)
             .map_err(|e| crate::config::SetupError(format!("{e:#}")))?,
     );
+    let signing_key = crate::keys::load_signing_key(&config.ledger.signing_key)
+        .map_err(|e| crate::config::SetupError(format!("{e:#}")))?;
     let round_time = ledger.now();
     let ctx = Arc::new(Ctx {
         config: config.clone(),
@@ -147,6 +168,7 @@ pub async fn run_round(config: &Config, names: &[String]) -> Result<RoundReport>
         ledger: Mutex::new(ledger),
         known_hosts,
         identity,
+        signing_key,
         round_time,
     });
 
@@ -155,17 +177,21 @@ pub async fn run_round(config: &Config, names: &[String]) -> Result<RoundReport>
     for host in hosts {
         let ctx = ctx.clone();
         let permits = permits.clone();
-        tasks.push(tokio::spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            pull_host(&ctx, &host).await
-        }));
+        let name = host.name.clone();
+        tasks.push((
+            name,
+            tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                pull_host(&ctx, &host).await
+            }),
+        ));
     }
     let mut reports = Vec::new();
-    for t in tasks {
+    for (name, t) in tasks {
         match t.await {
             Ok(r) => reports.push(r),
             Err(e) => reports.push(HostReport {
-                host: "?".into(),
+                host: name,
                 error: Some(format!("internal error: {e}")),
                 files: Vec::new(),
                 warnings: Vec::new(),
@@ -173,14 +199,25 @@ pub async fn run_round(config: &Config, names: &[String]) -> Result<RoundReport>
             }),
         }
     }
-    let ledger = ctx
+    let mut ledger = ctx
         .ledger
         .lock()
         .map_err(|_| anyhow::anyhow!("ledger lock poisoned"))?;
+    let checkpoint = crate::checkpoint::write_round(
+        ctx.store.root(),
+        &mut ledger,
+        &ctx.signing_key,
+        &config.ledger.origin,
+        &config.ledger.anchors,
+    )
+    .map_err(|e| format!("{e:#}"));
     if let Err(e) = ledger.save_index() {
         tracing::warn!("cannot save the ledger index cache (it is rebuilt next time): {e}");
     }
-    Ok(RoundReport { hosts: reports })
+    Ok(RoundReport {
+        hosts: reports,
+        checkpoint,
+    })
 }
 
 async fn pull_host(ctx: &Arc<Ctx>, host: &HostConfig) -> HostReport {
@@ -223,13 +260,16 @@ async fn pull_host(ctx: &Arc<Ctx>, host: &HostConfig) -> HostReport {
                 }
             }
             Err(e) => {
-                report.files.push(FileReport {
-                    source: pattern.clone(),
-                    outcome: Outcome::Failed(e.to_string()),
-                    raw_bytes: 0,
-                    stored_bytes: 0,
-                    frames: 0,
-                });
+                let lost = e.is_connection_lost();
+                report
+                    .files
+                    .push(FileReport::new(pattern, Outcome::Failed(e.to_string())));
+                if lost {
+                    report.error = Some(format!("connection lost: {e}"));
+                    session.close().await;
+                    report.seconds = started.elapsed().as_secs_f64();
+                    return report;
+                }
             }
         }
     }
@@ -245,26 +285,18 @@ async fn pull_host(ctx: &Arc<Ctx>, host: &HostConfig) -> HostReport {
                 Shown(&path)
             )),
             Err(FileError::Remote(e)) => {
-                let fatal = e.is_connection_lost();
-                report.files.push(FileReport {
-                    source: path.clone(),
-                    outcome: Outcome::Failed(e.to_string()),
-                    raw_bytes: 0,
-                    stored_bytes: 0,
-                    frames: 0,
-                });
-                if fatal {
+                let lost = e.is_connection_lost();
+                report
+                    .files
+                    .push(FileReport::new(&path, Outcome::Failed(e.to_string())));
+                if lost {
                     report.error = Some(format!("connection lost: {e}"));
                     break;
                 }
             }
-            Err(FileError::Local(e)) => report.files.push(FileReport {
-                source: path.clone(),
-                outcome: Outcome::Failed(format!("{e:#}")),
-                raw_bytes: 0,
-                stored_bytes: 0,
-                frames: 0,
-            }),
+            Err(FileError::Local(e)) => report
+                .files
+                .push(FileReport::new(&path, Outcome::Failed(format!("{e:#}")))),
         }
     }
     session.close().await;
@@ -314,13 +346,7 @@ async fn pull_open_file(
     path: &str,
     via: Via,
 ) -> Result<FileReport, FileError> {
-    let mut report = FileReport {
-        source: path.to_string(),
-        outcome: Outcome::UpToDate,
-        raw_bytes: 0,
-        stored_bytes: 0,
-        frames: 0,
-    };
+    let mut report = FileReport::new(path, Outcome::UpToDate);
     let size = file.size().await?;
     let cursor = ctx
         .ledger
@@ -526,6 +552,11 @@ fn write_frames(
     })();
     if result.is_err() {
         state.abandon();
+    }
+    if let Some(out) = state.out.take()
+        && let Err(e) = out.close()
+    {
+        tracing::warn!("{e}");
     }
     result.map(|()| state.written)
 }

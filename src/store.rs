@@ -325,6 +325,24 @@ impl AppendFile {
         })
     }
 
+    /// Closes the file, removing it if it holds nothing (no frame was ever committed to it), so
+    /// an idle or failed round leaves no empty file for `verify` to wonder about.
+    pub fn close(mut self) -> Result<(), StoreError> {
+        if self.len > 0 {
+            return Ok(());
+        }
+        let _ = self.out.flush();
+        let actual = self.out.get_ref().metadata().map(|m| m.len()).unwrap_or(1);
+        if actual == 0 {
+            fs::remove_file(&self.path)
+                .map_err(io_err("cannot remove the empty file", &self.path))?;
+            if let Some(dir) = self.path.parent() {
+                let _ = sync_dir(dir);
+            }
+        }
+        Ok(())
+    }
+
     /// Hands buffered bytes to the kernel (not durable yet).
     pub fn flush(&mut self) -> Result<(), StoreError> {
         self.out

@@ -602,3 +602,55 @@ fn a_second_writer_is_refused_while_the_store_is_locked() {
     assert_ok(&out, "the first pull");
     assert_eq!(env.cat("web1", &log), std::fs::read(&log).expect("read"));
 }
+
+#[test]
+fn a_server_that_stalls_mid_transfer_times_out_and_commits_nothing_partial() {
+    let env = Env::new();
+    let log = env.rpath("var/log/big.log");
+    let mut data = Vec::new();
+    while data.len() < 40 << 20 {
+        data.extend_from_slice(&log_lines(data.len() as u64, 20_000));
+    }
+    std::fs::write(&log, &data).expect("write");
+    let sshd = env.init_and_start_sshd("");
+    env.write_config(
+        &[host("web1", &sshd.address(), &[&log])],
+        "[ssh]\nio_timeout = \"2s\"",
+    );
+    env.trust("web1", &sshd);
+    let child = env.spawn(&["pull"], &[("LOGHOST_PAUSE_AT", "after-listing:1000")]);
+    std::thread::sleep(Duration::from_millis(500));
+    // Freeze the server's side of the connection (sshd's per-connection processes).
+    let frozen = descendants(sshd.pid());
+    assert!(!frozen.is_empty(), "the connection's sshd processes");
+    for p in &frozen {
+        signal(*p, "STOP");
+    }
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().expect("wait");
+    for p in &frozen {
+        signal(*p, "CONT");
+    }
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("web1"), "{err}");
+    // Nothing half-committed: every stored byte is covered by a frame, frames tile the source.
+    assert!(
+        env.frames_for(&log).is_empty(),
+        "the stall came before the first frame ended"
+    );
+    assert!(
+        env.stored_files().is_empty(),
+        "no stored file may be left with uncommitted bytes, nor empty: {:?}",
+        env.stored_files()
+    );
+    // The next round collects everything.
+    let out = env.run(&["pull"]);
+    assert_ok(&out, "pull after the stall");
+    assert!(env.cat("web1", &log) == data);
+}

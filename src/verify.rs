@@ -1,0 +1,582 @@
+//! `loghost verify`: recomputes everything the ledger and the checkpoints claim, and says what
+//! does not hold, naming the file, the byte range and the entry.
+//!
+//! What is checked:
+//! - every ledger line: canonical JSON, sequence numbers in order, times never going back;
+//! - the Merkle tree over all lines, against every checkpoint: the store's own, the newest one in
+//!   each anchor, and any `--checkpoint` an auditor kept: each must be signed by the log's key and
+//!   be a prefix of the local tree. A checkpoint larger than the ledger means the ledger was cut
+//!   short or rolled back;
+//! - every stored file: its frames must tile it exactly (no gap, no overlap, nothing after the
+//!   last frame, nothing missing), and each frame's bytes must hash to its entry;
+//!   `--deep` also decompresses each frame and checks the raw content's hash and length;
+//! - no file under `logs/` that the ledger does not know.
+//!
+//! It also reports the unanchored tail: entries newer than the newest checkpoint held outside the
+//! loghost, which an intruder with root could still rewrite without verify noticing.
+//!
+//! Files are hashed by two threads, so verify runs at about twice the speed of one SHA-256 core;
+//! memory grows with the number of frames, never with file sizes.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+
+use crate::checkpoint::{self, Checkpoint};
+use crate::config::{Compression, Config};
+use crate::hash::Hash;
+use crate::layout;
+use crate::ledger::{self, Entry};
+use crate::merkle::{self, Frontier};
+use crate::store::{self, Store};
+
+/// What to check beyond the default.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Decompress every frame and check the raw content.
+    pub deep: bool,
+    /// Checkpoints kept outside the loghost (an auditor's copies).
+    pub external: Vec<PathBuf>,
+    /// The log's verifier key; default: derived from `[ledger] signing_key`.
+    pub verifier_key: Option<String>,
+    /// Show progress on stderr.
+    pub progress: bool,
+}
+
+/// The outcome. `problems` empty means everything checked holds.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub problems: Vec<String>,
+    pub notes: Vec<String>,
+    pub entries: u64,
+    pub frames: u64,
+    pub files: u64,
+    pub stored_bytes: u64,
+    pub checkpoints: u64,
+}
+
+/// A frame as verify needs it.
+#[derive(Debug, Clone)]
+struct FrameRef {
+    seq: u64,
+    offset: u64,
+    length: u64,
+    sha256: Hash,
+    raw_len: u64,
+    raw_sha256: Hash,
+}
+
+/// A checkpoint to hold the tree against, and where it came from.
+struct Claim {
+    source: String,
+    checkpoint: Checkpoint,
+}
+
+/// Runs every check. Errors mean verify could not run (exit 2); findings are in the report.
+pub fn run(config: &Config, opts: &Options) -> Result<Report> {
+    let store = Store::open(&config.store)?;
+    let vkey = match &opts.verifier_key {
+        Some(k) => k.clone(),
+        None => crate::keys::load_signing_key(&config.ledger.signing_key)
+            .map_err(|e| {
+                crate::config::SetupError(format!(
+                    "{e:#}\n(an auditor without the signing key gives the log's verifier key \
+                     with --key)"
+                ))
+            })?
+            .verifier_key(),
+    };
+    signed_note::StandardVerifier::new(&vkey)
+        .map_err(|e| crate::config::SetupError(format!("invalid verifier key {vkey:?}: {e}")))?;
+    // A pull running meanwhile may append past the ledger's end; hold the lock when we can.
+    let (lock, busy) = match store.lock() {
+        Ok(l) => (Some(l), false),
+        Err(store::StoreError::Busy { .. }) => (None, true),
+        Err(e) => return Err(e.into()),
+    };
+    let mut report = Report::default();
+    if busy {
+        report.notes.push(
+            "the store is in use by another loghost process: bytes it is appending right now \
+             are reported as notes, not problems"
+                .into(),
+        );
+    }
+
+    // Every checkpoint the tree must be consistent with.
+    let mut claims: Vec<Claim> = Vec::new();
+    let ckpt_dir = checkpoint::dir(store.root());
+    for size in checkpoint::sizes_in(&ckpt_dir)
+        .with_context(|| format!("cannot list {}", ckpt_dir.display()))?
+    {
+        let path = ckpt_dir.join(checkpoint::file_name(size));
+        let shown = rel(store.root(), &path);
+        match std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| checkpoint::open(&b, &vkey))
+        {
+            Ok(c) if c.size == size => claims.push(Claim {
+                source: shown,
+                checkpoint: c,
+            }),
+            Ok(c) => report.problems.push(format!(
+                "{shown}: the file name says tree size {size} but the checkpoint says {}",
+                c.size
+            )),
+            Err(e) => report
+                .problems
+                .push(format!("{shown}: not a valid checkpoint of this log: {e}")),
+        }
+    }
+    report.checkpoints = claims.len() as u64;
+    let mut anchored: Option<(u64, String)> = None;
+    for anchor in &config.ledger.anchors {
+        match checkpoint::newest_in_anchor(anchor, &config.ledger.origin, &vkey) {
+            Ok(Some(c)) => {
+                if anchored.as_ref().is_none_or(|(s, _)| c.size > *s) {
+                    anchored = Some((c.size, anchor.clone()));
+                }
+                claims.push(Claim {
+                    source: format!("the newest checkpoint in anchor {anchor}"),
+                    checkpoint: c,
+                });
+            }
+            Ok(None) => report.notes.push(format!(
+                "anchor {anchor} holds no checkpoint of this log yet"
+            )),
+            Err(e) => report
+                .problems
+                .push(format!("anchor {anchor} could not be read: {e:#}")),
+        }
+    }
+    for path in &opts.external {
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {shown}"))?;
+        match checkpoint::open(&bytes, &vkey) {
+            Ok(c) => {
+                if anchored.as_ref().is_none_or(|(s, _)| c.size > *s) {
+                    anchored = Some((c.size, shown.clone()));
+                }
+                claims.push(Claim {
+                    source: shown,
+                    checkpoint: c,
+                });
+            }
+            Err(e) => report.problems.push(format!(
+                "{shown}: not a valid checkpoint of this log: {e} (a forged or foreign \
+                 checkpoint)"
+            )),
+        }
+    }
+    claims.sort_by_key(|c| c.checkpoint.size);
+
+    // The ledger, line by line.
+    let ledger_path = store.path(layout::LEDGER_FILE);
+    let mut tree = Frontier::new();
+    let mut next_claim = 0;
+    let mut files: BTreeMap<String, Vec<FrameRef>> = BTreeMap::new();
+    let mut last_time = String::new();
+    let mut expected_seq = 0u64;
+    let mut line_no = 0u64;
+    let check_claims = |tree: &Frontier, next_claim: &mut usize, report: &mut Report| {
+        while let Some(c) = claims.get(*next_claim) {
+            if c.checkpoint.size != tree.size() {
+                break;
+            }
+            if c.checkpoint.root != tree.root() {
+                report.problems.push(format!(
+                    "{}: the ledger's first {} entries do not match this checkpoint: the ledger \
+                     was rewritten or reordered since it was signed",
+                    c.source, c.checkpoint.size
+                ));
+            }
+            *next_claim += 1;
+        }
+    };
+    check_claims(&tree, &mut next_claim, &mut report);
+    let mut reader = io::BufReader::with_capacity(
+        1 << 20,
+        File::open(&ledger_path)
+            .with_context(|| format!("cannot open {}", ledger_path.display()))?,
+    );
+    let mut offset = 0u64;
+    let mut line = Vec::with_capacity(1024);
+    loop {
+        line.clear();
+        let n = io::BufRead::read_until(&mut reader, b'\n', &mut line)
+            .with_context(|| format!("cannot read {}", ledger_path.display()))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let at = format!("{} line {line_no} (byte {offset})", layout::LEDGER_FILE);
+        offset += n as u64;
+        if line.last() != Some(&b'\n') {
+            report.problems.push(format!(
+                "{at}: the ledger ends in an incomplete entry (an interrupted write; the next \
+                 pull cuts it away)"
+            ));
+            break;
+        }
+        line.pop();
+        tree.push(merkle::leaf_hash(&line));
+        match ledger::parse_line(&line, expected_seq) {
+            Ok(entry) => {
+                if entry.time() < last_time.as_str() {
+                    report.problems.push(format!(
+                        "{at}: entry {} is dated {} but follows one dated {last_time}",
+                        entry.seq(),
+                        entry.time()
+                    ));
+                }
+                last_time = entry.time().to_string();
+                if let Entry::Frame(f) = entry {
+                    files.entry(f.file.clone()).or_default().push(FrameRef {
+                        seq: f.seq,
+                        offset: f.offset,
+                        length: f.length,
+                        sha256: f.sha256,
+                        raw_len: f.end - f.start,
+                        raw_sha256: f.raw_sha256,
+                    });
+                }
+            }
+            Err(problem) => {
+                report.problems.push(format!("{at}: {problem}"));
+            }
+        }
+        // Resynchronise on the line's own number, so one dropped line is one problem.
+        expected_seq = serde_json::from_slice::<serde_json::Value>(&line)
+            .ok()
+            .and_then(|v| v.get("seq").and_then(serde_json::Value::as_u64))
+            .map_or(expected_seq + 1, |s| s.max(expected_seq) + 1);
+        check_claims(&tree, &mut next_claim, &mut report);
+    }
+    report.entries = tree.size();
+    for c in &claims[next_claim..] {
+        report.problems.push(format!(
+            "{}: it covers {} entries but the ledger has only {}: the ledger was cut short or \
+             rolled back to an older state",
+            c.source,
+            c.checkpoint.size,
+            tree.size()
+        ));
+    }
+    match &anchored {
+        Some((size, at)) if *size <= tree.size() => {
+            let tail = tree.size() - size;
+            if tail > 0 {
+                report.notes.push(format!(
+                    "{tail} entries are newer than the last anchored checkpoint ({size} entries, \
+                     {at}): they are protected only by this machine"
+                ));
+            }
+        }
+        Some(_) => {}
+        None => report.notes.push(format!(
+            "no anchored checkpoint: all {} entries are protected only by this machine (set \
+             [ledger] anchors, or give an auditor's copy with --checkpoint)",
+            tree.size()
+        )),
+    }
+
+    // The stored files.
+    report.frames = files.values().map(|v| v.len() as u64).sum();
+    report.files = files.len() as u64;
+    check_unknown_files(&store, &files, &mut report)?;
+    check_files(&store, files, opts, busy, &mut report)?;
+    drop(lock);
+    Ok(report)
+}
+
+fn rel(root: &Path, p: &Path) -> String {
+    p.strip_prefix(root).unwrap_or(p).display().to_string()
+}
+
+/// Hashes every stored file against its frames, on two threads.
+fn check_files(
+    store: &Store,
+    files: BTreeMap<String, Vec<FrameRef>>,
+    opts: &Options,
+    busy: bool,
+    report: &mut Report,
+) -> Result<()> {
+    let total: u64 = files
+        .values()
+        .flat_map(|v| v.iter().map(|f| f.length))
+        .sum();
+    let done = AtomicU64::new(0);
+    let queue = Mutex::new(files.into_iter());
+    let found = Mutex::new((Vec::<String>::new(), Vec::<String>::new()));
+    let finished = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                loop {
+                    let next = queue.lock().ok().and_then(|mut q| q.next());
+                    let Some((file, frames)) = next else { break };
+                    let mut problems = Vec::new();
+                    let mut notes = Vec::new();
+                    check_file(
+                        store,
+                        &file,
+                        frames,
+                        opts.deep,
+                        busy,
+                        &done,
+                        &mut problems,
+                        &mut notes,
+                    );
+                    if let Ok(mut f) = found.lock() {
+                        f.0.extend(problems);
+                        f.1.extend(notes);
+                    }
+                }
+            });
+        }
+        if opts.progress {
+            s.spawn(|| {
+                while !finished.load(Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                    let d = done.load(Ordering::Relaxed);
+                    eprint!(
+                        "\rverify: {:.1} / {:.1} GiB  ",
+                        d as f64 / (1u64 << 30) as f64,
+                        total as f64 / (1u64 << 30) as f64
+                    );
+                    if d >= total {
+                        break;
+                    }
+                }
+                eprint!("\r\x1b[K");
+            });
+        }
+        // Workers end when the queue is empty; then stop the progress line.
+        while queue.lock().map(|q| q.len() > 0).unwrap_or(false) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        finished.store(true, Ordering::Relaxed);
+    });
+    report.stored_bytes = total;
+    let (mut problems, notes) = found.into_inner().unwrap_or_default();
+    problems.sort();
+    report.problems.extend(problems);
+    report.notes.extend(notes);
+    Ok(())
+}
+
+/// Checks one stored file: its frames tile it, and each hashes to its entry.
+#[allow(clippy::too_many_arguments)]
+fn check_file(
+    store: &Store,
+    file: &str,
+    mut frames: Vec<FrameRef>,
+    deep: bool,
+    busy: bool,
+    done: &AtomicU64,
+    problems: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) {
+    frames.sort_by_key(|f| (f.offset, f.seq));
+    let path = store.path(file);
+    let mut f = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            problems.push(format!(
+                "{file}: missing, but the ledger has {} frame(s) in it (entries {}): the file \
+                 was deleted",
+                frames.len(),
+                frames
+                    .iter()
+                    .map(|f| f.seq.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            return;
+        }
+        Err(e) => {
+            problems.push(format!("{file}: cannot be read: {e}"));
+            return;
+        }
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let compression = store::compression_of(file).unwrap_or(Compression::Zstd);
+    let mut pos = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    for fr in &frames {
+        if fr.offset != pos {
+            if fr.offset > pos {
+                problems.push(format!(
+                    "{file}: bytes {pos}..{} are not covered by any ledger entry (before entry {})",
+                    fr.offset, fr.seq
+                ));
+            } else {
+                problems.push(format!(
+                    "{file}: entry {} claims bytes {}..{} which overlap the previous frame",
+                    fr.seq,
+                    fr.offset,
+                    fr.offset + fr.length
+                ));
+            }
+            if std::io::Seek::seek(&mut f, io::SeekFrom::Start(fr.offset)).is_err() {
+                return;
+            }
+        }
+        if fr.offset + fr.length > len {
+            problems.push(format!(
+                "{file}: entry {} covers bytes {}..{} but the file has only {len} bytes: the \
+                 file was truncated",
+                fr.seq,
+                fr.offset,
+                fr.offset + fr.length
+            ));
+            return;
+        }
+        // Hash the stored bytes; with --deep, decompress them on the way.
+        let mut hasher = Sha256::new();
+        let mut stored = Vec::new();
+        let mut left = fr.length;
+        let mut ok = true;
+        while left > 0 {
+            let want = left.min(buf.len() as u64) as usize;
+            if let Err(e) = f.read_exact(&mut buf[..want]) {
+                problems.push(format!("{file}: cannot read bytes at {}: {e}", fr.offset));
+                ok = false;
+                break;
+            }
+            hasher.update(&buf[..want]);
+            if deep {
+                stored.extend_from_slice(&buf[..want]);
+            }
+            left -= want as u64;
+            done.fetch_add(want as u64, Ordering::Relaxed);
+        }
+        if !ok {
+            return;
+        }
+        let end = fr.offset + fr.length;
+        if Hash::from_hasher(hasher) != fr.sha256 {
+            problems.push(format!(
+                "{file}: bytes {}..{end} do not match entry {} (the stored frame was altered)",
+                fr.offset, fr.seq
+            ));
+        } else if deep {
+            match raw_digest(compression, &stored) {
+                Ok((n, h)) if n == fr.raw_len && h == fr.raw_sha256 => {}
+                Ok((n, _)) => problems.push(format!(
+                    "{file}: bytes {}..{end} decompress to {n} bytes whose hash differs from \
+                     entry {} ({} bytes expected)",
+                    fr.offset, fr.seq, fr.raw_len
+                )),
+                Err(e) => problems.push(format!(
+                    "{file}: bytes {}..{end} (entry {}) do not decompress: {e}",
+                    fr.offset, fr.seq
+                )),
+            }
+        }
+        pos = end;
+    }
+    if len > pos {
+        let msg = format!(
+            "{file}: bytes {pos}..{len} after the last frame are not covered by any ledger entry"
+        );
+        if busy {
+            notes.push(format!("{msg} (a pull may be writing them now)"));
+        } else {
+            problems.push(format!("{msg}: appended without being recorded"));
+        }
+    }
+}
+
+/// Decompresses a frame and returns the raw length and SHA-256, in bounded memory.
+fn raw_digest(compression: Compression, stored: &[u8]) -> io::Result<(u64, Hash)> {
+    struct HashWriter(Sha256, u64);
+    impl io::Write for HashWriter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.update(buf);
+            self.1 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = HashWriter(Sha256::new(), 0);
+    store::decompress(compression, stored, &mut w)?;
+    Ok((w.1, Hash::from_hasher(w.0)))
+}
+
+/// Files under `logs/` the ledger does not know, and anything that is not a plain file or
+/// directory there.
+fn check_unknown_files(
+    store: &Store,
+    known: &BTreeMap<String, Vec<FrameRef>>,
+    report: &mut Report,
+) -> Result<()> {
+    let mut stack = vec![store.path(layout::LOGS_DIR)];
+    while let Some(dir) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) => {
+                report.problems.push(format!(
+                    "{}: cannot be listed: {e}",
+                    rel(store.root(), &dir)
+                ));
+                continue;
+            }
+        };
+        for e in entries {
+            let e = e.with_context(|| format!("cannot list {}", dir.display()))?;
+            let path = e.path();
+            let shown = rel(store.root(), &path);
+            let t = e.file_type()?;
+            if t.is_dir() {
+                stack.push(path);
+            } else if !t.is_file() {
+                report.problems.push(format!(
+                    "{shown}: not a regular file (a link or device in the store)"
+                ));
+            } else if !known.contains_key(&shown) {
+                let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+                report.problems.push(format!(
+                    "{shown}: {len} bytes that no ledger entry covers (a file added to the store)"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Report {
+    /// Prints the findings; returns the exit status (0 holds, 1 tampering found).
+    pub fn print(&self, out: &mut dyn io::Write) -> io::Result<i32> {
+        writeln!(
+            out,
+            "ledger: {} entries, {} frames in {} files ({:.1} MiB stored), {} checkpoints",
+            self.entries,
+            self.frames,
+            self.files,
+            self.stored_bytes as f64 / (1u64 << 20) as f64,
+            self.checkpoints
+        )?;
+        for p in &self.problems {
+            writeln!(out, "PROBLEM: {p}")?;
+        }
+        for n in &self.notes {
+            writeln!(out, "note: {n}")?;
+        }
+        if self.problems.is_empty() {
+            writeln!(out, "verify: OK")?;
+            Ok(0)
+        } else {
+            writeln!(out, "verify: FAILED, {} problem(s)", self.problems.len())?;
+            Ok(1)
+        }
+    }
+}
