@@ -1,0 +1,500 @@
+//! The tamper matrix: every way an intruder could edit the archive after collection makes
+//! `loghost verify` fail (exit 1, naming what), and the honest archive passes (exit 0).
+//! Archives are built by real pulls from the real sshd.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::*;
+
+/// An archive built in three pull rounds (two logs, several frames, three checkpoints), with an
+/// anchor directory outside the store.
+struct Archive {
+    env: Env,
+    _sshd: Sshd,
+    auth: String,
+    app: String,
+    anchor: PathBuf,
+}
+
+impl Archive {
+    fn pull(&self) {
+        let out = self.env.run(&["pull"]);
+        assert_ok(&out, "pull");
+    }
+
+    fn verify(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["verify"];
+        args.extend_from_slice(extra);
+        self.env.run(&args)
+    }
+
+    fn ledger_path(&self) -> PathBuf {
+        self.env.store.join("ledger/ledger.jsonl")
+    }
+
+    fn ledger_lines(&self) -> Vec<String> {
+        std::fs::read_to_string(self.ledger_path())
+            .expect("ledger")
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn write_ledger(&self, lines: &[String]) {
+        let mut text = lines.join("\n");
+        text.push('\n');
+        std::fs::write(self.ledger_path(), text).expect("write ledger");
+        // An intruder would also drop the cache; verify never uses it anyway.
+        let _ = std::fs::remove_file(self.env.store.join("state/index.json"));
+    }
+
+    /// The stored file of the first frame of `source`.
+    fn stored(&self, source: &str) -> PathBuf {
+        let f = &self.env.frames_for(source)[0];
+        self.env.store.join(f["file"].as_str().expect("file"))
+    }
+
+    fn checkpoints(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(self.env.store.join("ledger/checkpoints"))
+            .expect("checkpoints")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+fn archive(with_anchor: bool) -> Archive {
+    let env = Env::new();
+    let auth = env.rpath("var/log/auth.log");
+    let app = env.rpath("var/log/app.log");
+    std::fs::write(&auth, log_lines(1, 2000)).expect("write");
+    std::fs::write(&app, log_lines(2, 500)).expect("write");
+    let sshd = env.init_and_start_sshd("");
+    let anchor = env.dir.path().join("auditor");
+    let extra = if with_anchor {
+        format!("[ledger]\nanchors = [\"file://{}\"]", anchor.display())
+    } else {
+        String::new()
+    };
+    env.write_config(&[host("web1", &sshd.address(), &[&auth, &app])], &extra);
+    env.trust("web1", &sshd);
+    let a = Archive {
+        env,
+        _sshd: sshd,
+        auth,
+        app,
+        anchor,
+    };
+    a.pull();
+    append(Path::new(&a.auth), &log_lines(3, 300));
+    append(Path::new(&a.app), &log_lines(4, 100));
+    a.pull();
+    append(Path::new(&a.auth), &log_lines(5, 300));
+    a.pull();
+    a
+}
+
+fn assert_tampered(out: &Output, expect: &[&str]) {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "verify must fail:\n{}",
+        text(out)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for e in expect {
+        assert!(stdout.contains(e), "expected {e:?} in:\n{stdout}");
+    }
+}
+
+#[test]
+fn the_honest_archive_passes_also_deep() {
+    let a = archive(true);
+    assert_eq!(a.checkpoints().len(), 3, "one per round");
+    for args in [&[][..], &["--deep"][..]] {
+        let out = a.verify(args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("verify: OK"), "{stdout}");
+        assert!(
+            !stdout.contains("newer than the last anchored"),
+            "all anchored: {stdout}"
+        );
+    }
+    // The anchor holds every checkpoint, under the log's origin.
+    let anchored: Vec<_> = walk_files(&a.anchor);
+    assert_eq!(anchored.len(), 3, "{anchored:?}");
+}
+
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk_files(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+#[test]
+fn a_flipped_byte_in_a_log_file_is_found() {
+    let a = archive(false);
+    let f = a.stored(&a.auth);
+    let mut bytes = std::fs::read(&f).expect("read");
+    bytes[200] ^= 0x01;
+    std::fs::write(&f, bytes).expect("write");
+    let rel = f
+        .strip_prefix(&a.env.store)
+        .expect("rel")
+        .display()
+        .to_string();
+    assert_tampered(&a.verify(&[]), &[&rel, "do not match entry"]);
+}
+
+#[test]
+fn a_truncated_log_file_is_found() {
+    let a = archive(false);
+    let f = a.stored(&a.auth);
+    let len = std::fs::metadata(&f).expect("meta").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&f)
+        .expect("open")
+        .set_len(len - 100)
+        .expect("truncate");
+    assert_tampered(&a.verify(&[]), &["truncated"]);
+}
+
+#[test]
+fn a_deleted_log_file_is_found() {
+    let a = archive(false);
+    std::fs::remove_file(a.stored(&a.app)).expect("remove");
+    assert_tampered(&a.verify(&[]), &["missing", "deleted"]);
+}
+
+#[test]
+fn an_extra_file_is_found() {
+    let a = archive(false);
+    let dir = a.stored(&a.app).parent().expect("day dir").to_path_buf();
+    std::fs::write(dir.join("planted.log.zst"), b"not from any pull").expect("write");
+    assert_tampered(
+        &a.verify(&[]),
+        &["planted.log.zst", "no ledger entry covers"],
+    );
+}
+
+#[test]
+fn a_dropped_ledger_line_is_found() {
+    let a = archive(false);
+    let mut lines = a.ledger_lines();
+    lines.remove(3);
+    a.write_ledger(&lines);
+    assert_tampered(&a.verify(&[]), &["sequence number"]);
+}
+
+#[test]
+fn swapped_ledger_lines_are_found() {
+    let a = archive(false);
+    let mut lines = a.ledger_lines();
+    lines.swap(2, 3);
+    a.write_ledger(&lines);
+    assert_tampered(&a.verify(&[]), &["sequence number"]);
+}
+
+#[test]
+fn an_edited_ledger_line_is_found_even_when_it_matches_edited_data() {
+    // The intruder rewrites a frame with his own content and updates its ledger entry to match,
+    // in canonical form: every hash in the entry agrees with the file. The checkpoints do not.
+    let a = archive(false);
+    let lines = a.ledger_lines();
+    let idx = lines
+        .iter()
+        .position(|l| l.contains("\"kind\":\"frame\"") && l.contains("app.log"))
+        .expect("a frame of app.log");
+    let mut entry: serde_json::Value = serde_json::from_str(&lines[idx]).expect("json");
+    let file = a.env.store.join(entry["file"].as_str().expect("file"));
+    let forged_frame = zstd::encode_all(&b"nothing happened here\n"[..], 1).expect("zstd");
+    let offset = entry["offset"].as_u64().expect("offset") as usize;
+    let length = entry["length"].as_u64().expect("length") as usize;
+    let mut bytes = std::fs::read(&file).expect("read");
+    bytes.splice(offset..offset + length, forged_frame.iter().copied());
+    std::fs::write(&file, &bytes).expect("write");
+    entry["length"] = serde_json::json!(forged_frame.len());
+    entry["sha256"] = serde_json::json!(sha256_hex(&forged_frame));
+    entry["raw_sha256"] = serde_json::json!(sha256_hex(b"nothing happened here\n"));
+    let mut lines = lines.clone();
+    lines[idx] = serde_json::to_string(&entry).expect("json");
+    // Keep later frames of this file consistent with the new offsets.
+    let delta = forged_frame.len() as i64 - length as i64;
+    let file_rel = entry["file"].as_str().expect("file").to_string();
+    for l in lines.iter_mut().skip(idx + 1) {
+        let mut e: serde_json::Value = serde_json::from_str(l).expect("json");
+        if e["file"] == file_rel.as_str() {
+            e["offset"] = serde_json::json!(e["offset"].as_i64().expect("offset") + delta);
+            *l = serde_json::to_string(&e).expect("json");
+        }
+    }
+    a.write_ledger(&lines);
+    assert_tampered(
+        &a.verify(&[]),
+        &["do not match this checkpoint", "rewritten"],
+    );
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    loghost::hash::Hash::of(data).to_string()
+}
+
+#[test]
+fn a_forged_checkpoint_is_found() {
+    let a = archive(false);
+    // A checkpoint signed by another key, dropped into the store and given as an auditor's copy.
+    let other = tempfile::tempdir().expect("tempdir");
+    let key_path = other.path().join("other.key");
+    loghost::keys::ensure_signing_key(&key_path, "forger.example/log").expect("key");
+    let key = loghost::keys::load_signing_key(&key_path).expect("load");
+    let lines = a.ledger_lines();
+    let leaves: Vec<_> = lines
+        .iter()
+        .map(|l| loghost::merkle::leaf_hash(l.as_bytes()))
+        .collect();
+    let forged = loghost::checkpoint::Checkpoint {
+        origin: "forger.example/log".into(),
+        size: lines.len() as u64,
+        root: loghost::merkle::root(&leaves),
+    }
+    .sign(&key)
+    .expect("sign");
+    let path = a
+        .env
+        .store
+        .join("ledger/checkpoints")
+        .join(format!("{:020}.ckpt", 999));
+    std::fs::write(&path, &forged).expect("write");
+    assert_tampered(&a.verify(&[]), &["not a valid checkpoint of this log"]);
+    std::fs::remove_file(&path).expect("remove");
+    let external = other.path().join("auditor.ckpt");
+    std::fs::write(&external, &forged).expect("write");
+    assert_tampered(
+        &a.verify(&["--checkpoint", external.to_str().expect("utf8")]),
+        &["forged or foreign"],
+    );
+}
+
+#[test]
+fn a_truncated_ledger_tail_is_found_given_a_newer_external_checkpoint() {
+    let a = archive(false);
+    let newest = a.checkpoints().pop().expect("a checkpoint");
+    let auditor = a.env.dir.path().join("auditor-copy.ckpt");
+    std::fs::copy(&newest, &auditor).expect("auditor's copy");
+    // The intruder drops the last round: ledger lines, the frames they cover, its checkpoint.
+    let mut lines = a.ledger_lines();
+    let cut = lines.split_off(lines.len() - 1);
+    for l in &cut {
+        let e: serde_json::Value = serde_json::from_str(l).expect("json");
+        if e["kind"] == "frame" {
+            let f = a.env.store.join(e["file"].as_str().expect("file"));
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&f)
+                .expect("open")
+                .set_len(e["offset"].as_u64().expect("offset"))
+                .expect("truncate");
+        }
+    }
+    a.write_ledger(&lines);
+    std::fs::remove_file(&newest).expect("remove the newest checkpoint");
+    // Self-consistent now: without the auditor's copy nothing shows.
+    let out = a.verify(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_tampered(
+        &a.verify(&["--checkpoint", auditor.to_str().expect("utf8")]),
+        &["auditor-copy.ckpt", "cut short or rolled back"],
+    );
+}
+
+#[test]
+fn a_rollback_to_an_older_consistent_store_is_found() {
+    let a = archive(true);
+    // An old, complete copy of the store, taken before more was collected.
+    let old = a.env.dir.path().join("old-store");
+    copy_dir(&a.env.store, &old);
+    append(Path::new(&a.auth), &log_lines(6, 200));
+    a.pull();
+    let auditor = a.env.dir.path().join("auditor-copy.ckpt");
+    std::fs::copy(a.checkpoints().pop().expect("newest"), &auditor).expect("copy");
+    // The intruder puts the old store back: every file, ledger line and checkpoint agrees.
+    std::fs::remove_dir_all(&a.env.store).expect("remove");
+    copy_dir(&old, &a.env.store);
+    // The anchor outside the store holds the newer checkpoint: verify finds the rollback alone.
+    assert_tampered(&a.verify(&[]), &["anchor", "cut short or rolled back"]);
+    // And so does the auditor's copy, with the anchor gone too.
+    std::fs::remove_dir_all(&a.anchor).expect("remove anchor");
+    let out = a.verify(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "self-consistent: {}",
+        text(&out)
+    );
+    assert_tampered(
+        &a.verify(&["--checkpoint", auditor.to_str().expect("utf8")]),
+        &["cut short or rolled back"],
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let dest = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn the_unanchored_tail_is_reported() {
+    let a = archive(true);
+    // The anchor misses the newest checkpoint (it was unreachable, say).
+    let mut anchored = walk_files(&a.anchor);
+    anchored.sort();
+    std::fs::remove_file(anchored.pop().expect("newest")).expect("remove");
+    let out = a.verify(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("1 entries are newer than the last anchored checkpoint"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_failing_anchor_is_loud_but_collection_goes_on() {
+    let env = Env::new();
+    let log = env.rpath("var/log/syslog");
+    std::fs::write(&log, log_lines(7, 100)).expect("write");
+    let sshd = env.init_and_start_sshd("");
+    // The anchor's place is taken by a file: nothing can be written there.
+    let blocked = env.dir.path().join("blocked");
+    std::fs::write(&blocked, b"").expect("write");
+    env.write_config(
+        &[host("web1", &sshd.address(), &[&log])],
+        &format!("[ledger]\nanchors = [\"file://{}\"]", blocked.display()),
+    );
+    env.trust("web1", &sshd);
+    let out = env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("anchor file://"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        env.cat("web1", &log),
+        std::fs::read(&log).expect("read"),
+        "collected anyway"
+    );
+    let out = env.run(&["verify"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("could not be read"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn no_checkpoint_is_signed_over_a_rewritten_ledger() {
+    let a = archive(false);
+    let before = a.checkpoints();
+    // An early entry edited (still canonical), the cache gone: the next round must not sign.
+    let mut lines = a.ledger_lines();
+    lines[0] = lines[0].replace("SHA256:", "SHA256:X");
+    assert_ne!(lines[0], a.ledger_lines()[0]);
+    a.write_ledger(&lines);
+    append(Path::new(&a.auth), &log_lines(8, 10));
+    let out = a.env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not signing"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(a.checkpoints(), before, "no new checkpoint");
+}
+
+#[test]
+fn proofs_let_an_auditor_check_one_day_offline() {
+    let a = archive(false);
+    let day_file = a.stored(&a.auth);
+    let rel = day_file
+        .strip_prefix(&a.env.store)
+        .expect("rel")
+        .display()
+        .to_string();
+    let proofs = a.env.dir.path().join("proofs");
+    assert_ok(
+        &a.env.run(&[
+            "prove",
+            "inclusion",
+            "--file",
+            &rel,
+            "--out",
+            proofs.to_str().expect("utf8"),
+        ]),
+        "prove",
+    );
+    let key = String::from_utf8(a.env.run(&["key"]).stdout).expect("utf8");
+    let mut files: Vec<String> = walk_files(&proofs)
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), a.env.frames_for(&a.auth).len());
+    // Offline: no config, only the key, the proofs and the day's file.
+    let check = |data: &Path| {
+        let mut cmd = std::process::Command::new(loghost_bin());
+        cmd.args(["verify-proof", "--key", key.trim(), "--data"])
+            .arg(data)
+            .args(&files);
+        cmd.output().expect("run")
+    };
+    let out = check(&day_file);
+    assert_ok(&out, "verify-proof");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("are the proven frames"));
+    // One flipped byte in the day's file, and the proofs no longer hold for it.
+    let copy = a.env.dir.path().join("day-copy.zst");
+    let mut bytes = std::fs::read(&day_file).expect("read");
+    bytes[10] ^= 0x80;
+    std::fs::write(&copy, &bytes).expect("write");
+    assert_eq!(check(&copy).status.code(), Some(1));
+
+    // A consistency proof between the first and the newest checkpoint.
+    let cps = a.checkpoints();
+    let out_file = a.env.dir.path().join("c.proof");
+    assert_ok(
+        &a.env.run(&[
+            "prove",
+            "consistency",
+            cps[0].to_str().expect("utf8"),
+            cps[cps.len() - 1].to_str().expect("utf8"),
+            "-o",
+            out_file.to_str().expect("utf8"),
+        ]),
+        "prove consistency",
+    );
+    let out = std::process::Command::new(loghost_bin())
+        .args(["verify-proof", "--key", key.trim()])
+        .arg(&out_file)
+        .output()
+        .expect("run");
+    assert_ok(&out, "verify-proof consistency");
+}
