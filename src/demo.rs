@@ -3,9 +3,9 @@
 //! It writes sample logs into a temporary directory, serves them with an embedded SSH/SFTP server
 //! on 127.0.0.1 (russh's server side: read-only, accepting only the demo's own key), and then
 //! runs the real commands against it: `init`, `trust --fingerprint`, a `pull`, lines appended on
-//! the "server", a second `pull` that moves only the new bytes. It prints the resulting store and
-//! checks that the stored copy equals the server's files byte for byte. Everything is deleted at
-//! the end unless `--keep DIR` is given.
+//! the "server", a second `pull` that moves only the new bytes. It prints the resulting store,
+//! checks that the stored copy equals the server's files byte for byte, runs `verify` and prints
+//! the newest signed checkpoint. Everything is deleted at the end unless `--keep DIR` is given.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -105,8 +105,11 @@ snapshot = ["/var/log/lastlog"]
 [ledger]
 signing_key = "ledger.key"
 origin = "demo.loghost.invalid/archive"
+# Checkpoints are copied here too: in real life a place this machine cannot rewrite.
+anchors = ["file://{anchor}"]
 "#,
-            store = dir.join("store").display()
+            store = dir.join("store").display(),
+            anchor = dir.join("auditor").display()
         ),
     )?;
     let config = Config::load(&config_path)?;
@@ -193,8 +196,29 @@ origin = "demo.loghost.invalid/archive"
         "/var/log/auth.log",
         config.compression,
     ));
-    println!("\nThe stored files are plain zstd; stock tools read them:");
+    println!(
+        "\nThe stored files are plain zstd; stock tools read them{}:",
+        if keep.is_some() {
+            ""
+        } else {
+            " (keep the demo with --keep DIR to try)"
+        }
+    );
     println!("  zstdcat {}", sample.display());
+
+    section("8. loghost verify: every frame, entry and checkpoint recomputed");
+    let verified = crate::verify::run(&config, &crate::verify::Options::default())?;
+    let verify_code = verified.print(&mut std::io::stdout())?;
+    let ckpt_dir = crate::checkpoint::dir(&config.store);
+    if let Some(size) = crate::checkpoint::sizes_in(&ckpt_dir)?.last() {
+        let path = ckpt_dir.join(crate::checkpoint::file_name(*size));
+        println!("\nThe newest signed checkpoint, {}:", path.display());
+        print!("{}", String::from_utf8_lossy(&std::fs::read(&path)?));
+        println!(
+            "\nAuditors check it with the verifier key (`loghost key`):\n  {}",
+            crate::audit::verifier_key(&config)?
+        );
+    }
 
     server_task.abort();
     if keep.is_some() {
@@ -204,7 +228,7 @@ origin = "demo.loghost.invalid/archive"
             config_path.display()
         );
     }
-    let ok = first_ok && report2.exit_code() == 0 && all_equal;
+    let ok = first_ok && report2.exit_code() == 0 && all_equal && verify_code == 0;
     println!(
         "\nDemo {}.",
         if ok { "complete" } else { "FAILED (see above)" }
