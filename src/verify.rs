@@ -200,11 +200,15 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report> {
         }
     };
     check_claims(&tree, &mut next_claim, &mut report);
-    let mut reader = io::BufReader::with_capacity(
-        1 << 20,
-        File::open(&ledger_path)
-            .with_context(|| format!("cannot open {}", ledger_path.display()))?,
-    );
+    // No ledger file yet (a store fresh from `init`) reads as an empty ledger.
+    let source: Box<dyn Read> = match File::open(&ledger_path) {
+        Ok(f) => Box::new(f),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Box::new(io::empty()),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot open {}", ledger_path.display()));
+        }
+    };
+    let mut reader = io::BufReader::with_capacity(1 << 20, source);
     let mut offset = 0u64;
     let mut line = Vec::with_capacity(1024);
     loop {

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::*;
+use loghost::hash::Hash;
+use loghost::ledger::{self, Entry};
 
 /// An archive built in three pull rounds (two logs, several frames, three checkpoints), with an
 /// anchor directory outside the store.
@@ -217,27 +219,29 @@ fn an_edited_ledger_line_is_found_even_when_it_matches_edited_data() {
         .iter()
         .position(|l| l.contains("\"kind\":\"frame\"") && l.contains("app.log"))
         .expect("a frame of app.log");
-    let mut entry: serde_json::Value = serde_json::from_str(&lines[idx]).expect("json");
-    let file = a.env.store.join(entry["file"].as_str().expect("file"));
+    let Ok(Entry::Frame(mut entry)) = ledger::parse_line(lines[idx].as_bytes(), idx as u64) else {
+        panic!("not a frame line");
+    };
+    let file = a.env.store.join(&entry.file);
     let forged_frame = zstd::encode_all(&b"nothing happened here\n"[..], 1).expect("zstd");
-    let offset = entry["offset"].as_u64().expect("offset") as usize;
-    let length = entry["length"].as_u64().expect("length") as usize;
+    let (offset, length) = (entry.offset as usize, entry.length as usize);
     let mut bytes = std::fs::read(&file).expect("read");
     bytes.splice(offset..offset + length, forged_frame.iter().copied());
     std::fs::write(&file, &bytes).expect("write");
-    entry["length"] = serde_json::json!(forged_frame.len());
-    entry["sha256"] = serde_json::json!(sha256_hex(&forged_frame));
-    entry["raw_sha256"] = serde_json::json!(sha256_hex(b"nothing happened here\n"));
+    entry.length = forged_frame.len() as u64;
+    entry.sha256 = Hash::of(&forged_frame);
+    entry.raw_sha256 = Hash::of(b"nothing happened here\n");
+    let file_rel = entry.file.clone();
     let mut lines = lines.clone();
-    lines[idx] = serde_json::to_string(&entry).expect("json");
-    // Keep later frames of this file consistent with the new offsets.
+    lines[idx] = canonical(&Entry::Frame(entry));
+    // Later frames of the same file move: keep their entries consistent too.
     let delta = forged_frame.len() as i64 - length as i64;
-    let file_rel = entry["file"].as_str().expect("file").to_string();
-    for l in lines.iter_mut().skip(idx + 1) {
-        let mut e: serde_json::Value = serde_json::from_str(l).expect("json");
-        if e["file"] == file_rel.as_str() {
-            e["offset"] = serde_json::json!(e["offset"].as_i64().expect("offset") + delta);
-            *l = serde_json::to_string(&e).expect("json");
+    for (i, l) in lines.iter_mut().enumerate().skip(idx + 1) {
+        if let Ok(Entry::Frame(mut e)) = ledger::parse_line(l.as_bytes(), i as u64)
+            && e.file == file_rel
+        {
+            e.offset = (e.offset as i64 + delta) as u64;
+            *l = canonical(&Entry::Frame(e));
         }
     }
     a.write_ledger(&lines);
@@ -247,8 +251,8 @@ fn an_edited_ledger_line_is_found_even_when_it_matches_edited_data() {
     );
 }
 
-fn sha256_hex(data: &[u8]) -> String {
-    loghost::hash::Hash::of(data).to_string()
+fn canonical(e: &Entry) -> String {
+    String::from_utf8(e.to_line()).expect("utf8")
 }
 
 #[test]
@@ -497,4 +501,55 @@ fn proofs_let_an_auditor_check_one_day_offline() {
         .output()
         .expect("run");
     assert_ok(&out, "verify-proof consistency");
+}
+
+#[test]
+fn deep_finds_content_that_does_not_match_its_raw_hash() {
+    // A frame whose stored bytes match the entry but whose content does not (as a loghost bug or
+    // a forger who also dropped every checkpoint would leave it): only --deep can see it.
+    let a = archive(false);
+    let mut lines = a.ledger_lines();
+    let idx = lines
+        .iter()
+        .position(|l| l.contains("\"kind\":\"frame\""))
+        .expect("a frame");
+    let Ok(Entry::Frame(mut e)) = ledger::parse_line(lines[idx].as_bytes(), idx as u64) else {
+        panic!("not a frame line");
+    };
+    e.raw_sha256 = Hash::of(b"something else");
+    lines[idx] = canonical(&Entry::Frame(e));
+    a.write_ledger(&lines);
+    for c in a.checkpoints() {
+        std::fs::remove_file(c).expect("remove checkpoint");
+    }
+    let out = a.verify(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "shallow verify cannot see it: {}",
+        text(&out)
+    );
+    assert_tampered(&a.verify(&["--deep"]), &["decompress to", "hash differs"]);
+}
+
+#[test]
+fn verify_exits_2_when_it_cannot_run() {
+    let env = Env::new();
+    env.write_config(&[], "");
+    let out = env.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(2), "no store: {}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("could not run"));
+    assert_ok(&env.run(&["init"]), "init");
+    let out = env.run(&["verify", "--key", "not-a-key"]);
+    assert_eq!(out.status.code(), Some(2), "bad key: {}", text(&out));
+    let out = env.run(&["verify", "--checkpoint", "/nonexistent.ckpt"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "unreadable checkpoint: {}",
+        text(&out)
+    );
+    // A store fresh from init verifies.
+    let out = env.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
