@@ -13,44 +13,10 @@ import argparse
 import os
 import random
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "loghost")
-
-
-def sh(cmd, **kw):
-    return subprocess.run(cmd, shell=True, check=True, **kw)
-
-
-def timed(cmd):
-    """Runs a command (a shell string, or an argv list run directly); returns (seconds, peak
-    resident memory in KiB of the process itself, read from /proc while it runs; 0 for shell
-    strings)."""
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, shell=isinstance(cmd, str), stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE)
-    peak = 0
-    while p.poll() is None:
-        if not isinstance(cmd, str):
-            try:
-                with open(f"/proc/{p.pid}/status") as f:
-                    for line in f:
-                        if line.startswith("VmHWM:"):
-                            peak = max(peak, int(line.split()[1]))
-            except OSError:
-                pass
-        time.sleep(0.005)
-    dt = time.perf_counter() - t
-    if p.returncode != 0:
-        sys.exit(f"failed ({p.returncode}): {cmd}\n{p.stderr.read().decode()}")
-    return dt, peak
-
+from common import BIN, Sshd, build, current_user, sh, timed, write_config
 
 def write_log(path, mib):
     rnd = random.Random(42)
@@ -83,27 +49,17 @@ def write_log(path, mib):
             n += len(chunk)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mib", type=int, default=256)
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
 
-    sh("cargo build --release --quiet", cwd=ROOT)
+    build()
     work = tempfile.mkdtemp(prefix="loghost-bench-")
     sshd = None
     try:
-        user = subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
-        if os.geteuid() == 0:
-            os.makedirs("/run/sshd", exist_ok=True)
+        user = current_user()
         remote = os.path.join(work, "remote")
         os.makedirs(remote)
         big = os.path.join(remote, "big.log")
@@ -113,37 +69,21 @@ def main():
 
         etc = os.path.join(work, "etc")
         os.makedirs(etc)
-        sh(f"ssh-keygen -q -t ed25519 -N '' -f {work}/hostkey")
+        # No ForceCommand: rsync needs to run on the server. loghost and scp use SFTP.
+        sshd = Sshd(work)
+        port = sshd.port
         sh(f"ssh-keygen -q -t ed25519 -N '' -f {work}/clientkey")
-        port = free_port()
         config = os.path.join(etc, "loghost.toml")
 
-        def write_config(store):
-            with open(config, "w") as f:
-                f.write(f'store = "{store}"\n\n[[host]]\nname = "web1"\n'
-                        f'address = "127.0.0.1:{port}"\nuser = "{user}"\npaths = ["{big}"]\n')
+        def use_store(store):
+            write_config(config, store, port, [big])
 
-        write_config(os.path.join(work, "store0"))
+        use_store(os.path.join(work, "store0"))
         sh(f"{BIN} --config {config} init >/dev/null")
         with open(f"{work}/authorized_keys", "w") as f:
             f.write(open(f"{etc}/id_ed25519.pub").read())
             f.write(open(f"{work}/clientkey.pub").read())
-        with open(f"{work}/sshd_config", "w") as f:
-            f.write(f"ListenAddress 127.0.0.1:{port}\nHostKey {work}/hostkey\n"
-                    f"PidFile {work}/sshd.pid\nAuthorizedKeysFile {work}/authorized_keys\n"
-                    "UsePAM no\nStrictModes no\nPasswordAuthentication no\n"
-                    "PermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n")
-        sshd = subprocess.Popen(["/usr/sbin/sshd", "-D", "-f", f"{work}/sshd_config",
-                                 "-E", f"{work}/sshd.log"])
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        fp = subprocess.run(["ssh-keygen", "-lf", f"{work}/hostkey.pub"],
-                            capture_output=True, text=True).stdout.split()[1]
-        sh(f"{BIN} --config {config} trust web1 --fingerprint {fp} >/dev/null")
+        sh(f"{BIN} --config {config} trust web1 --fingerprint {sshd.fingerprint} >/dev/null")
 
         ssh_opts = (f"-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
                     f"-o LogLevel=ERROR -i {work}/clientkey")
@@ -161,7 +101,7 @@ def main():
         def fresh_store():
             counter[0] += 1
             store = os.path.join(work, f"store{counter[0]}")
-            write_config(store)
+            use_store(store)
             sh(f"{BIN} --config {config} init >/dev/null")
 
         def measure_interleaved(cases):
@@ -223,9 +163,7 @@ def main():
         with open(big, "rb") as inp, open(small, "wb") as out:
             out.write(inp.read(size // 4))
         store = os.path.join(work, "store-small")
-        with open(config, "w") as f:
-            f.write(f'store = "{store}"\n\n[[host]]\nname = "web1"\n'
-                    f'address = "127.0.0.1:{port}"\nuser = "{user}"\npaths = ["{small}"]\n')
+        write_config(config, store, port, [small])
         sh(f"{BIN} --config {config} init >/dev/null")
         _, small_mem = timed([BIN, "--config", config, "pull"])
 
@@ -251,8 +189,7 @@ def main():
               f"{small_mem / 1024:.1f} MiB for {size / 4 / 2**20:.0f} MiB")
     finally:
         if sshd:
-            sshd.kill()
-            sshd.wait()
+            sshd.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
