@@ -514,6 +514,8 @@ pub async fn trust(
         event: EventKind::HostKeyPinned,
         host: Some(name.to_string()),
         source: None,
+        start: None,
+        end: None,
         detail,
     })])?;
     let _ = ledger.save_index();
@@ -571,7 +573,13 @@ pub fn print_report(report: &RoundReport, summary: bool) {
         }
         if summary {
             let collected = h.files.iter().filter(|f| f.frames > 0).count();
-            let status = if h.ok() { "ok" } else { "FAILED" };
+            let status = if h.alarms() > 0 {
+                "ALARM"
+            } else if h.ok() {
+                "ok"
+            } else {
+                "FAILED"
+            };
             println!(
                 "{:<16} {status:<6} {} files, {collected} with new data: {} collected, {} stored, {:.1}s",
                 h.host,

@@ -30,6 +30,8 @@ pub struct Config {
     /// zstd 1-19 (default 1: keeps up with a fast network on one core, and on logs compresses
     /// about as well as 3), gzip 1-9 (default 6).
     pub compression_level: i32,
+    /// Collected blocks re-read and compared with the archive per file and round (0: none).
+    pub audit_samples: u32,
     pub ssh: SshConfig,
     pub hosts: Vec<HostConfig>,
     pub receiver: Option<ReceiverConfig>,
@@ -192,6 +194,7 @@ struct RawConfig {
     #[serde(default)]
     compression: Compression,
     compression_level: Option<Spanned<i64>>,
+    audit_samples: Option<AuditSamples>,
     #[serde(default)]
     ssh: RawSsh,
     #[serde(default, rename = "host")]
@@ -290,6 +293,20 @@ impl<'de> Deserialize<'de> for Positive {
             )));
         }
         Ok(Positive(v as u64))
+    }
+}
+
+struct AuditSamples(u32);
+
+impl<'de> Deserialize<'de> for AuditSamples {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = i64::deserialize(d)?;
+        if !(0..=1000).contains(&v) {
+            return Err(de::Error::custom(format!(
+                "expected a number of audit samples per file and round from 0 to 1000, found {v}"
+            )));
+        }
+        Ok(AuditSamples(v as u32))
     }
 }
 
@@ -755,6 +772,7 @@ impl Config {
             store: resolve(&raw.store),
             compression: raw.compression,
             compression_level,
+            audit_samples: raw.audit_samples.map_or(4, |a| a.0),
             ssh,
             hosts,
             receiver,

@@ -35,6 +35,43 @@ pub struct Cursor {
     pub tail: Probe,
     /// For snapshot files: the hash of the whole content last stored.
     pub content: Option<Hash>,
+    /// Where the current generation's most recent frames are stored (at most [`MAX_SPANS`]),
+    /// for audit samples: re-reading random collected blocks and comparing with the archive.
+    #[serde(default)]
+    pub spans: Vec<Span>,
+}
+
+/// How many frames of a generation the cursor remembers for audit samples.
+pub const MAX_SPANS: usize = 1000;
+
+/// One stored frame of a generation: source bytes `[start, end)` are `length` stored bytes at
+/// `offset` of `file`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    pub start: u64,
+    pub end: u64,
+    pub file: String,
+    pub offset: u64,
+    pub length: u64,
+}
+
+impl Cursor {
+    /// The cursor of a generation that starts over (after a truncation, say): nothing collected.
+    pub fn empty() -> Cursor {
+        Cursor {
+            end: 0,
+            head: Probe {
+                len: 0,
+                sha256: Hash::of(b""),
+            },
+            tail: Probe {
+                len: 0,
+                sha256: Hash::of(b""),
+            },
+            content: None,
+            spans: Vec::new(),
+        }
+    }
 }
 
 /// The byte ranges whose hashes [`decide`] needs.
@@ -65,17 +102,20 @@ pub struct Observed {
     pub tail: Option<Hash>,
 }
 
-/// Why a file is collected again from its start.
+/// What changed about a file whose cursor no longer simply extends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Restart {
-    /// Never seen before.
-    New,
-    /// Smaller than what was collected: truncated, or replaced by a new file.
-    Shrunk { size: u64, collected: u64 },
+pub enum Change {
+    /// The file is gone from its path (rotated away and not recreated yet, or deleted).
+    Missing,
+    /// Smaller than what was collected. `head_same`: its first bytes are still the ones collected.
+    Shrunk {
+        size: u64,
+        collected: u64,
+        head_same: bool,
+    },
     /// Its first bytes differ: a new file under the old name (rotation), or an edit at the start.
     NewIdentity,
-    /// Same identity, but the bytes just before the cursor changed: the collected part was
-    /// rewritten on the remote host.
+    /// Same identity, but the bytes just before the cursor changed.
     TailChanged,
 }
 
@@ -85,35 +125,249 @@ pub enum Decision {
     UpToDate,
     /// The same file has grown: read `[from, size)`.
     Append { from: u64 },
-    /// Read the file from 0 as a new generation.
-    Restart(Restart),
+    /// Never seen before: read it from 0.
+    New,
+    /// Something changed: look among the file's rotated siblings for the generation the cursor
+    /// belongs to, then [`plan`].
+    Search(Change),
 }
 
-/// The cursor decision for an append-only log.
-pub fn decide(cursor: Option<&Cursor>, obs: Observed) -> Decision {
+/// The cursor decision for an append-only log at its configured path (`None`: not there).
+pub fn decide(cursor: Option<&Cursor>, obs: Option<Observed>) -> Decision {
     let Some(c) = cursor else {
-        return if obs.size == 0 {
-            Decision::UpToDate
-        } else {
-            Decision::Restart(Restart::New)
+        return match obs {
+            Some(o) if o.size > 0 => Decision::New,
+            _ => Decision::UpToDate,
         };
     };
+    let Some(obs) = obs else {
+        return Decision::Search(Change::Missing);
+    };
+    let head_same = c.head.len == 0 || obs.head == Some(c.head.sha256);
     if obs.size < c.end {
-        return Decision::Restart(Restart::Shrunk {
+        return Decision::Search(Change::Shrunk {
             size: obs.size,
             collected: c.end,
+            head_same: c.head.len > 0 && head_same,
         });
     }
-    if c.head.len > 0 && obs.head != Some(c.head.sha256) {
-        return Decision::Restart(Restart::NewIdentity);
+    if !head_same {
+        return Decision::Search(Change::NewIdentity);
     }
     if c.tail.len > 0 && obs.tail != Some(c.tail.sha256) {
-        return Decision::Restart(Restart::TailChanged);
+        return Decision::Search(Change::TailChanged);
     }
     if obs.size == c.end {
         Decision::UpToDate
     } else {
         Decision::Append { from: c.end }
+    }
+}
+
+/// Where a rotated sibling stands in age, from its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Age {
+    /// `log.1`, `log.2.gz`: a larger number is older.
+    Numeric(u64),
+    /// `log-20261128`, `log.2026-11-28.gz` (logrotate's `dateext`): a smaller date is older.
+    Dated(String),
+    /// Anything else after the name (`log.old`): searched, but never ordered.
+    Other,
+}
+
+impl Age {
+    /// True when `self` was rotated after `other`; `None` when they cannot be compared.
+    pub fn younger_than(&self, other: &Age) -> Option<bool> {
+        match (self, other) {
+            (Age::Numeric(a), Age::Numeric(b)) => Some(a < b),
+            (Age::Dated(a), Age::Dated(b)) => Some(a > b),
+            _ => None,
+        }
+    }
+}
+
+/// Recognizes a rotated sibling of the log file `base` (a file name, not a path): `base` followed
+/// by `.`, `-` or `_` and a suffix, optionally compressed (`.gz`). Returns its age and whether it
+/// is gzip-compressed.
+pub fn sibling(base: &str, name: &str) -> Option<(Age, bool)> {
+    let rest = name.strip_prefix(base)?;
+    if rest == ".gz" {
+        return Some((Age::Other, true));
+    }
+    let mut chars = rest.chars();
+    if !matches!(chars.next(), Some('.' | '-' | '_')) {
+        return None;
+    }
+    let suffix = chars.as_str();
+    let (suffix, gz) = match suffix.strip_suffix(".gz") {
+        Some(s) => (s, true),
+        None => (suffix, false),
+    };
+    if suffix.is_empty() {
+        return None;
+    }
+    let digits = suffix.bytes().filter(u8::is_ascii_digit).count();
+    let age = if suffix.bytes().all(|b| b.is_ascii_digit()) && suffix.len() < 8 {
+        Age::Numeric(suffix.parse().ok()?)
+    } else if digits >= 8
+        && suffix
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"-_.".contains(&b))
+    {
+        Age::Dated(suffix.to_string())
+    } else {
+        Age::Other
+    };
+    Some((age, gz))
+}
+
+/// A rotated sibling, as probed against the cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub path: String,
+    pub age: Age,
+    pub gz: bool,
+    /// Its first bytes are the cursor's identity.
+    pub head_matches: bool,
+    /// Its bytes before the cursor's offset are the ones collected (`None`: not checked yet, as
+    /// for compressed siblings, whose check happens while reading them).
+    pub tail_matches: Option<bool>,
+}
+
+/// One read of a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The rest of the cursor's generation, now in a rotated sibling: `[from, end of file)`.
+    Tail { path: String, gz: bool, from: u64 },
+    /// A whole generation never seen (rotated more than once since the last round), or a
+    /// rewritten one, stored as a new generation.
+    Whole { path: String, gz: bool },
+    /// The file at its configured path, from 0, as a new generation.
+    Current,
+}
+
+/// Something to tell the auditor, recorded as a ledger event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// Bytes already collected have changed on the server: an alarm. `[start, end)` of the
+    /// collected generation is what was found changed (or cut away); `path` is where.
+    Rewritten {
+        path: String,
+        start: u64,
+        end: u64,
+        how: &'static str,
+    },
+    /// Shrunk with new content and no rotated copy of the old: truncated (`> file`) and maybe
+    /// regrown. What was collected is safe; anything written after the last round is lost.
+    Truncated { size: u64, collected: u64 },
+    /// A different file under the old name, and the old generation is not among the siblings:
+    /// bytes written to it after the last round, if any, are lost.
+    Replaced { collected: u64 },
+}
+
+/// What to do about a [`Decision::Search`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Plan {
+    pub finding: Option<Finding>,
+    pub steps: Vec<Step>,
+}
+
+/// Decides how to follow a changed log. `path` is the configured path; `current_exists` whether a
+/// file is there now; `candidates` its rotated siblings in the order they were probed, youngest
+/// first, probing stopped at the first whose head matched.
+///
+/// - The cursor's generation found intact in a sibling: rotation. Read its unread tail, then every
+///   younger generation whole (rotated more than once between rounds), then the new file from 0.
+///   Nothing to report: this is what logrotate does.
+/// - Found, but edited before the cursor: the rotated copy was rewritten; alarm, and its content
+///   is stored whole as a new generation.
+/// - Not found: the same identity at the path with changed or cut collected bytes is a rewrite
+///   (alarm); a shrunk file with new content is a truncation, a grown one a replacement (noted,
+///   not an alarm: nothing collected is at stake).
+pub fn plan(
+    cursor: &Cursor,
+    change: Change,
+    path: &str,
+    current_exists: bool,
+    candidates: &[Candidate],
+) -> Plan {
+    let current = current_exists.then_some(Step::Current);
+    let younger = |g: &Candidate| -> Vec<Step> {
+        // Probed before g (so younger by probe order), comparable with it, a different
+        // generation: collected whole, oldest first.
+        let mut steps: Vec<Step> = candidates
+            .iter()
+            .take_while(|c| c.path != g.path)
+            .filter(|c| !c.head_matches && c.age.younger_than(&g.age) == Some(true))
+            .map(|c| Step::Whole {
+                path: c.path.clone(),
+                gz: c.gz,
+            })
+            .collect();
+        steps.reverse();
+        steps
+    };
+    let intact = candidates
+        .iter()
+        .find(|c| c.head_matches && c.tail_matches != Some(false));
+    if let Some(g) = intact {
+        let mut steps = vec![Step::Tail {
+            path: g.path.clone(),
+            gz: g.gz,
+            from: cursor.end,
+        }];
+        steps.extend(younger(g));
+        steps.extend(current);
+        return Plan {
+            finding: None,
+            steps,
+        };
+    }
+    if let Some(e) = candidates.iter().find(|c| c.head_matches) {
+        let mut steps = vec![Step::Whole {
+            path: e.path.clone(),
+            gz: e.gz,
+        }];
+        steps.extend(younger(e));
+        steps.extend(current);
+        return Plan {
+            finding: Some(Finding::Rewritten {
+                path: e.path.clone(),
+                start: cursor.end - cursor.tail.len,
+                end: cursor.end,
+                how: "the rotated copy's collected bytes differ",
+            }),
+            steps,
+        };
+    }
+    let finding = match change {
+        Change::Missing => None,
+        Change::TailChanged => Some(Finding::Rewritten {
+            path: path.to_string(),
+            start: cursor.end - cursor.tail.len,
+            end: cursor.end,
+            how: "collected bytes before the cursor changed",
+        }),
+        Change::Shrunk {
+            size,
+            collected,
+            head_same: true,
+        } => Some(Finding::Rewritten {
+            path: path.to_string(),
+            start: size,
+            end: collected,
+            how: "collected bytes were cut from the end",
+        }),
+        Change::Shrunk {
+            size, collected, ..
+        } => Some(Finding::Truncated { size, collected }),
+        Change::NewIdentity => Some(Finding::Replaced {
+            collected: cursor.end,
+        }),
+    };
+    Plan {
+        finding,
+        steps: current.into_iter().collect(),
     }
 }
 
@@ -137,24 +391,23 @@ mod tests {
                 sha256: h(2),
             },
             content: None,
+            spans: Vec::new(),
         }
     }
 
-    fn obs(size: u64, head: Option<u8>, tail: Option<u8>) -> Observed {
-        Observed {
+    fn obs(size: u64, head: Option<u8>, tail: Option<u8>) -> Option<Observed> {
+        Some(Observed {
             size,
             head: head.map(h),
             tail: tail.map(h),
-        }
+        })
     }
 
     #[test]
     fn new_files() {
         assert_eq!(decide(None, obs(0, None, None)), Decision::UpToDate);
-        assert_eq!(
-            decide(None, obs(10, Some(9), None)),
-            Decision::Restart(Restart::New)
-        );
+        assert_eq!(decide(None, None), Decision::UpToDate);
+        assert_eq!(decide(None, obs(10, Some(9), None)), Decision::New);
     }
 
     #[test]
@@ -168,29 +421,46 @@ mod tests {
             decide(Some(&c), obs(12_000, Some(1), Some(2))),
             Decision::Append { from: 10_000 }
         );
+        // A cursor reset by a truncation event: whatever is there now is new.
+        let e = Cursor::empty();
+        assert_eq!(decide(Some(&e), obs(0, None, None)), Decision::UpToDate);
+        assert_eq!(
+            decide(Some(&e), obs(7, Some(5), None)),
+            Decision::Append { from: 0 }
+        );
     }
 
     #[test]
-    fn shrunk_new_identity_and_rewritten() {
+    fn every_change() {
         let c = cursor(10_000);
+        assert_eq!(decide(Some(&c), None), Decision::Search(Change::Missing));
         assert_eq!(
             decide(Some(&c), obs(50, Some(1), None)),
-            Decision::Restart(Restart::Shrunk {
+            Decision::Search(Change::Shrunk {
                 size: 50,
-                collected: 10_000
+                collected: 10_000,
+                head_same: true
+            })
+        );
+        assert_eq!(
+            decide(Some(&c), obs(50, Some(3), None)),
+            Decision::Search(Change::Shrunk {
+                size: 50,
+                collected: 10_000,
+                head_same: false
             })
         );
         assert_eq!(
             decide(Some(&c), obs(20_000, Some(7), Some(2))),
-            Decision::Restart(Restart::NewIdentity)
+            Decision::Search(Change::NewIdentity)
         );
         assert_eq!(
             decide(Some(&c), obs(20_000, Some(1), Some(7))),
-            Decision::Restart(Restart::TailChanged)
+            Decision::Search(Change::TailChanged)
         );
         assert_eq!(
             decide(Some(&c), obs(10_000, Some(1), None)),
-            Decision::Restart(Restart::TailChanged),
+            Decision::Search(Change::TailChanged),
             "a tail that could not be read counts as changed"
         );
     }
@@ -219,5 +489,253 @@ mod tests {
         );
         let small = cursor(10);
         assert_eq!(probe_plan(Some(&small), 30).tail, Some((0, 10)));
+    }
+
+    #[test]
+    fn siblings_by_name() {
+        let s = |n| sibling("auth.log", n);
+        assert_eq!(s("auth.log.1"), Some((Age::Numeric(1), false)));
+        assert_eq!(s("auth.log.12.gz"), Some((Age::Numeric(12), true)));
+        assert_eq!(
+            s("auth.log-20261128"),
+            Some((Age::Dated("20261128".into()), false))
+        );
+        assert_eq!(
+            s("auth.log-20261128.gz"),
+            Some((Age::Dated("20261128".into()), true))
+        );
+        assert_eq!(
+            s("auth.log.2026-11-28"),
+            Some((Age::Dated("2026-11-28".into()), false))
+        );
+        assert_eq!(s("auth.log.old"), Some((Age::Other, false)));
+        assert_eq!(s("auth.log"), None);
+        assert_eq!(s("auth.log.gz"), Some((Age::Other, true)));
+        assert_eq!(s("auth.logger"), None);
+        assert_eq!(s("xauth.log.1"), None);
+        assert_eq!(Age::Numeric(1).younger_than(&Age::Numeric(2)), Some(true));
+        assert_eq!(
+            Age::Dated("20261128".into()).younger_than(&Age::Dated("20261127".into())),
+            Some(true)
+        );
+        assert_eq!(Age::Numeric(1).younger_than(&Age::Dated("2".into())), None);
+        assert_eq!(Age::Other.younger_than(&Age::Other), None);
+    }
+
+    fn cand(path: &str, age: Age, head: bool, tail: Option<bool>) -> Candidate {
+        Candidate {
+            path: path.into(),
+            age,
+            gz: path.ends_with(".gz"),
+            head_matches: head,
+            tail_matches: tail,
+        }
+    }
+
+    const P: &str = "/var/log/auth.log";
+
+    #[test]
+    fn rotation_reads_the_old_tail_then_the_new_file() {
+        let c = cursor(10_000);
+        // create: auth.log -> auth.log.1, a new auth.log.
+        let plan = plan(
+            &c,
+            Change::NewIdentity,
+            P,
+            true,
+            &[cand(
+                "/var/log/auth.log.1",
+                Age::Numeric(1),
+                true,
+                Some(true),
+            )],
+        );
+        assert_eq!(plan.finding, None, "rotation is not an alarm");
+        assert_eq!(
+            plan.steps,
+            vec![
+                Step::Tail {
+                    path: "/var/log/auth.log.1".into(),
+                    gz: false,
+                    from: 10_000
+                },
+                Step::Current
+            ]
+        );
+        // copytruncate: the file shrank, the copy is in auth.log.1.
+        let p2 = super::plan(
+            &c,
+            Change::Shrunk {
+                size: 10,
+                collected: 10_000,
+                head_same: false,
+            },
+            P,
+            true,
+            &[cand(
+                "/var/log/auth.log.1",
+                Age::Numeric(1),
+                true,
+                Some(true),
+            )],
+        );
+        assert_eq!(p2.finding, None);
+        assert_eq!(p2.steps.len(), 2);
+        // Rotated and not recreated yet: the tail is read, nothing else.
+        let p3 = super::plan(
+            &c,
+            Change::Missing,
+            P,
+            false,
+            &[cand(
+                "/var/log/auth.log.1",
+                Age::Numeric(1),
+                true,
+                Some(true),
+            )],
+        );
+        assert_eq!(p3.steps.len(), 1);
+    }
+
+    #[test]
+    fn several_rotations_collect_the_generations_in_between() {
+        let c = cursor(10_000);
+        // Probed youngest first: .1 and .2.gz are new generations, .3.gz is ours.
+        let cands = [
+            cand("/var/log/auth.log.1", Age::Numeric(1), false, None),
+            cand("/var/log/auth.log.2.gz", Age::Numeric(2), false, None),
+            cand("/var/log/auth.log.3.gz", Age::Numeric(3), true, None),
+        ];
+        let plan = plan(&c, Change::NewIdentity, P, true, &cands);
+        assert_eq!(plan.finding, None);
+        assert_eq!(
+            plan.steps,
+            vec![
+                Step::Tail {
+                    path: "/var/log/auth.log.3.gz".into(),
+                    gz: true,
+                    from: 10_000
+                },
+                Step::Whole {
+                    path: "/var/log/auth.log.2.gz".into(),
+                    gz: true
+                },
+                Step::Whole {
+                    path: "/var/log/auth.log.1".into(),
+                    gz: false
+                },
+                Step::Current
+            ]
+        );
+        // dateext: dates order the same way; an unrelated name is never taken as a generation.
+        let cands = [
+            cand(
+                "/var/log/auth.log-20261128",
+                Age::Dated("20261128".into()),
+                false,
+                None,
+            ),
+            cand("/var/log/auth.log.old", Age::Other, false, None),
+            cand(
+                "/var/log/auth.log-20261127.gz",
+                Age::Dated("20261127".into()),
+                true,
+                None,
+            ),
+        ];
+        let plan = super::plan(&c, Change::NewIdentity, P, true, &cands);
+        assert_eq!(
+            plan.steps[1],
+            Step::Whole {
+                path: "/var/log/auth.log-20261128".into(),
+                gz: false
+            }
+        );
+        assert_eq!(plan.steps.len(), 3);
+    }
+
+    #[test]
+    fn rewrites_are_alarms_and_truncations_are_not() {
+        let c = cursor(10_000);
+        let none: [Candidate; 0] = [];
+        let p = plan(&c, Change::TailChanged, P, true, &none);
+        assert!(matches!(
+            p.finding,
+            Some(Finding::Rewritten {
+                start: 5904,
+                end: 10_000,
+                ..
+            })
+        ));
+        assert_eq!(p.steps, vec![Step::Current]);
+        let p = plan(
+            &c,
+            Change::Shrunk {
+                size: 9_000,
+                collected: 10_000,
+                head_same: true,
+            },
+            P,
+            true,
+            &none,
+        );
+        assert!(
+            matches!(
+                p.finding,
+                Some(Finding::Rewritten {
+                    start: 9_000,
+                    end: 10_000,
+                    ..
+                })
+            ),
+            "lines cut from the end of a collected file"
+        );
+        let p = plan(
+            &c,
+            Change::Shrunk {
+                size: 0,
+                collected: 10_000,
+                head_same: false,
+            },
+            P,
+            true,
+            &none,
+        );
+        assert_eq!(
+            p.finding,
+            Some(Finding::Truncated {
+                size: 0,
+                collected: 10_000
+            })
+        );
+        let p = plan(&c, Change::NewIdentity, P, true, &none);
+        assert_eq!(p.finding, Some(Finding::Replaced { collected: 10_000 }));
+        let p = plan(&c, Change::Missing, P, false, &none);
+        assert_eq!(
+            p,
+            Plan::default(),
+            "gone without a trace: nothing to do, nothing to say"
+        );
+        // The rotated copy was edited before the cursor: alarm, stored whole.
+        let p = plan(
+            &c,
+            Change::NewIdentity,
+            P,
+            true,
+            &[cand(
+                "/var/log/auth.log.1",
+                Age::Numeric(1),
+                true,
+                Some(false),
+            )],
+        );
+        assert!(matches!(p.finding, Some(Finding::Rewritten { .. })));
+        assert_eq!(
+            p.steps[0],
+            Step::Whole {
+                path: "/var/log/auth.log.1".into(),
+                gz: false
+            }
+        );
     }
 }

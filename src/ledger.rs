@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::cursor::{Cursor, Probe};
+use crate::cursor::{Cursor, MAX_SPANS, Probe, Span};
 use crate::hash::Hash;
 use crate::layout;
 use crate::merkle::{self, Frontier};
@@ -60,8 +60,11 @@ pub struct Frame {
     /// Commit time, UTC, microseconds; never earlier than the previous entry's.
     pub time: String,
     pub host: String,
-    /// The remote path the bytes came from.
+    /// The log the bytes belong to: the configured remote path.
     pub source: String,
+    /// The remote path actually read, when it is a rotated sibling of `source` (`auth.log.1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
     pub via: Via,
     /// Source byte range `[start, end)` of this frame's raw content.
     pub start: u64,
@@ -92,6 +95,11 @@ pub struct Event {
     pub host: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The byte range concerned, of the source's collected generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<u64>,
     pub detail: String,
 }
 
@@ -100,6 +108,24 @@ pub struct Event {
 pub enum EventKind {
     /// `loghost trust` pinned a host key (detail: key type and fingerprint, and the replaced one).
     HostKeyPinned,
+    /// ALARM: bytes already collected changed on the server. The archive keeps the original; the
+    /// new content follows as a new generation.
+    Rewritten,
+    /// The log shrank with new content and no rotated copy of the old one (`> file`).
+    Truncated,
+    /// A different file appeared under the log's name and the previous one is not among its
+    /// rotated siblings.
+    Replaced,
+}
+
+impl EventKind {
+    /// Events after which the source's next bytes start a new generation from 0.
+    pub fn restarts_generation(self) -> bool {
+        matches!(
+            self,
+            EventKind::Rewritten | EventKind::Truncated | EventKind::Replaced
+        )
+    }
 }
 
 impl Entry {
@@ -211,18 +237,50 @@ impl Index {
         self.bytes = offset + line.len() as u64 + 1;
         self.last_line = Some((offset, Hash::of(line)));
         self.last_time = Some(entry.time().to_string());
-        if let Entry::Frame(f) = entry {
-            self.file_ends.insert(f.file.clone(), f.offset + f.length);
-            let cursor = Cursor {
-                end: f.end,
-                head: f.head,
-                tail: f.tail,
-                content: (f.via == Via::Snapshot).then_some(f.raw_sha256),
-            };
-            self.cursors
-                .entry(f.host.clone())
-                .or_default()
-                .insert(f.source.clone(), cursor);
+        match entry {
+            Entry::Frame(f) => {
+                self.file_ends.insert(f.file.clone(), f.offset + f.length);
+                let slot = self
+                    .cursors
+                    .entry(f.host.clone())
+                    .or_default()
+                    .entry(f.source.clone())
+                    .or_insert_with(Cursor::empty);
+                // Frames of one generation follow each other; one starting at 0 begins another.
+                let mut spans = if f.start == 0 {
+                    Vec::new()
+                } else {
+                    std::mem::take(&mut slot.spans)
+                };
+                if f.via == Via::Pull {
+                    spans.push(Span {
+                        start: f.start,
+                        end: f.end,
+                        file: f.file.clone(),
+                        offset: f.offset,
+                        length: f.length,
+                    });
+                    if spans.len() > MAX_SPANS {
+                        spans.drain(..spans.len() - MAX_SPANS);
+                    }
+                }
+                *slot = Cursor {
+                    end: f.end,
+                    head: f.head,
+                    tail: f.tail,
+                    content: (f.via == Via::Snapshot).then_some(f.raw_sha256),
+                    spans,
+                };
+            }
+            Entry::Event(e) if e.event.restarts_generation() => {
+                if let (Some(host), Some(source)) = (&e.host, &e.source) {
+                    self.cursors
+                        .entry(host.clone())
+                        .or_default()
+                        .insert(source.clone(), Cursor::empty());
+                }
+            }
+            Entry::Event(_) => {}
         }
     }
 
@@ -501,6 +559,7 @@ mod tests {
             time: String::new(),
             host: "web1".into(),
             source: "/var/log/auth.log".into(),
+            from: None,
             via: Via::Pull,
             start: 0,
             end: 10,

@@ -18,26 +18,23 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use jiff::Timestamp;
 use russh::keys::PrivateKey;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 
+use crate::collect::{self, FileError};
 use crate::config::{Config, HostConfig};
-use crate::cursor::{self, Decision, HEAD_LEN, Observed, Probe, Restart, TAIL_LEN};
+use crate::cursor::Cursor;
 use crate::failpoint;
-use crate::hash::Hash;
 use crate::known_hosts::KnownHosts;
-use crate::layout;
-use crate::ledger::{Entry, Frame, Ledger, Via};
-use crate::remote::{RemoteError, RemoteFile, Session};
+use crate::ledger::{Entry, Ledger, Via};
+use crate::remote::Session;
 use crate::sanitize::Shown;
-use crate::store::{AppendFile, FrameWriter, Store, StoreLock};
+use crate::store::{Store, StoreLock};
 
 /// Largest raw content in one frame.
 pub const MAX_FRAME_RAW: u64 = 64 * 1024 * 1024;
-/// Chunks buffered between the network and the compressor (each up to 255 KiB).
-const CHANNEL_DEPTH: usize = 32;
 
 /// What happened to one remote file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,10 +42,7 @@ pub enum Outcome {
     /// Nothing new since the last round.
     UpToDate,
     /// New bytes collected.
-    Collected {
-        /// Why collection started from 0, if it did.
-        restart: Option<Restart>,
-    },
+    Collected,
     /// A snapshot file whose content changed and was stored whole.
     SnapshotStored,
     /// Could not be collected this round; retried next round.
@@ -62,16 +56,22 @@ pub struct FileReport {
     pub raw_bytes: u64,
     pub stored_bytes: u64,
     pub frames: u64,
+    /// Rewrites found (ALARM): bytes already collected changed on the server.
+    pub alarms: Vec<String>,
+    /// Truncations and replacements noticed (not alarms).
+    pub notes: Vec<String>,
 }
 
 impl FileReport {
-    fn new(source: &str, outcome: Outcome) -> FileReport {
+    pub(crate) fn new(source: &str, outcome: Outcome) -> FileReport {
         FileReport {
             source: source.to_string(),
             outcome,
             raw_bytes: 0,
             stored_bytes: 0,
             frames: 0,
+            alarms: Vec::new(),
+            notes: Vec::new(),
         }
     }
 }
@@ -103,6 +103,10 @@ impl HostReport {
     pub fn stored_bytes(&self) -> u64 {
         self.files.iter().map(|f| f.stored_bytes).sum()
     }
+
+    pub fn alarms(&self) -> usize {
+        self.files.iter().map(|f| f.alarms.len()).sum()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -113,13 +117,16 @@ pub struct RoundReport {
 }
 
 impl RoundReport {
-    /// Exit status of DESIGN §2: 0 all collected, checkpointed and anchored; 1 otherwise.
+    /// Exit status of DESIGN §2: 4 a rewritten log was found (whatever else happened); 1 a host
+    /// or file failed, or the checkpoint could not be signed or anchored; 0 otherwise.
     pub fn exit_code(&self) -> i32 {
         let anchored = self
             .checkpoint
             .as_ref()
             .is_ok_and(|c| c.anchor_errors.is_empty());
-        if self.hosts.iter().all(HostReport::ok) && anchored {
+        if self.hosts.iter().any(|h| h.alarms() > 0) {
+            4
+        } else if self.hosts.iter().all(HostReport::ok) && anchored {
             0
         } else {
             1
@@ -128,16 +135,40 @@ impl RoundReport {
 }
 
 /// Everything the host tasks share.
-struct Ctx {
-    config: Config,
-    store: Store,
-    lock: StoreLock,
-    ledger: Mutex<Ledger>,
+pub(crate) struct Ctx {
+    pub(crate) config: Config,
+    pub(crate) store: Store,
+    pub(crate) lock: StoreLock,
+    pub(crate) ledger: Mutex<Ledger>,
     known_hosts: KnownHosts,
     identity: Arc<PrivateKey>,
     signing_key: crate::keys::SigningKey,
     /// The round's moment: decides the day (and hour) directories written to.
-    round_time: Timestamp,
+    pub(crate) round_time: Timestamp,
+}
+
+impl Ctx {
+    fn ledger(&self) -> Result<std::sync::MutexGuard<'_, Ledger>> {
+        self.ledger
+            .lock()
+            .map_err(|_| anyhow::anyhow!("ledger lock poisoned"))
+    }
+
+    /// The cursor of a remote file, per the ledger.
+    pub(crate) fn cursor(&self, host: &str, source: &str) -> Result<Option<Cursor>> {
+        Ok(self.ledger()?.index().cursor(host, source).cloned())
+    }
+
+    /// How far a stored file is committed, per the ledger.
+    pub(crate) fn committed_end(&self, rel: &str) -> Result<u64> {
+        Ok(self.ledger()?.index().committed_end(rel))
+    }
+
+    /// Appends one entry to the ledger.
+    pub(crate) fn append(&self, entry: Entry) -> Result<()> {
+        self.ledger()?.append(vec![entry])?;
+        Ok(())
+    }
 }
 
 /// Runs one pull round over `names` (all pulled hosts when empty). Errors are about the round as
@@ -199,10 +230,7 @@ pub async fn run_round(config: &Config, names: &[String]) -> Result<RoundReport>
             }),
         }
     }
-    let mut ledger = ctx
-        .ledger
-        .lock()
-        .map_err(|_| anyhow::anyhow!("ledger lock poisoned"))?;
+    let mut ledger = ctx.ledger()?;
     let checkpoint = crate::checkpoint::write_round(
         ctx.store.root(),
         &mut ledger,
@@ -274,11 +302,40 @@ async fn pull_host(ctx: &Arc<Ctx>, host: &HostConfig) -> HostReport {
         }
     }
 
+    // Logs collected before that are no longer listed (rotated away and not recreated, say):
+    // their rotated siblings may still hold an unread tail.
+    if let Ok(cursors) = ctx
+        .ledger()
+        .map(|l| l.index().cursors.get(&host.name).cloned())
+    {
+        let globs: Vec<globset::GlobMatcher> = host
+            .paths
+            .iter()
+            .filter_map(|p| {
+                globset::GlobBuilder::new(p)
+                    .literal_separator(true)
+                    .build()
+                    .ok()
+                    .map(|g| g.compile_matcher())
+            })
+            .collect();
+        for (path, c) in cursors.into_iter().flatten() {
+            let listed = files.iter().any(|(p, _)| *p == path);
+            if !listed && c.content.is_none() && globs.iter().any(|g| g.is_match(&path)) {
+                files.push((path, Via::Pull));
+            }
+        }
+    }
+
     if let Some(d) = failpoint::pause("after-listing") {
         tokio::time::sleep(d).await;
     }
     for (path, via) in files {
-        match pull_file(ctx, host, &session, &path, via).await {
+        let result = match via {
+            Via::Pull => collect::pull_log(ctx, host, &session, &path).await,
+            Via::Snapshot => collect::pull_snapshot(ctx, host, &session, &path).await,
+        };
+        match result {
             Ok(r) => report.files.push(r),
             Err(FileError::Vanished) => report.warnings.push(format!(
                 "{} vanished between listing and reading; it is looked for again next round",
@@ -302,442 +359,4 @@ async fn pull_host(ctx: &Arc<Ctx>, host: &HostConfig) -> HostReport {
     session.close().await;
     report.seconds = started.elapsed().as_secs_f64();
     report
-}
-
-enum FileError {
-    Vanished,
-    Remote(RemoteError),
-    Local(anyhow::Error),
-}
-
-impl From<RemoteError> for FileError {
-    fn from(e: RemoteError) -> Self {
-        if e.is_not_found() {
-            FileError::Vanished
-        } else {
-            FileError::Remote(e)
-        }
-    }
-}
-
-impl From<anyhow::Error> for FileError {
-    fn from(e: anyhow::Error) -> Self {
-        FileError::Local(e)
-    }
-}
-
-async fn pull_file(
-    ctx: &Arc<Ctx>,
-    host: &HostConfig,
-    session: &Session,
-    path: &str,
-    via: Via,
-) -> Result<FileReport, FileError> {
-    let file = session.open(path).await?;
-    let result = pull_open_file(ctx, host, &file, path, via).await;
-    file.close().await;
-    result
-}
-
-async fn pull_open_file(
-    ctx: &Arc<Ctx>,
-    host: &HostConfig,
-    file: &RemoteFile<'_>,
-    path: &str,
-    via: Via,
-) -> Result<FileReport, FileError> {
-    let mut report = FileReport::new(path, Outcome::UpToDate);
-    let size = file.size().await?;
-    let cursor = ctx
-        .ledger
-        .lock()
-        .map_err(|_| anyhow::anyhow!("ledger lock poisoned"))?
-        .index()
-        .cursor(&host.name, path)
-        .cloned();
-    let plan = cursor::probe_plan(cursor.as_ref(), size);
-    let head = file.read_at(0, plan.head_len).await?;
-    let tail = match plan.tail {
-        Some((a, b)) => Some(file.read_at(a, b - a).await?),
-        None => None,
-    };
-
-    let (from, tail_init, restart) = if via == Via::Snapshot {
-        if size == 0 && cursor.is_none() {
-            return Ok(report);
-        }
-        (0, Vec::new(), None)
-    } else {
-        let observed = Observed {
-            size,
-            head: cursor.as_ref().and_then(|c| {
-                let n = usize::try_from(c.head.len).ok()?;
-                head.get(..n).map(Hash::of)
-            }),
-            tail: match (&tail, plan.tail) {
-                (Some(t), Some((a, b))) if t.len() as u64 == b - a => Some(Hash::of(t)),
-                _ => None,
-            },
-        };
-        match cursor::decide(cursor.as_ref(), observed) {
-            Decision::UpToDate => return Ok(report),
-            Decision::Append { from } => (from, tail.unwrap_or_default(), None),
-            Decision::Restart(r) => {
-                match r {
-                    Restart::New => {}
-                    Restart::TailChanged => tracing::warn!(
-                        host = %host.name,
-                        "{}: {}; collecting it again from the start",
-                        Shown(path),
-                        restart_reason(r)
-                    ),
-                    _ => tracing::info!(
-                        host = %host.name,
-                        "{}: {}; collecting it from the start",
-                        Shown(path),
-                        restart_reason(r)
-                    ),
-                }
-                (0, Vec::new(), Some(r))
-            }
-        }
-    };
-
-    let rel = layout::stored_file(
-        &host.name,
-        ctx.round_time,
-        host.hourly,
-        path,
-        ctx.config.compression,
-    );
-    let committed = ctx
-        .ledger
-        .lock()
-        .map_err(|_| anyhow::anyhow!("ledger lock poisoned"))?
-        .index()
-        .committed_end(&rel);
-    let out = AppendFile::open(&ctx.store, &ctx.lock, &rel, committed)
-        .with_context(|| format!("host {}: cannot store {}", host.name, Shown(path)))?;
-
-    let job = Job {
-        host: host.name.clone(),
-        source: path.to_string(),
-        via,
-        start: from,
-        head,
-        tail: tail_init,
-        max_frame: match via {
-            Via::Snapshot => u64::MAX,
-            Via::Pull => failpoint::size_override("LOGHOST_MAX_FRAME_RAW", MAX_FRAME_RAW),
-        },
-        unchanged_if: cursor.as_ref().and_then(|c| c.content),
-    };
-    let (tx, rx) = mpsc::channel::<Vec<u8>>(CHANNEL_DEPTH);
-    let writer = {
-        let ctx = ctx.clone();
-        tokio::task::spawn_blocking(move || write_frames(&ctx, out, job, rx))
-    };
-    let read = file.stream(from, size, &tx).await;
-    if read.is_ok() {
-        // An empty chunk is the end marker: the writer commits the last frame only on it.
-        let _ = tx.send(Vec::new()).await;
-    }
-    drop(tx);
-    let written = match writer.await {
-        Ok(w) => w,
-        Err(e) => Err(anyhow::anyhow!("writer task failed: {e}")),
-    };
-    // A read error is the cause; the writer only saw the transfer end early.
-    read?;
-    let written = written?;
-    report.raw_bytes = written.raw;
-    report.stored_bytes = written.stored;
-    report.frames = written.frames;
-    report.outcome = match (via, written.frames) {
-        (_, 0) => Outcome::UpToDate,
-        (Via::Snapshot, _) => Outcome::SnapshotStored,
-        (Via::Pull, _) => Outcome::Collected { restart },
-    };
-    Ok(report)
-}
-
-fn restart_reason(r: Restart) -> String {
-    match r {
-        Restart::New => "new file".into(),
-        Restart::Shrunk { size, collected } => {
-            format!(
-                "it shrank to {size} bytes after {collected} were collected (truncated or replaced)"
-            )
-        }
-        Restart::NewIdentity => "its first bytes changed (rotated or replaced)".into(),
-        Restart::TailChanged => {
-            "bytes already collected have changed on the server (rewritten); the archive keeps \
-             the original"
-                .into()
-        }
-    }
-}
-
-/// What the writer thread needs to know to cut and commit frames.
-struct Job {
-    host: String,
-    source: String,
-    via: Via,
-    /// Source offset of the first byte that will arrive.
-    start: u64,
-    /// The source's first bytes (up to [`HEAD_LEN`]), for the identity probe.
-    head: Vec<u8>,
-    /// The source bytes just before `start` (up to [`TAIL_LEN`]).
-    tail: Vec<u8>,
-    max_frame: u64,
-    /// For snapshots: the content last stored; the same content is not stored again.
-    unchanged_if: Option<Hash>,
-}
-
-#[derive(Default)]
-struct Written {
-    frames: u64,
-    raw: u64,
-    stored: u64,
-}
-
-/// The writer thread: compresses the streamed bytes into frames of at most `job.max_frame` raw
-/// bytes and commits each (sync, then ledger). Runs until the empty end marker; if the channel
-/// closes without it (the read failed), the open frame is dropped and cut away. Frames committed
-/// before stay: they are complete and correct.
-///
-/// A frame's commit runs on its own thread while the next frame is being compressed, so the
-/// syncs do not stall the stream; commits stay in order because the next one waits for it.
-fn write_frames(
-    ctx: &Arc<Ctx>,
-    out: AppendFile,
-    mut job: Job,
-    mut rx: mpsc::Receiver<Vec<u8>>,
-) -> Result<Written> {
-    let mut state = WriterState {
-        ctx: ctx.clone(),
-        out: Some(out),
-        frame: None,
-        pending: None,
-        written: Written::default(),
-    };
-    let result = (|| -> Result<()> {
-        loop {
-            let Some(chunk) = rx.blocking_recv() else {
-                anyhow::bail!("the transfer ended early");
-            };
-            if chunk.is_empty() {
-                break;
-            }
-            let mut data = &chunk[..];
-            while !data.is_empty() {
-                let fw = state.open_frame()?;
-                let n = (job.max_frame - fw.raw_len()).min(data.len() as u64) as usize;
-                fw.write_raw(&data[..n])?;
-                push_tail(&mut job.tail, &data[..n]);
-                data = &data[n..];
-                failpoint::hit_after_bytes(fw.raw_len());
-                if fw.raw_len() == job.max_frame {
-                    state.commit(&mut job)?;
-                }
-            }
-        }
-        if job.via == Via::Snapshot {
-            state.open_frame()?; // an emptied snapshot is a change too
-        }
-        if state.frame.is_some() {
-            state.commit(&mut job)?;
-        }
-        state.wait_pending()
-    })();
-    if result.is_err() {
-        state.abandon();
-    }
-    if let Some(out) = state.out.take()
-        && let Err(e) = out.close()
-    {
-        tracing::warn!("{e}");
-    }
-    result.map(|()| state.written)
-}
-
-/// A commit running on its own thread.
-struct PendingCommit {
-    /// Where the frame starts: the file is cut back here if the commit fails.
-    offset: u64,
-    raw: u64,
-    stored: u64,
-    done: std::thread::JoinHandle<Result<()>>,
-}
-
-struct WriterState {
-    ctx: Arc<Ctx>,
-    /// The file, while no frame is open.
-    out: Option<AppendFile>,
-    frame: Option<FrameWriter>,
-    pending: Option<PendingCommit>,
-    written: Written,
-}
-
-impl WriterState {
-    fn open_frame(&mut self) -> Result<&mut FrameWriter> {
-        if self.frame.is_none() {
-            let out = self
-                .out
-                .take()
-                .ok_or_else(|| anyhow::anyhow!("stored file lost after an earlier error"))?;
-            let rel = out.rel().to_string();
-            let fw = out
-                .frame(
-                    self.ctx.config.compression,
-                    self.ctx.config.compression_level,
-                )
-                .with_context(|| format!("cannot start a frame in {rel}"))?;
-            self.frame = Some(fw);
-        }
-        self.frame
-            .as_mut()
-            .ok_or_else(|| anyhow::anyhow!("no open frame"))
-    }
-
-    /// Waits for the commit in flight. If it failed, the file is cut back to where its frame
-    /// started (dropping any later frame with it: nothing after it was committed either).
-    fn wait_pending(&mut self) -> Result<()> {
-        let Some(p) = self.pending.take() else {
-            return Ok(());
-        };
-        let result = p
-            .done
-            .join()
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("the commit thread panicked")));
-        match result {
-            Ok(()) => {
-                self.written.frames += 1;
-                self.written.raw += p.raw;
-                self.written.stored += p.stored;
-                Ok(())
-            }
-            Err(e) => {
-                if let Some(fw) = self.frame.take() {
-                    self.out = fw.abort().ok();
-                }
-                if let Some(out) = self.out.as_mut() {
-                    let _ = out.truncate(p.offset);
-                }
-                Err(e)
-            }
-        }
-    }
-
-    /// After an error: cuts away the open frame and waits for (and, if it failed, undoes) the
-    /// commit in flight.
-    fn abandon(&mut self) {
-        if let Some(fw) = self.frame.take() {
-            match fw.abort() {
-                Ok(out) => self.out = Some(out),
-                Err(e) => tracing::warn!("{e}"),
-            }
-        }
-        let _ = self.wait_pending();
-    }
-
-    /// Finishes the open frame and starts its commit: sync the stored file, then append its
-    /// ledger entry. The commit point of the whole design.
-    fn commit(&mut self, job: &mut Job) -> Result<()> {
-        let Some(fw) = self.frame.take() else {
-            return Ok(());
-        };
-        let (mut out, frame) = fw.finish().context("cannot write the stored file")?;
-        failpoint::hit("after-frame-write");
-        if job.via == Via::Snapshot && job.unchanged_if == Some(frame.raw_sha256) {
-            out.truncate(frame.offset)?; // same content as the last snapshot
-            self.out = Some(out);
-            return Ok(());
-        }
-        let rel = out.rel().to_string();
-        let flushed = out.flush().and_then(|()| out.sync_handle());
-        self.out = Some(out);
-        let file = flushed?;
-        // One commit in flight at a time, in order.
-        self.wait_pending()?;
-        let end = job.start + frame.raw_len;
-        let head_len = (job.head.len() as u64).min(end).min(HEAD_LEN) as usize;
-        let entry = Frame {
-            seq: 0,
-            time: String::new(),
-            host: job.host.clone(),
-            source: job.source.clone(),
-            via: job.via,
-            start: job.start,
-            end,
-            head: Probe {
-                len: head_len as u64,
-                sha256: Hash::of(&job.head[..head_len]),
-            },
-            tail: Probe {
-                len: job.tail.len() as u64,
-                sha256: Hash::of(&job.tail),
-            },
-            file: rel,
-            offset: frame.offset,
-            length: frame.length,
-            sha256: frame.sha256,
-            raw_sha256: frame.raw_sha256,
-        };
-        let ctx = self.ctx.clone();
-        let done = std::thread::Builder::new()
-            .name("loghost-commit".into())
-            .spawn(move || -> Result<()> {
-                file.sync()?;
-                failpoint::hit("after-frame-sync");
-                ctx.ledger
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("ledger lock poisoned"))?
-                    .append(vec![Entry::Frame(entry)])?;
-                failpoint::hit("after-ledger-append");
-                Ok(())
-            })
-            .context("cannot start a commit thread")?;
-        self.pending = Some(PendingCommit {
-            offset: frame.offset,
-            raw: frame.raw_len,
-            stored: frame.length,
-            done,
-        });
-        job.start = end;
-        Ok(())
-    }
-}
-
-/// Keeps the last [`TAIL_LEN`] bytes seen.
-fn push_tail(window: &mut Vec<u8>, chunk: &[u8]) {
-    let cap = TAIL_LEN as usize;
-    if chunk.len() >= cap {
-        window.clear();
-        window.extend_from_slice(&chunk[chunk.len() - cap..]);
-    } else {
-        window.extend_from_slice(chunk);
-        if window.len() > cap {
-            window.drain(..window.len() - cap);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tail_window_keeps_the_last_bytes() {
-        let mut w = Vec::new();
-        push_tail(&mut w, b"abc");
-        push_tail(&mut w, b"def");
-        assert_eq!(w, b"abcdef");
-        let big = vec![7u8; TAIL_LEN as usize + 10];
-        push_tail(&mut w, &big);
-        assert_eq!(w.len(), TAIL_LEN as usize);
-        push_tail(&mut w, b"xyz");
-        assert_eq!(w.len(), TAIL_LEN as usize);
-        assert_eq!(&w[w.len() - 3..], b"xyz");
-    }
 }

@@ -519,6 +519,20 @@ impl Session {
         Ok(out)
     }
 
+    /// The entries of a directory: name, and whether it is a regular file (not following links).
+    pub async fn list_dir(&self, dir: &str) -> Result<Vec<(String, bool)>, RemoteError> {
+        Ok(self
+            .read_dir(dir)
+            .await?
+            .into_iter()
+            .filter(|(name, _)| name != "." && name != ".." && !name.contains('/'))
+            .map(|(name, a)| {
+                let regular = file_type(&a) == Some(S_IFREG);
+                (name, regular)
+            })
+            .collect())
+    }
+
     /// Opens a remote file for reading.
     pub async fn open(&self, path: &str) -> Result<RemoteFile<'_>, RemoteError> {
         let handle = self
@@ -609,12 +623,13 @@ impl RemoteFile<'_> {
     }
 
     /// Streams `[start, end)` to `sink` in order with reads pipelined, stopping early at end of
-    /// file. Returns the number of bytes delivered. The sink applies back-pressure.
-    pub async fn stream(
+    /// file. Returns the number of bytes delivered. The sink applies back-pressure. Chunks are
+    /// never empty.
+    pub async fn stream<T: From<Vec<u8>>>(
         &self,
         start: u64,
         end: u64,
-        sink: &tokio::sync::mpsc::Sender<Vec<u8>>,
+        sink: &tokio::sync::mpsc::Sender<T>,
     ) -> Result<u64, RemoteError> {
         let sftp = &self.session.sftp;
         let read = |off: u64, len: u32| {
@@ -654,7 +669,7 @@ impl RemoteFile<'_> {
             }
             let n = data.len() as u64;
             pos = off + n;
-            if sink.send(data).await.is_err() {
+            if sink.send(data.into()).await.is_err() {
                 return Ok(pos - start);
             }
             if n < u64::from(len) {
@@ -662,7 +677,7 @@ impl RemoteFile<'_> {
                 let gap = self.read_at(pos, off + u64::from(len) - pos).await?;
                 let short = (gap.len() as u64) < off + u64::from(len) - pos;
                 pos += gap.len() as u64;
-                if !gap.is_empty() && sink.send(gap).await.is_err() {
+                if !gap.is_empty() && sink.send(gap.into()).await.is_err() {
                     return Ok(pos - start);
                 }
                 if short {

@@ -1,0 +1,305 @@
+//! The writer thread of a transfer: raw bytes in, committed frames out.
+//!
+//! It compresses the streamed bytes into frames of at most `max_frame` raw bytes, appended to one
+//! stored file, and commits each frame: sync the stored file, then append its ledger entry and
+//! sync the ledger (the commit point of the whole design). A frame's commit runs on its own thread
+//! while the next frame is being compressed, so the syncs do not stall the stream; commits stay in
+//! order because the next one waits for the previous.
+//!
+//! The transfer ends with [`Chunk::End`]; if the channel closes without it (the read failed), the
+//! open frame is dropped and cut away. Frames committed before stay: they are complete and correct.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::sync::mpsc;
+
+use crate::cursor::{HEAD_LEN, Probe, TAIL_LEN};
+use crate::failpoint;
+use crate::hash::Hash;
+use crate::ledger::{Entry, Frame, Via};
+use crate::pull::Ctx;
+use crate::store::{AppendFile, FrameWriter};
+
+/// What flows from a reader to the writer thread.
+#[derive(Debug)]
+pub enum Chunk {
+    /// The source bytes just before the first data byte (up to [`TAIL_LEN`]), when the reader
+    /// learns them only while reading (a compressed rotated file).
+    Seed(Vec<u8>),
+    /// Raw source bytes, in order.
+    Data(Vec<u8>),
+    /// The read is complete: commit the last frame.
+    End,
+}
+
+impl From<Vec<u8>> for Chunk {
+    fn from(v: Vec<u8>) -> Chunk {
+        Chunk::Data(v)
+    }
+}
+
+/// What the writer thread needs to know to cut and commit frames.
+pub struct Job {
+    pub host: String,
+    pub source: String,
+    /// The remote path read, when it is not `source` itself (a rotated sibling).
+    pub from: Option<String>,
+    pub via: Via,
+    /// Source offset of the first byte that will arrive.
+    pub start: u64,
+    /// The first bytes of the file read (up to [`HEAD_LEN`]), for the identity probe.
+    pub head: Vec<u8>,
+    /// The source bytes just before `start` (up to [`TAIL_LEN`]).
+    pub tail: Vec<u8>,
+    pub max_frame: u64,
+    /// For snapshots: the content last stored; the same content is not stored again.
+    pub unchanged_if: Option<Hash>,
+}
+
+/// What a transfer committed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Written {
+    pub frames: u64,
+    pub raw: u64,
+    pub stored: u64,
+}
+
+/// Runs the writer until [`Chunk::End`] (see the module doc). Blocking: run it on its own thread.
+pub(crate) fn write_frames(
+    ctx: &Arc<Ctx>,
+    out: AppendFile,
+    mut job: Job,
+    mut rx: mpsc::Receiver<Chunk>,
+) -> Result<Written> {
+    let mut state = WriterState {
+        ctx: ctx.clone(),
+        out: Some(out),
+        frame: None,
+        pending: None,
+        written: Written::default(),
+    };
+    let result = (|| -> Result<()> {
+        loop {
+            let chunk = match rx.blocking_recv() {
+                None => anyhow::bail!("the transfer ended early"),
+                Some(Chunk::End) => break,
+                Some(Chunk::Seed(seed)) => {
+                    job.tail = seed;
+                    continue;
+                }
+                Some(Chunk::Data(d)) => d,
+            };
+            let mut data = &chunk[..];
+            while !data.is_empty() {
+                let fw = state.open_frame()?;
+                let n = (job.max_frame - fw.raw_len()).min(data.len() as u64) as usize;
+                fw.write_raw(&data[..n])?;
+                push_tail(&mut job.tail, &data[..n]);
+                data = &data[n..];
+                failpoint::hit_after_bytes(fw.raw_len());
+                if fw.raw_len() == job.max_frame {
+                    state.commit(&mut job)?;
+                }
+            }
+        }
+        if job.via == Via::Snapshot {
+            state.open_frame()?; // an emptied snapshot is a change too
+        }
+        if state.frame.is_some() {
+            state.commit(&mut job)?;
+        }
+        state.wait_pending()
+    })();
+    if result.is_err() {
+        state.abandon();
+    }
+    if let Some(out) = state.out.take()
+        && let Err(e) = out.close()
+    {
+        tracing::warn!("{e}");
+    }
+    result.map(|()| state.written)
+}
+
+/// A commit running on its own thread.
+struct PendingCommit {
+    /// Where the frame starts: the file is cut back here if the commit fails.
+    offset: u64,
+    raw: u64,
+    stored: u64,
+    done: std::thread::JoinHandle<Result<()>>,
+}
+
+struct WriterState {
+    ctx: Arc<Ctx>,
+    /// The file, while no frame is open.
+    out: Option<AppendFile>,
+    frame: Option<FrameWriter>,
+    pending: Option<PendingCommit>,
+    written: Written,
+}
+
+impl WriterState {
+    fn open_frame(&mut self) -> Result<&mut FrameWriter> {
+        if self.frame.is_none() {
+            let out = self
+                .out
+                .take()
+                .ok_or_else(|| anyhow::anyhow!("stored file lost after an earlier error"))?;
+            let rel = out.rel().to_string();
+            let fw = out
+                .frame(
+                    self.ctx.config.compression,
+                    self.ctx.config.compression_level,
+                )
+                .with_context(|| format!("cannot start a frame in {rel}"))?;
+            self.frame = Some(fw);
+        }
+        self.frame
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("no open frame"))
+    }
+
+    /// Waits for the commit in flight. If it failed, the file is cut back to where its frame
+    /// started (dropping any later frame with it: nothing after it was committed either).
+    fn wait_pending(&mut self) -> Result<()> {
+        let Some(p) = self.pending.take() else {
+            return Ok(());
+        };
+        let result = p
+            .done
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the commit thread panicked")));
+        match result {
+            Ok(()) => {
+                self.written.frames += 1;
+                self.written.raw += p.raw;
+                self.written.stored += p.stored;
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(fw) = self.frame.take() {
+                    self.out = fw.abort().ok();
+                }
+                if let Some(out) = self.out.as_mut() {
+                    let _ = out.truncate(p.offset);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// After an error: cuts away the open frame and waits for (and, if it failed, undoes) the
+    /// commit in flight.
+    fn abandon(&mut self) {
+        if let Some(fw) = self.frame.take() {
+            match fw.abort() {
+                Ok(out) => self.out = Some(out),
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
+        let _ = self.wait_pending();
+    }
+
+    /// Finishes the open frame and starts its commit: sync the stored file, then append its
+    /// ledger entry. The commit point of the whole design.
+    fn commit(&mut self, job: &mut Job) -> Result<()> {
+        let Some(fw) = self.frame.take() else {
+            return Ok(());
+        };
+        let (mut out, frame) = fw.finish().context("cannot write the stored file")?;
+        failpoint::hit("after-frame-write");
+        if job.via == Via::Snapshot && job.unchanged_if == Some(frame.raw_sha256) {
+            out.truncate(frame.offset)?; // same content as the last snapshot
+            self.out = Some(out);
+            return Ok(());
+        }
+        let rel = out.rel().to_string();
+        let flushed = out.flush().and_then(|()| out.sync_handle());
+        self.out = Some(out);
+        let file = flushed?;
+        // One commit in flight at a time, in order.
+        self.wait_pending()?;
+        let end = job.start + frame.raw_len;
+        let head_len = (job.head.len() as u64).min(end).min(HEAD_LEN) as usize;
+        let entry = Frame {
+            seq: 0,
+            time: String::new(),
+            host: job.host.clone(),
+            source: job.source.clone(),
+            from: job.from.clone(),
+            via: job.via,
+            start: job.start,
+            end,
+            head: Probe {
+                len: head_len as u64,
+                sha256: Hash::of(&job.head[..head_len]),
+            },
+            tail: Probe {
+                len: job.tail.len() as u64,
+                sha256: Hash::of(&job.tail),
+            },
+            file: rel,
+            offset: frame.offset,
+            length: frame.length,
+            sha256: frame.sha256,
+            raw_sha256: frame.raw_sha256,
+        };
+        let ctx = self.ctx.clone();
+        let done = std::thread::Builder::new()
+            .name("loghost-commit".into())
+            .spawn(move || -> Result<()> {
+                file.sync()?;
+                failpoint::hit("after-frame-sync");
+                ctx.ledger
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("ledger lock poisoned"))?
+                    .append(vec![Entry::Frame(entry)])?;
+                failpoint::hit("after-ledger-append");
+                Ok(())
+            })
+            .context("cannot start a commit thread")?;
+        self.pending = Some(PendingCommit {
+            offset: frame.offset,
+            raw: frame.raw_len,
+            stored: frame.length,
+            done,
+        });
+        job.start = end;
+        Ok(())
+    }
+}
+
+/// Keeps the last [`TAIL_LEN`] bytes seen.
+pub fn push_tail(window: &mut Vec<u8>, chunk: &[u8]) {
+    let cap = TAIL_LEN as usize;
+    if chunk.len() >= cap {
+        window.clear();
+        window.extend_from_slice(&chunk[chunk.len() - cap..]);
+    } else {
+        window.extend_from_slice(chunk);
+        if window.len() > cap {
+            window.drain(..window.len() - cap);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_window_keeps_the_last_bytes() {
+        let mut w = Vec::new();
+        push_tail(&mut w, b"abc");
+        push_tail(&mut w, b"def");
+        assert_eq!(w, b"abcdef");
+        let big = vec![7u8; TAIL_LEN as usize + 10];
+        push_tail(&mut w, &big);
+        assert_eq!(w.len(), TAIL_LEN as usize);
+        push_tail(&mut w, b"xyz");
+        assert_eq!(w.len(), TAIL_LEN as usize);
+        assert_eq!(&w[w.len() - 3..], b"xyz");
+    }
+}
