@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 need=()
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+[ -x /usr/sbin/logrotate ] || need+=(logrotate)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v zstdcat >/dev/null || need+=(zstd)
 command -v zcat >/dev/null || need+=(gzip)

@@ -4,7 +4,7 @@
 //! Exit statuses: 0 success; 1 a host failed (pull), a fingerprint did not match (trust) or
 //! another command failed at its job; 2 bad configuration, store or arguments.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -78,6 +78,13 @@ enum Command {
     Pull {
         /// Hosts to pull [default: all hosts with an address]
         hosts: Vec<String>,
+    },
+
+    /// Per host: what was collected and when, the last round's outcome, rewrite alarms
+    Status {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
     },
 
     /// Print stored logs, decompressed, in the order they were collected
@@ -344,6 +351,18 @@ async fn run(cli: Cli) -> Result<i32> {
             let vkey = crate::audit::read_vkey(&key)?;
             crate::audit::verify_proofs(&vkey, &files, data.as_deref(), &mut std::io::stdout())
         }
+        Command::Status { json } => {
+            let config = load_config(cli.config.as_deref())?;
+            let status = crate::status::gather(&config)?;
+            let mut out = std::io::stdout();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &status)?;
+                writeln!(out)?;
+            } else {
+                status.print(&mut out)?;
+            }
+            Ok(0)
+        }
         Command::Cat { host, log, date } => {
             let config = load_config(cli.config.as_deref())?;
             let stdout = std::io::stdout();
@@ -534,7 +553,7 @@ pub async fn trust(
     Ok(0)
 }
 
-fn human(bytes: u64) -> String {
+pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = bytes as f64;
     let mut u = 0;

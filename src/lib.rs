@@ -42,6 +42,7 @@ pub mod proof;
 pub mod pull;
 pub mod remote;
 pub mod sanitize;
+pub mod status;
 pub mod store;
 pub mod verify;
 pub mod writer;

@@ -242,10 +242,15 @@ pub async fn run_round(config: &Config, names: &[String]) -> Result<RoundReport>
     if let Err(e) = ledger.save_index() {
         tracing::warn!("cannot save the ledger index cache (it is rebuilt next time): {e}");
     }
-    Ok(RoundReport {
+    let report = RoundReport {
         hosts: reports,
         checkpoint,
-    })
+    };
+    let time = crate::ledger::format_time(ledger.now());
+    if let Err(e) = crate::status::save_round(&ctx.store, &time, &report) {
+        tracing::warn!("cannot save the round summary for `loghost status`: {e}");
+    }
+    Ok(report)
 }
 
 async fn pull_host(ctx: &Arc<Ctx>, host: &HostConfig) -> HostReport {

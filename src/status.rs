@@ -1,0 +1,245 @@
+//! `loghost status`: per host, what was collected and when, the last round's outcome, and the
+//! alarms and notices the ledger holds.
+//!
+//! The ledger gives what is certain (frames, rewrite alarms, truncations); `state/rounds.json`,
+//! written after every pull round, gives what only the last rounds know (the last attempt, the last
+//! success, the last error, failing anchors). Both are read, nothing is written.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::layout;
+use crate::ledger::{self, Entry, EventKind};
+use crate::pull::RoundReport;
+use crate::store::Store;
+
+/// What the last rounds left for `status` (a cache: losing it loses only this summary).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Rounds {
+    pub last_round: Option<String>,
+    pub hosts: BTreeMap<String, HostRound>,
+    /// Why the last round could not sign a checkpoint, if it could not.
+    pub checkpoint_error: Option<String>,
+    /// Anchors that failed in the last round.
+    pub anchor_errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HostRound {
+    pub last_attempt: Option<String>,
+    pub last_success: Option<String>,
+    pub last_error: Option<String>,
+}
+
+fn rounds_path(store: &Store) -> std::path::PathBuf {
+    store.path(layout::STATE_DIR).join("rounds.json")
+}
+
+/// Loads the rounds summary (empty when missing or unreadable).
+pub fn load_rounds(store: &Store) -> Rounds {
+    std::fs::read(rounds_path(store))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Folds a round's outcome into the summary and saves it.
+pub fn save_round(store: &Store, time: &str, report: &RoundReport) -> std::io::Result<()> {
+    let mut rounds = load_rounds(store);
+    rounds.last_round = Some(time.to_string());
+    for h in &report.hosts {
+        let entry = rounds.hosts.entry(h.host.clone()).or_default();
+        entry.last_attempt = Some(time.to_string());
+        if h.ok() {
+            entry.last_success = Some(time.to_string());
+            entry.last_error = None;
+        } else {
+            let failed = h.files.iter().find_map(|f| match &f.outcome {
+                crate::pull::Outcome::Failed(e) => Some(format!("{}: {e}", f.source)),
+                _ => None,
+            });
+            entry.last_error = h.error.clone().or(failed);
+        }
+    }
+    match &report.checkpoint {
+        Ok(c) => {
+            rounds.checkpoint_error = None;
+            rounds.anchor_errors = c.anchor_errors.clone();
+        }
+        Err(e) => rounds.checkpoint_error = Some(e.clone()),
+    }
+    let data = serde_json::to_vec_pretty(&rounds).map_err(std::io::Error::other)?;
+    crate::store::write_atomic(&rounds_path(store), &data)
+}
+
+/// A rewrite alarm or a notice, from the ledger.
+#[derive(Debug, Clone, Serialize)]
+pub struct Notice {
+    pub seq: u64,
+    pub time: String,
+    pub kind: String,
+    pub source: Option<String>,
+    pub start: Option<u64>,
+    pub end: Option<u64>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HostStatus {
+    pub host: String,
+    /// Remote files with at least one stored frame.
+    pub files_tracked: usize,
+    pub last_collected: Option<String>,
+    /// Raw bytes collected today (UTC).
+    pub bytes_today: u64,
+    #[serde(flatten)]
+    pub round: HostRound,
+    /// ALARMS: logs rewritten on the server after collection.
+    pub alarms: Vec<Notice>,
+    /// Truncations and replacements noticed.
+    pub notices: Vec<Notice>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Status {
+    pub hosts: Vec<HostStatus>,
+    pub last_round: Option<String>,
+    pub ledger_entries: u64,
+    pub checkpoint_error: Option<String>,
+    pub anchor_errors: Vec<String>,
+}
+
+/// Gathers the status of every configured host.
+pub fn gather(config: &Config) -> Result<Status> {
+    let store = Store::open(&config.store)?;
+    let rounds = load_rounds(&store);
+    let today = layout::date_and_hour(jiff::Timestamp::now()).0;
+    let mut hosts: BTreeMap<String, HostStatus> = config
+        .hosts
+        .iter()
+        .map(|h| {
+            (
+                h.name.clone(),
+                HostStatus {
+                    host: h.name.clone(),
+                    round: rounds.hosts.get(&h.name).cloned().unwrap_or_default(),
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+    let mut sources: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    let mut entries = 0;
+    ledger::scan(&store.path(layout::LEDGER_FILE), 0, 0, |_, _, entry| {
+        entries += 1;
+        match entry {
+            Entry::Frame(f) => {
+                let Some(h) = hosts.get_mut(&f.host) else {
+                    return;
+                };
+                sources
+                    .entry(f.host.clone())
+                    .or_default()
+                    .insert(f.source.clone());
+                if layout::parse_log_path(&f.file).is_some_and(|p| p.date == today) {
+                    h.bytes_today += f.end - f.start;
+                }
+                h.last_collected = Some(f.time);
+            }
+            Entry::Event(e) => {
+                let Some(h) = e.host.as_ref().and_then(|n| hosts.get_mut(n)) else {
+                    return;
+                };
+                let notice = Notice {
+                    seq: e.seq,
+                    time: e.time.clone(),
+                    kind: format!("{:?}", e.event).to_lowercase(),
+                    source: e.source.clone(),
+                    start: e.start,
+                    end: e.end,
+                    detail: e.detail.clone(),
+                };
+                match e.event {
+                    EventKind::Rewritten => h.alarms.push(notice),
+                    EventKind::Truncated | EventKind::Replaced => h.notices.push(notice),
+                    EventKind::HostKeyPinned => {}
+                }
+            }
+        }
+    })?;
+    for (name, s) in sources {
+        if let Some(h) = hosts.get_mut(&name) {
+            h.files_tracked = s.len();
+        }
+    }
+    Ok(Status {
+        hosts: hosts.into_values().collect(),
+        last_round: rounds.last_round,
+        ledger_entries: entries,
+        checkpoint_error: rounds.checkpoint_error,
+        anchor_errors: rounds.anchor_errors,
+    })
+}
+
+impl Status {
+    /// Prints the status for people.
+    pub fn print(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        writeln!(
+            out,
+            "last round: {}   ledger: {} entries",
+            self.last_round.as_deref().unwrap_or("never"),
+            self.ledger_entries
+        )?;
+        if let Some(e) = &self.checkpoint_error {
+            writeln!(out, "CHECKPOINT FAILED in the last round: {e}")?;
+        }
+        for a in &self.anchor_errors {
+            writeln!(out, "ANCHOR FAILED in the last round: {a}")?;
+        }
+        for h in &self.hosts {
+            writeln!(
+                out,
+                "\n{}: {} files tracked, {} collected today, last data {}",
+                h.host,
+                h.files_tracked,
+                crate::cli::human(h.bytes_today),
+                h.last_collected.as_deref().unwrap_or("never")
+            )?;
+            writeln!(
+                out,
+                "  last attempt {}, last success {}",
+                h.round.last_attempt.as_deref().unwrap_or("never"),
+                h.round.last_success.as_deref().unwrap_or("never")
+            )?;
+            if let Some(e) = &h.round.last_error {
+                writeln!(out, "  last error: {}", crate::sanitize::Shown(e))?;
+            }
+            for a in &h.alarms {
+                writeln!(
+                    out,
+                    "  ALARM {} (entry {}): {} rewritten: {}",
+                    a.time,
+                    a.seq,
+                    crate::sanitize::Shown(a.source.as_deref().unwrap_or("?")),
+                    crate::sanitize::Shown(&a.detail)
+                )?;
+            }
+            for n in &h.notices {
+                writeln!(
+                    out,
+                    "  notice {} (entry {}): {} {}: {}",
+                    n.time,
+                    n.seq,
+                    crate::sanitize::Shown(n.source.as_deref().unwrap_or("?")),
+                    n.kind,
+                    crate::sanitize::Shown(&n.detail)
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

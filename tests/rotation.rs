@@ -1,0 +1,441 @@
+//! Rotation, truncation and rewrites, with the real `logrotate` acting on the real sshd's files.
+//! After every scenario, every line ever written is in the archive exactly once, in order
+//! (`loghost cat` of the log equals everything written), and nothing logrotate does is an alarm.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+
+/// A log on the "server", the lines written to it so far, and logrotate set up for it.
+struct Rig {
+    env: Env,
+    _sshd: Sshd,
+    log: String,
+    written: Vec<u8>,
+    next: usize,
+    conf: PathBuf,
+    state: PathBuf,
+}
+
+fn line(i: usize) -> String {
+    format!(
+        "2026-11-28T10:{:02}:{:02} web1 app[{}]: event {i} for user{} from 10.0.{}.{}\n",
+        (i / 60) % 60,
+        i % 60,
+        1000 + i % 77,
+        i % 13,
+        i % 251,
+        (i * 7) % 251
+    )
+}
+
+impl Rig {
+    fn new(logrotate_options: &str, extra_config: &str) -> Rig {
+        assert!(
+            Path::new("/usr/sbin/logrotate").exists(),
+            "logrotate is missing: run scripts/test.sh, which installs it"
+        );
+        let env = Env::new();
+        let log = env.rpath("var/log/app.log");
+        std::fs::write(&log, b"").expect("create log");
+        let sshd = env.init_and_start_sshd("");
+        env.write_config(&[host("web1", &sshd.address(), &[&log])], extra_config);
+        env.trust("web1", &sshd);
+        let conf = env.dir.path().join("logrotate.conf");
+        std::fs::write(
+            &conf,
+            format!("{log} {{\n    rotate 30\n    missingok\n{logrotate_options}\n}}\n"),
+        )
+        .expect("write logrotate.conf");
+        let state = env.dir.path().join("logrotate.state");
+        Rig {
+            env,
+            _sshd: sshd,
+            log,
+            written: Vec::new(),
+            next: 0,
+            conf,
+            state,
+        }
+    }
+
+    /// Appends `n` lines to the log as it is now (creating it if needed).
+    fn write(&mut self, n: usize) {
+        let mut data = Vec::new();
+        for _ in 0..n {
+            data.extend_from_slice(line(self.next).as_bytes());
+            self.next += 1;
+        }
+        append(Path::new(&self.log), &data);
+        self.written.extend_from_slice(&data);
+    }
+
+    fn rotate(&self) {
+        let out = Command::new("/usr/sbin/logrotate")
+            .arg("-f")
+            .arg("-s")
+            .arg(&self.state)
+            .arg(&self.conf)
+            .output()
+            .expect("run logrotate");
+        assert_ok(&out, "logrotate");
+    }
+
+    fn pull(&self) -> Output {
+        self.env.run(&["pull"])
+    }
+
+    /// A pull that must succeed without any alarm or notice.
+    fn quiet_pull(&self) {
+        let out = self.pull();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("rewritten") && !err.contains("ALARM"),
+            "{err}"
+        );
+        assert!(
+            self.events().is_empty(),
+            "no event for what logrotate does: {:?}",
+            self.events()
+        );
+    }
+
+    /// Every line written is collected exactly once, in order.
+    fn assert_complete(&self) {
+        let got = self.env.cat("web1", &self.log);
+        if got != self.written {
+            let got_s = String::from_utf8_lossy(&got);
+            let want_s = String::from_utf8_lossy(&self.written);
+            panic!(
+                "collected {} bytes, written {}\n--- collected (last 400)\n{}\n--- written (last 400)\n{}",
+                got.len(),
+                self.written.len(),
+                &got_s[got_s.len().saturating_sub(400)..],
+                &want_s[want_s.len().saturating_sub(400)..]
+            );
+        }
+    }
+
+    fn events(&self) -> Vec<serde_json::Value> {
+        self.env
+            .ledger()
+            .into_iter()
+            .filter(|e| e["kind"] == "event" && e["event"] != "host_key_pinned")
+            .collect()
+    }
+
+    fn rotated(&self, name: &str) -> PathBuf {
+        Path::new(&self.log).with_file_name(name)
+    }
+}
+
+#[test]
+fn create_rotation_loses_and_duplicates_nothing() {
+    let mut r = Rig::new("    create", "");
+    r.write(500);
+    r.quiet_pull();
+    r.write(300); // not collected before the rotation: the tail of the old generation
+    r.rotate();
+    assert!(r.rotated("app.log.1").exists());
+    r.write(200); // the new generation
+    r.quiet_pull();
+    r.assert_complete();
+    // The old generation's tail was read from its new name.
+    let from: Vec<_> = r
+        .env
+        .frames_for(&r.log)
+        .into_iter()
+        .filter_map(|f| f["from"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(from, vec![r.rotated("app.log.1").display().to_string()]);
+    r.write(10);
+    r.quiet_pull();
+    r.assert_complete();
+}
+
+#[test]
+fn copytruncate_loses_and_duplicates_nothing() {
+    let mut r = Rig::new("    copytruncate", "");
+    r.write(400);
+    r.quiet_pull();
+    r.write(250);
+    r.rotate();
+    assert_eq!(
+        std::fs::metadata(&r.log).expect("meta").len(),
+        0,
+        "truncated in place"
+    );
+    r.write(120);
+    r.quiet_pull();
+    r.assert_complete();
+}
+
+#[test]
+fn compress_reads_the_tail_inside_the_gz() {
+    let mut r = Rig::new("    create\n    compress", "");
+    r.write(600);
+    r.quiet_pull();
+    r.write(400);
+    r.rotate();
+    assert!(r.rotated("app.log.1.gz").exists());
+    r.write(100);
+    r.quiet_pull();
+    r.assert_complete();
+}
+
+#[test]
+fn delaycompress_and_several_rotations_between_two_pulls() {
+    let mut r = Rig::new("    create\n    compress\n    delaycompress", "");
+    r.write(300);
+    r.quiet_pull();
+    r.write(200); // tail of the collected generation: ends up in app.log.3.gz
+    r.rotate();
+    r.write(150); // a generation never seen: app.log.2.gz
+    r.rotate();
+    r.write(120); // another: app.log.1 (delaycompress)
+    r.rotate();
+    r.write(90); // the live file
+    assert!(r.rotated("app.log.3.gz").exists() && r.rotated("app.log.1").exists());
+    r.quiet_pull();
+    r.assert_complete();
+    // The old tail inside .3.gz, then the unseen generations oldest first, then the live file.
+    let from: Vec<String> = r
+        .env
+        .frames_for(&r.log)
+        .iter()
+        .map(|f| f["from"].as_str().unwrap_or("live").to_string())
+        .collect();
+    let name = |n: &str| r.rotated(n).display().to_string();
+    assert_eq!(
+        from,
+        vec![
+            "live".to_string(),
+            name("app.log.3.gz"),
+            name("app.log.2.gz"),
+            name("app.log.1"),
+            "live".to_string()
+        ]
+    );
+    r.write(5);
+    r.quiet_pull();
+    r.assert_complete();
+}
+
+#[test]
+fn dateext_rotations_are_ordered_by_date() {
+    let mut r = Rig::new(
+        "    create\n    compress\n    dateext\n    dateformat -%Y%m%d-%s",
+        "",
+    );
+    r.write(300);
+    r.quiet_pull();
+    r.write(100);
+    r.rotate();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    r.write(80);
+    r.rotate();
+    r.write(60);
+    r.quiet_pull();
+    r.assert_complete();
+}
+
+#[test]
+fn rotated_and_not_recreated_yet() {
+    // nocreate: the file is renamed and only the application creates the next one.
+    let mut r = Rig::new("    nocreate", "");
+    r.write(300);
+    r.quiet_pull();
+    r.write(100);
+    r.rotate();
+    assert!(!Path::new(&r.log).exists());
+    r.quiet_pull(); // the tail is read from app.log.1 although app.log is gone
+    r.assert_complete();
+    r.write(50); // the application starts a new file
+    r.quiet_pull();
+    r.assert_complete();
+}
+
+#[test]
+fn truncated_and_regrown_past_the_old_offset() {
+    let mut r = Rig::new("    create", "");
+    r.write(100);
+    r.quiet_pull();
+    // `> app.log`, then more lines than there were: no rotated copy exists.
+    std::fs::write(&r.log, b"").expect("truncate");
+    let mut data = Vec::new();
+    for _ in 0..300 {
+        data.extend_from_slice(line(r.next).as_bytes());
+        r.next += 1;
+    }
+    std::fs::write(&r.log, &data).expect("regrow");
+    r.written.extend_from_slice(&data);
+    let out = r.pull();
+    assert_eq!(out.status.code(), Some(0), "not an alarm: {}", text(&out));
+    r.assert_complete();
+    let events = r.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["event"], "replaced");
+    // Truncated to zero and not regrown yet: noted once, then quiet.
+    std::fs::write(&r.log, b"").expect("truncate");
+    assert_eq!(r.pull().status.code(), Some(0));
+    assert_eq!(r.events().len(), 2);
+    assert_eq!(r.events()[1]["event"], "truncated");
+    assert_eq!(r.pull().status.code(), Some(0));
+    assert_eq!(r.events().len(), 2, "a truncation is told once");
+    r.write(20);
+    r.quiet_pull_allowing_events();
+    r.assert_complete();
+}
+
+impl Rig {
+    fn quiet_pull_allowing_events(&self) {
+        let out = self.pull();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+}
+
+#[test]
+fn deleted_and_recreated() {
+    let mut r = Rig::new("    create", "");
+    r.write(100);
+    r.quiet_pull();
+    std::fs::remove_file(&r.log).expect("delete");
+    // Deleted: nothing to collect, nothing to fail.
+    let out = r.pull();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    r.assert_complete();
+    // Recreated with new content.
+    r.write(40);
+    r.quiet_pull_allowing_events();
+    r.assert_complete();
+}
+
+#[test]
+fn a_rewritten_log_raises_an_alarm_and_keeps_the_original() {
+    let mut r = Rig::new("    create", "");
+    let other = r.env.rpath("var/log/other.log");
+    std::fs::write(&other, b"other 1\n").expect("write");
+    r.env
+        .write_config(&[host("web1", &r._sshd.address(), &[&r.log, &other])], "");
+    r.write(200);
+    r.quiet_pull();
+    let original = r.env.cat("web1", &r.log);
+    let first_frame = r.env.frames_for(&r.log)[0].clone();
+    // The intruder deletes a line in the collected part; the log grows on; the other log too.
+    let text_now = String::from_utf8(std::fs::read(&r.log).expect("read")).expect("utf8");
+    let edited = text_now.replacen(&line(150), "", 1);
+    std::fs::write(&r.log, &edited).expect("rewrite");
+    append(Path::new(&other), b"other 2\n");
+    let out = r.pull();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "exit 4 for a rewritten log: {}",
+        text(&out)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("rewritten") && err.contains("app.log"),
+        "{err}"
+    );
+    // The other log was still collected in that round.
+    assert_eq!(r.env.cat("web1", &other), b"other 1\nother 2\n");
+    // One event naming host, file and byte range.
+    let events = r.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let e = &events[0];
+    assert_eq!(e["event"], "rewritten");
+    assert_eq!(e["host"], "web1");
+    assert_eq!(e["source"], r.log.as_str());
+    assert!(
+        e["start"].as_u64().is_some() && e["end"].as_u64().is_some(),
+        "{e}"
+    );
+    // The original stays as it was; the rewritten content follows as a new generation.
+    assert_eq!(r.env.frames_for(&r.log)[0], first_frame);
+    let all = r.env.cat("web1", &r.log);
+    assert!(all.starts_with(&original));
+    assert_eq!(&all[original.len()..], edited.as_bytes());
+    // `loghost status` lists the alarm.
+    let out = r.env.run(&["status"]);
+    assert_ok(&out, "status");
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        s.contains("ALARM") && s.contains("app.log") && s.contains("rewritten"),
+        "{s}"
+    );
+    let out = r.env.run(&["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        json["hosts"][0]["alarms"].as_array().map(Vec::len),
+        Some(1),
+        "{json}"
+    );
+    // The next round is quiet again (the new generation is followed normally).
+    r.write(10);
+    let out = r.pull();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn an_edited_rotated_copy_raises_an_alarm() {
+    let mut r = Rig::new("    create", "");
+    r.write(200);
+    r.quiet_pull();
+    r.write(50);
+    r.rotate();
+    // Before the next round, the rotated copy is edited in its collected part.
+    let rotated = r.rotated("app.log.1");
+    let t = String::from_utf8(std::fs::read(&rotated).expect("read")).expect("utf8");
+    std::fs::write(
+        &rotated,
+        t.replacen(&line(199), &line(199).replace("event", "EVENT"), 1),
+    )
+    .expect("edit");
+    let out = r.pull();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert_eq!(r.events()[0]["event"], "rewritten");
+}
+
+/// A same-length edit in the middle of a long file, which the tail check cannot see.
+fn middle_edit(samples: u32) -> (Rig, Output) {
+    let mut r = Rig::new("    create", &format!("audit_samples = {samples}"));
+    r.write(4000); // ~300 KiB
+    r.quiet_pull();
+    let t = String::from_utf8(std::fs::read(&r.log).expect("read")).expect("utf8");
+    let edited = t.replacen(
+        &line(1500),
+        &line(1500).replace("from 10.0.", "from 10.9."),
+        1,
+    );
+    assert_eq!(edited.len(), t.len());
+    std::fs::write(&r.log, edited).expect("edit");
+    r.write(5);
+    let out = r.pull();
+    (r, out)
+}
+
+#[test]
+fn audit_samples_find_an_edit_in_the_middle() {
+    // With 1000 samples of 4 KiB over ~300 KiB, missing the edited block has a probability
+    // below 1e-5 (see README: audit samples).
+    let (r, out) = middle_edit(1000);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let e = &r.events()[0];
+    assert_eq!(e["event"], "rewritten");
+    assert!(
+        e["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("audit sample"),
+        "{e}"
+    );
+    // Without samples the same edit goes unseen: the samples are what found it.
+    let (r, out) = middle_edit(0);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(r.events().is_empty());
+}
