@@ -34,7 +34,7 @@ use crate::sanitize::Shown;
 use crate::store::{Store, StoreLock};
 
 /// Largest raw content in one frame.
-pub const MAX_FRAME_RAW: u64 = 64 * 1024 * 1024;
+pub const MAX_FRAME_RAW: u64 = 16 * 1024 * 1024;
 
 /// What happened to one remote file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -70,10 +70,10 @@ fn big_files_stream_in_flat_memory_and_survive_rekeying() {
     let remote = std::fs::read(&big).expect("read");
     assert!(env.cat("web1", &big) == remote, "byte-exact");
     let frames = env.frames_for(&big);
-    let frame_max = 64 * 1024 * 1024;
+    let frame_max = loghost::pull::MAX_FRAME_RAW;
     assert_eq!(
         frames.len() as u64,
         (remote.len() as u64).div_ceil(frame_max),
-        "a big transfer is cut into 64 MiB frames"
+        "a big transfer is cut into frames of at most MAX_FRAME_RAW"
     );
 }
