@@ -77,12 +77,14 @@ struct Target<'a> {
     path: &'a str,
 }
 
-/// Collects a log file (appended to, rotated).
-pub(crate) async fn pull_log(
+/// Collects one remote file: a log (appended to, rotated) or a snapshot (stored whole when
+/// changed).
+pub(crate) async fn pull_file(
     ctx: &Arc<Ctx>,
     host: &HostConfig,
     session: &Session,
     path: &str,
+    via: Via,
 ) -> Result<FileReport, FileError> {
     let t = Target {
         ctx,
@@ -92,12 +94,24 @@ pub(crate) async fn pull_log(
     };
     let mut report = FileReport::new(path, Outcome::UpToDate);
     let cursor = ctx.cursor(&host.name, path)?;
-    let file = match session.open(path).await {
+    match via {
+        Via::Pull => pull_log(&t, cursor, &mut report).await?,
+        Via::Snapshot => pull_snapshot(&t, cursor, &mut report).await?,
+    }
+    Ok(report)
+}
+
+async fn pull_log(
+    t: &Target<'_>,
+    cursor: Option<Cursor>,
+    report: &mut FileReport,
+) -> Result<(), FileError> {
+    let file = match t.session.open(t.path).await {
         Ok(f) => Some(f),
         Err(e) if e.is_not_found() && cursor.is_some() => None,
         Err(e) => return Err(e.into()),
     };
-    let result = follow(&t, cursor.as_ref(), file.as_ref(), &mut report).await;
+    let result = follow(t, cursor.as_ref(), file.as_ref(), report).await;
     if let Some(f) = file {
         f.close().await;
     }
@@ -105,7 +119,7 @@ pub(crate) async fn pull_log(
     if report.frames > 0 && report.outcome == Outcome::UpToDate {
         report.outcome = Outcome::Collected;
     }
-    Ok(report)
+    Ok(())
 }
 
 /// The observation of the file at its path, and the bytes probed.
@@ -753,22 +767,13 @@ fn record(t: &Target<'_>, finding: Finding, report: &mut FileReport) -> Result<(
     Ok(())
 }
 
-/// Collects a snapshot file: read whole, stored when its content changed.
-pub(crate) async fn pull_snapshot(
-    ctx: &Arc<Ctx>,
-    host: &HostConfig,
-    session: &Session,
-    path: &str,
-) -> Result<FileReport, FileError> {
-    let t = Target {
-        ctx,
-        host,
-        session,
-        path,
-    };
-    let mut report = FileReport::new(path, Outcome::UpToDate);
-    let cursor = ctx.cursor(&host.name, path)?;
-    let file = session.open(path).await?;
+/// A snapshot file: read whole, stored when its content changed.
+async fn pull_snapshot(
+    t: &Target<'_>,
+    cursor: Option<Cursor>,
+    report: &mut FileReport,
+) -> Result<(), FileError> {
+    let file = t.session.open(t.path).await?;
     let result = async {
         let size = file.size().await?;
         if size == 0 && cursor.is_none() {
@@ -776,8 +781,8 @@ pub(crate) async fn pull_snapshot(
         }
         let head = file.read_at(0, size.min(HEAD_LEN)).await?;
         let job = Job {
-            host: host.name.clone(),
-            source: path.to_string(),
+            host: t.host.name.clone(),
+            source: t.path.to_string(),
             from: None,
             via: Via::Snapshot,
             start: 0,
@@ -786,7 +791,7 @@ pub(crate) async fn pull_snapshot(
             max_frame: u64::MAX,
             unchanged_if: cursor.as_ref().and_then(|c| c.content),
         };
-        transfer(&t, &file, Reading::Plain(0, size), job).await
+        transfer(t, &file, Reading::Plain(0, size), job).await
     }
     .await;
     file.close().await;
@@ -797,5 +802,5 @@ pub(crate) async fn pull_snapshot(
     if written.frames > 0 {
         report.outcome = Outcome::SnapshotStored;
     }
-    Ok(report)
+    Ok(())
 }

@@ -336,11 +336,7 @@ async fn pull_host(ctx: &Arc<Ctx>, host: &HostConfig) -> HostReport {
         tokio::time::sleep(d).await;
     }
     for (path, via) in files {
-        let result = match via {
-            Via::Pull => collect::pull_log(ctx, host, &session, &path).await,
-            Via::Snapshot => collect::pull_snapshot(ctx, host, &session, &path).await,
-        };
-        match result {
+        match collect::pull_file(ctx, host, &session, &path, via).await {
             Ok(r) => report.files.push(r),
             Err(FileError::Vanished) => report.warnings.push(format!(
                 "{} vanished between listing and reading; it is looked for again next round",
