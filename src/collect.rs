@@ -233,7 +233,12 @@ async fn follow_change(
     seen: Option<Seen>,
     report: &mut FileReport,
 ) -> Result<(), FileError> {
-    let (candidates, heads) = probe_siblings(t, c).await?;
+    // A cursor that starts over (after a truncation) has no identity to look for.
+    let (candidates, heads) = if c.head.len == 0 {
+        Default::default()
+    } else {
+        probe_siblings(t, c).await?
+    };
     let plan = cursor::plan(c, change, t.path, file.is_some(), &candidates);
     if let Some(finding) = plan.finding.clone() {
         record(t, finding, report)?;

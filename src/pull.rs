@@ -307,6 +307,35 @@ async fn pull_host(ctx: &Arc<Ctx>, host: &HostConfig) -> HostReport {
         }
     }
 
+    // A listed file that is a rotated generation of another listed log (`app.log.1` beside
+    // `app.log`, from a glob such as `app.log*`) is followed through that log's rotations;
+    // collecting it on its own too would store its content twice.
+    let logs: Vec<String> = files
+        .iter()
+        .filter(|(_, v)| *v == Via::Pull)
+        .map(|(p, _)| p.clone())
+        .collect();
+    files.retain(|(path, via)| {
+        let rotated_of = logs.iter().find(|live| {
+            *via == Via::Pull
+                && *live != path
+                && match (live.rsplit_once('/'), path.rsplit_once('/')) {
+                    (Some((d1, base)), Some((d2, name))) => {
+                        d1 == d2 && crate::cursor::sibling(base, name).is_some()
+                    }
+                    _ => false,
+                }
+        });
+        if let Some(live) = rotated_of {
+            report.warnings.push(format!(
+                "{} is a rotated generation of {}: it is collected through that log's                  rotations, not on its own (configure only the live name)",
+                Shown(path),
+                Shown(live)
+            ));
+        }
+        rotated_of.is_none()
+    });
+
     // Logs collected before that are no longer listed (rotated away and not recreated, say):
     // their rotated siblings may still hold an unread tail.
     if let Ok(cursors) = ctx

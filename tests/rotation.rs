@@ -439,3 +439,63 @@ fn audit_samples_find_an_edit_in_the_middle() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(r.events().is_empty());
 }
+
+#[test]
+fn a_glob_that_also_matches_rotated_names_collects_each_line_once() {
+    let mut r = Rig::new("    create\n    compress\n    delaycompress", "");
+    let glob = format!("{}*", r.log);
+    r.env
+        .write_config(&[host("web1", &r._sshd.address(), &[&glob])], "");
+    r.write(300);
+    r.quiet_pull();
+    r.write(100);
+    r.rotate();
+    r.write(100);
+    r.rotate();
+    r.write(50);
+    let out = r.pull();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is a rotated generation of"), "{err}");
+    r.assert_complete();
+    for rotated in ["app.log.1", "app.log.2.gz"] {
+        let p = r.rotated(rotated).display().to_string();
+        assert!(
+            r.env.frames_for(&p).is_empty(),
+            "{rotated} must not be a source of its own"
+        );
+    }
+}
+
+#[test]
+fn a_crash_while_following_rotations_loses_and_duplicates_nothing() {
+    use std::os::unix::process::ExitStatusExt;
+    for point in [
+        "after-bytes:20000",
+        "after-frame-write",
+        "after-frame-sync",
+        "after-ledger-append",
+    ] {
+        let mut r = Rig::new("    create\n    compress\n    delaycompress", "");
+        r.write(2000);
+        r.quiet_pull();
+        r.write(1000); // the old generation's tail, in app.log.2.gz by the next round
+        r.rotate();
+        r.write(800); // a whole unseen generation, app.log.1
+        r.rotate();
+        r.write(500);
+        let frames = ("LOGHOST_MAX_FRAME_RAW", "30000");
+        let out = r
+            .env
+            .run_env(&["pull"], &[frames, ("LOGHOST_CRASH_AT", point)]);
+        assert!(
+            out.status.signal().is_some(),
+            "{point}: should have died: {}",
+            text(&out)
+        );
+        let out = r.env.run_env(&["pull"], &[frames]);
+        assert_eq!(out.status.code(), Some(0), "{point}: {}", text(&out));
+        r.assert_complete();
+        assert!(r.events().is_empty(), "{point}: {:?}", r.events());
+    }
+}
