@@ -32,7 +32,6 @@ use crate::ledger::{Entry, Event, EventKind, Via};
 use crate::pull::{Ctx, FileReport, MAX_FRAME_RAW, Outcome};
 use crate::remote::{RemoteError, RemoteFile, Session};
 use crate::sanitize::Shown;
-use crate::store::AppendFile;
 use crate::writer::{Chunk, Job, Written, write_frames};
 
 /// Chunks buffered between a reader and the writer (each up to 255 KiB).
@@ -499,13 +498,13 @@ async fn transfer(
         t.path,
         ctx.config.compression,
     );
-    let committed = ctx.committed_end(&rel)?;
-    let out = AppendFile::open(&ctx.store, &ctx.lock, &rel, committed)
+    let out = ctx
+        .open_file(&rel)
         .with_context(|| format!("host {}: cannot store {}", t.host.name, Shown(t.path)))?;
     let (tx, rx) = mpsc::channel::<Chunk>(CHANNEL_DEPTH);
     let writer = {
-        let ctx = ctx.clone();
-        tokio::task::spawn_blocking(move || write_frames(&ctx, out, job, rx))
+        let rec = ctx.rec.clone();
+        tokio::task::spawn_blocking(move || write_frames(&rec, out, job, rx))
     };
     let result: Result<(), FileError> = match read {
         Reading::Plain(start, end) => file

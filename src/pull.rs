@@ -15,7 +15,7 @@
 //! Memory stays bounded whatever the file size: reads are pipelined into a bounded channel that a
 //! blocking writer thread drains into the compressor.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -25,13 +25,12 @@ use tokio::sync::Semaphore;
 
 use crate::collect::{self, FileError};
 use crate::config::{Config, HostConfig};
-use crate::cursor::Cursor;
 use crate::failpoint;
 use crate::known_hosts::KnownHosts;
-use crate::ledger::{Entry, Ledger, Via};
+use crate::ledger::Via;
 use crate::remote::Session;
 use crate::sanitize::Shown;
-use crate::store::{Store, StoreLock};
+use crate::writer::Recorder;
 
 /// Largest raw content in one frame.
 pub const MAX_FRAME_RAW: u64 = 16 * 1024 * 1024;
@@ -134,40 +133,19 @@ impl RoundReport {
     }
 }
 
-/// Everything the host tasks share.
+/// Everything the host tasks share: the open store (through [`Recorder`]) and SSH material.
 pub(crate) struct Ctx {
-    pub(crate) config: Config,
-    pub(crate) store: Store,
-    pub(crate) lock: StoreLock,
-    pub(crate) ledger: Mutex<Ledger>,
+    pub(crate) rec: Arc<Recorder>,
     known_hosts: KnownHosts,
     identity: Arc<PrivateKey>,
-    signing_key: crate::keys::SigningKey,
     /// The round's moment: decides the day (and hour) directories written to.
     pub(crate) round_time: Timestamp,
 }
 
-impl Ctx {
-    fn ledger(&self) -> Result<std::sync::MutexGuard<'_, Ledger>> {
-        self.ledger
-            .lock()
-            .map_err(|_| anyhow::anyhow!("ledger lock poisoned"))
-    }
-
-    /// The cursor of a remote file, per the ledger.
-    pub(crate) fn cursor(&self, host: &str, source: &str) -> Result<Option<Cursor>> {
-        Ok(self.ledger()?.index().cursor(host, source).cloned())
-    }
-
-    /// How far a stored file is committed, per the ledger.
-    pub(crate) fn committed_end(&self, rel: &str) -> Result<u64> {
-        Ok(self.ledger()?.index().committed_end(rel))
-    }
-
-    /// Appends one entry to the ledger.
-    pub(crate) fn append(&self, entry: Entry) -> Result<()> {
-        self.ledger()?.append(vec![entry])?;
-        Ok(())
+impl std::ops::Deref for Ctx {
+    type Target = Recorder;
+    fn deref(&self) -> &Recorder {
+        &self.rec
     }
 }
 
@@ -180,28 +158,27 @@ pub async fn run_round(config: &Config, names: &[String]) -> Result<RoundReport>
         .into_iter()
         .cloned()
         .collect();
-    let store = Store::open(&config.store)?;
-    let lock = store.lock()?;
-    let ledger = Ledger::open(&store, &lock)?;
+    let rec = Arc::new(Recorder::open(config)?);
+    run_round_with(&rec, &hosts).await
+}
+
+/// One pull round of `hosts` into an open store (the daemon keeps one open across rounds).
+pub async fn run_round_with(rec: &Arc<Recorder>, hosts: &[HostConfig]) -> Result<RoundReport> {
+    let config = &rec.config;
     let known_hosts =
         KnownHosts::load(&config.ssh.known_hosts).map_err(crate::config::SetupError)?;
     let identity = Arc::new(
         crate::keys::load_identity(&config.ssh.identity)
             .map_err(|e| crate::config::SetupError(format!("{e:#}")))?,
     );
-    let signing_key = crate::keys::load_signing_key(&config.ledger.signing_key)
-        .map_err(|e| crate::config::SetupError(format!("{e:#}")))?;
-    let round_time = ledger.now();
+    let round_time = rec.ledger()?.now();
     let ctx = Arc::new(Ctx {
-        config: config.clone(),
-        store,
-        lock,
-        ledger: Mutex::new(ledger),
+        rec: rec.clone(),
         known_hosts,
         identity,
-        signing_key,
         round_time,
     });
+    let hosts = hosts.to_vec();
 
     let permits = Arc::new(Semaphore::new(config.ssh.concurrency));
     let mut tasks = Vec::new();
@@ -230,24 +207,13 @@ pub async fn run_round(config: &Config, names: &[String]) -> Result<RoundReport>
             }),
         }
     }
-    let mut ledger = ctx.ledger()?;
-    let checkpoint = crate::checkpoint::write_round(
-        ctx.store.root(),
-        &mut ledger,
-        &ctx.signing_key,
-        &config.ledger.origin,
-        &config.ledger.anchors,
-    )
-    .map_err(|e| format!("{e:#}"));
-    if let Err(e) = ledger.save_index() {
-        tracing::warn!("cannot save the ledger index cache (it is rebuilt next time): {e}");
-    }
+    let checkpoint = rec.checkpoint().map_err(|e| format!("{e:#}"));
     let report = RoundReport {
         hosts: reports,
         checkpoint,
     };
-    let time = crate::ledger::format_time(ledger.now());
-    if let Err(e) = crate::status::save_round(&ctx.store, &time, &report) {
+    let time = crate::ledger::format_time(rec.ledger()?.now());
+    if let Err(e) = crate::status::save_round(&rec.store, &time, &report) {
         tracing::warn!("cannot save the round summary for `loghost status`: {e}");
     }
     Ok(report)

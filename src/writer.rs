@@ -9,17 +9,90 @@
 //! The transfer ends with [`Chunk::End`]; if the channel closes without it (the read failed), the
 //! open frame is dropped and cut away. Frames committed before stay: they are complete and correct.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 
-use crate::cursor::{HEAD_LEN, Probe, TAIL_LEN};
+use crate::config::Config;
+use crate::cursor::{Cursor, HEAD_LEN, Probe, TAIL_LEN};
+use crate::keys::SigningKey;
 use crate::failpoint;
 use crate::hash::Hash;
-use crate::ledger::{Entry, Frame, Via};
-use crate::pull::Ctx;
-use crate::store::{AppendFile, FrameWriter};
+use crate::ledger::{Entry, Frame, Ledger, Via};
+use crate::store::{AppendFile, FrameWriter, Store, StoreLock};
+
+/// The open store, ready to record: the config, the store and its write lock, the ledger, the
+/// signing key. Shared by pull rounds and the receiver; one per process.
+pub struct Recorder {
+    pub config: Config,
+    pub store: Store,
+    pub lock: StoreLock,
+    pub ledger: Mutex<Ledger>,
+    pub signing_key: SigningKey,
+}
+
+impl Recorder {
+    /// Opens the store for writing: takes the lock, opens the ledger, loads the signing key.
+    pub fn open(config: &Config) -> anyhow::Result<Recorder> {
+        let store = Store::open(&config.store)?;
+        let lock = store.lock()?;
+        let ledger = Ledger::open(&store, &lock)?;
+        let signing_key = crate::keys::load_signing_key(&config.ledger.signing_key)
+            .map_err(|e| crate::config::SetupError(format!("{e:#}")))?;
+        Ok(Recorder {
+            config: config.clone(),
+            store,
+            lock,
+            ledger: Mutex::new(ledger),
+            signing_key,
+        })
+    }
+
+    pub fn ledger(&self) -> anyhow::Result<MutexGuard<'_, Ledger>> {
+        self.ledger
+            .lock()
+            .map_err(|_| anyhow::anyhow!("ledger lock poisoned"))
+    }
+
+    /// The cursor of a source, per the ledger.
+    pub fn cursor(&self, host: &str, source: &str) -> anyhow::Result<Option<Cursor>> {
+        Ok(self.ledger()?.index().cursor(host, source).cloned())
+    }
+
+    /// How far a stored file is committed, per the ledger.
+    pub fn committed_end(&self, rel: &str) -> anyhow::Result<u64> {
+        Ok(self.ledger()?.index().committed_end(rel))
+    }
+
+    /// Appends one entry to the ledger.
+    pub fn append(&self, entry: Entry) -> anyhow::Result<()> {
+        self.ledger()?.append(vec![entry])?;
+        Ok(())
+    }
+
+    /// Opens a stored file for appending at its committed end.
+    pub fn open_file(&self, rel: &str) -> anyhow::Result<AppendFile> {
+        let committed = self.committed_end(rel)?;
+        Ok(AppendFile::open(&self.store, &self.lock, rel, committed)?)
+    }
+
+    /// Signs a checkpoint if the tree grew, copies it to the anchors, saves the index cache.
+    pub fn checkpoint(&self) -> anyhow::Result<crate::checkpoint::RoundCheckpoint> {
+        let mut ledger = self.ledger()?;
+        let result = crate::checkpoint::write_round(
+            self.store.root(),
+            &mut ledger,
+            &self.signing_key,
+            &self.config.ledger.origin,
+            &self.config.ledger.anchors,
+        );
+        if let Err(e) = ledger.save_index() {
+            tracing::warn!("cannot save the ledger index cache (it is rebuilt next time): {e}");
+        }
+        result
+    }
+}
 
 /// What flows from a reader to the writer thread.
 #[derive(Debug)]
@@ -66,8 +139,8 @@ pub struct Written {
 }
 
 /// Runs the writer until [`Chunk::End`] (see the module doc). Blocking: run it on its own thread.
-pub(crate) fn write_frames(
-    ctx: &Arc<Ctx>,
+pub fn write_frames(
+    ctx: &Arc<Recorder>,
     out: AppendFile,
     mut job: Job,
     mut rx: mpsc::Receiver<Chunk>,
@@ -132,7 +205,7 @@ struct PendingCommit {
 }
 
 struct WriterState {
-    ctx: Arc<Ctx>,
+    ctx: Arc<Recorder>,
     /// The file, while no frame is open.
     out: Option<AppendFile>,
     frame: Option<FrameWriter>,
