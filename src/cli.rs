@@ -71,6 +71,12 @@ enum Command {
         fingerprint: Option<String>,
     },
 
+    /// Run the service: the syslog-over-TLS receiver, checkpoints every checkpoint_every
+    ///
+    /// Stops cleanly on SIGTERM or SIGINT: no new connections, open ones drained, every buffer
+    /// flushed, a final checkpoint, exit 0.
+    Run,
+
     /// Pull new log data from hosts now (one round; for cron)
     ///
     /// Every host is tried even if others fail. Exit 0 when all were collected, 1 when some host
@@ -190,7 +196,7 @@ pub fn main() -> i32 {
         }
     };
     restrict_umask();
-    init_logging(cli.verbose, cli.quiet);
+    init_logging(cli.verbose, cli.quiet, matches!(cli.command, Command::Run));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -229,22 +235,27 @@ fn restrict_umask() {
     }
 }
 
-fn init_logging(verbose: u8, quiet: bool) {
+fn init_logging(verbose: u8, quiet: bool, daemon: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
+        (false, 0) if daemon => "info",
         (false, 0) => "warn",
         (false, 1) => "info",
         (false, _) => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOGHOST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("loghost={default}")));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
-        .without_time()
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_ansi(std::io::stderr().is_terminal());
+    // A service's log wants times; a one-shot command's output does not.
+    let _ = if daemon {
+        builder.try_init()
+    } else {
+        builder.without_time().try_init()
+    };
 }
 
 fn load_config(flag: Option<&Path>) -> Result<Config> {
@@ -269,6 +280,10 @@ async fn run(cli: Cli) -> Result<i32> {
                 &mut std::io::stdout(),
             )
             .await
+        }
+        Command::Run => {
+            let config = load_config(cli.config.as_deref())?;
+            crate::daemon::run(config).await
         }
         Command::Pull { hosts } => {
             let config = load_config(cli.config.as_deref())?;

@@ -96,6 +96,11 @@ pub(crate) async fn pull_file(
     match via {
         Via::Pull => pull_log(&t, cursor, &mut report).await?,
         Via::Snapshot => pull_snapshot(&t, cursor, &mut report).await?,
+        Via::Tls => {
+            return Err(FileError::Local(anyhow::anyhow!(
+                "received messages are not pulled"
+            )));
+        }
     }
     Ok(report)
 }

@@ -120,6 +120,22 @@ pub fn stored_file(
     p
 }
 
+/// The name of the file received messages go to. `%` starts no name a remote path can produce.
+pub const RECEIVED_NAME: &str = "%syslog-tls";
+
+/// The store-relative path of the file a host's received messages go to at moment `t`.
+pub fn received_file(host: &str, t: Timestamp, hourly: bool, compression: Compression) -> String {
+    let (date, hour) = date_and_hour(t);
+    let mut p = format!("{LOGS_DIR}/{host}/{date}/");
+    if hourly {
+        p.push_str(&hour);
+        p.push('/');
+    }
+    p.push_str(RECEIVED_NAME);
+    p.push_str(compression.suffix());
+    p
+}
+
 /// What a store-relative log path says about itself: `logs/<host>/<date>/…`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogPath<'a> {

@@ -50,6 +50,9 @@ pub enum Via {
     Pull,
     /// A whole file read over SFTP because its content changed (`snapshot` paths).
     Snapshot,
+    /// Messages received over syslog-over-TLS; `start..end` is the range of the host's received
+    /// stream (its stored lines, counted from its first).
+    Tls,
 }
 
 /// One compression frame in the store.

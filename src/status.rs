@@ -111,6 +111,8 @@ pub struct Status {
     pub ledger_entries: u64,
     pub checkpoint_error: Option<String>,
     pub anchor_errors: Vec<String>,
+    /// The receiver's counts, as the daemon last saved them.
+    pub receiver: Option<crate::receiver::Counts>,
 }
 
 /// Gathers the status of every configured host.
@@ -182,6 +184,7 @@ pub fn gather(config: &Config) -> Result<Status> {
         ledger_entries: entries,
         checkpoint_error: rounds.checkpoint_error,
         anchor_errors: rounds.anchor_errors,
+        receiver: crate::receiver::load_counts(&store),
     })
 }
 
@@ -200,7 +203,30 @@ impl Status {
         for a in &self.anchor_errors {
             writeln!(out, "ANCHOR FAILED in the last round: {a}")?;
         }
+        if let Some(r) = &self.receiver {
+            writeln!(
+                out,
+                "receiver: {} connections accepted, {} refused (identity), {} failed handshakes, \
+                 {} over max_connections, {} framing errors",
+                r.accepted, r.refused_identity, r.handshake_failed, r.over_limit, r.framing_errors
+            )?;
+        }
         for h in &self.hosts {
+            if let Some(c) = self.receiver.as_ref().and_then(|r| r.hosts.get(&h.host)) {
+                writeln!(
+                    out,
+                    "\n{}: received {} messages ({} RFC 5424, {} RFC 3164, {} other) over {} \
+                     connections; {} with another HOSTNAME; {} oversized skipped",
+                    h.host,
+                    c.messages,
+                    c.rfc5424,
+                    c.rfc3164,
+                    c.unknown,
+                    c.connections,
+                    c.hostname_mismatch,
+                    c.oversized
+                )?;
+            }
             writeln!(
                 out,
                 "\n{}: {} files tracked, {} collected today, last data {}",

@@ -16,9 +16,9 @@ use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::cursor::{Cursor, HEAD_LEN, Probe, TAIL_LEN};
-use crate::keys::SigningKey;
 use crate::failpoint;
 use crate::hash::Hash;
+use crate::keys::SigningKey;
 use crate::ledger::{Entry, Frame, Ledger, Via};
 use crate::store::{AppendFile, FrameWriter, Store, StoreLock};
 

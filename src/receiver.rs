@@ -1,0 +1,517 @@
+//! The real-time receiver (DESIGN §6): syslog over TLS (RFC 5425) from hosts that stream their
+//! logs, stored in the same tamper-evident archive as pulled logs.
+//!
+//! Each accepted connection gets a task: TLS handshake (within `handshake_timeout`), the client
+//! certificate's identity decides the host ([`crate::tls`]), then reads of up to 256 KiB are cut
+//! into frames ([`crate::syslog::Deframer`]); each message is classified, counted and appended in
+//! stored form (one escaped line) to its host's pending buffer. A flusher commits each host's
+//! buffer as one compression frame of `<host>/<date>/%syslog-tls.zst` every second, or sooner
+//! when it holds 1 MiB: write, sync, ledger entry (source `syslog-tls`, the byte range of the
+//! host's received stream). A host whose buffer reaches 8 MiB makes its connections wait (TCP
+//! back-pressure), so a flood cannot exhaust memory; other hosts are not slowed.
+//!
+//! Loss window: messages are acknowledged by nothing in syslog; what was received but not yet
+//! flushed (at most one second, or 1 MiB, per host) is lost if the process is killed. SIGTERM
+//! drains: no new connections, open ones are read until they pause, every buffer is flushed.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{HostConfig, ReceiverConfig};
+use crate::cursor::Probe;
+use crate::hash::Hash;
+use crate::ledger::{Entry, Frame, Via};
+use crate::syslog::{self, Deframer, Format};
+use crate::tls::Identity;
+use crate::writer::Recorder;
+
+/// The ledger source of received messages.
+pub const SOURCE: &str = "syslog-tls";
+/// How often pending messages are committed.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// A host's pending bytes that trigger a commit before the second is up.
+pub const FLUSH_BYTES: usize = 1 << 20;
+/// A host's pending bytes at which its connections wait for the flusher.
+const MAX_PENDING: usize = 8 << 20;
+/// How long a connection may be silent while draining for shutdown.
+const DRAIN_IDLE: Duration = Duration::from_millis(500);
+
+/// Per-host counts, as `loghost status` shows them.
+#[derive(Debug, Default, Serialize, Deserialize, Clone)]
+pub struct HostCounts {
+    pub messages: u64,
+    pub bytes: u64,
+    pub rfc5424: u64,
+    pub rfc3164: u64,
+    pub unknown: u64,
+    /// Messages whose HOSTNAME names another host (stored under the certificate's host).
+    pub hostname_mismatch: u64,
+    /// Frames over `max_message_size`, skipped.
+    pub oversized: u64,
+    pub connections: u64,
+}
+
+/// Receiver-wide counts.
+#[derive(Debug, Default, Serialize, Deserialize, Clone)]
+pub struct Counts {
+    pub accepted: u64,
+    pub refused_identity: u64,
+    pub handshake_failed: u64,
+    pub over_limit: u64,
+    pub framing_errors: u64,
+    pub hosts: std::collections::BTreeMap<String, HostCounts>,
+}
+
+#[derive(Default)]
+struct Atomics {
+    messages: AtomicU64,
+    bytes: AtomicU64,
+    rfc5424: AtomicU64,
+    rfc3164: AtomicU64,
+    unknown: AtomicU64,
+    hostname_mismatch: AtomicU64,
+    oversized: AtomicU64,
+    connections: AtomicU64,
+}
+
+/// One host's messages on their way to the store.
+struct Sink {
+    host: HostConfig,
+    tls_name: String,
+    pending: Mutex<Vec<u8>>,
+    /// Where the next committed byte starts in the host's received stream.
+    next: AtomicU64,
+    /// Woken after every flush, for connections waiting on a full buffer.
+    flushed: Notify,
+    counts: Atomics,
+}
+
+struct Shared {
+    rec: Arc<Recorder>,
+    cfg: ReceiverConfig,
+    sinks: HashMap<String, Arc<Sink>>,
+    /// Wakes the flusher when a buffer passed [`FLUSH_BYTES`].
+    wake: Notify,
+    accepted: AtomicU64,
+    refused_identity: AtomicU64,
+    handshake_failed: AtomicU64,
+    over_limit: AtomicU64,
+    framing_errors: AtomicU64,
+}
+
+impl Shared {
+    fn counts(&self) -> Counts {
+        let mut c = Counts {
+            accepted: self.accepted.load(Ordering::Relaxed),
+            refused_identity: self.refused_identity.load(Ordering::Relaxed),
+            handshake_failed: self.handshake_failed.load(Ordering::Relaxed),
+            over_limit: self.over_limit.load(Ordering::Relaxed),
+            framing_errors: self.framing_errors.load(Ordering::Relaxed),
+            hosts: Default::default(),
+        };
+        for (name, s) in &self.sinks {
+            let a = &s.counts;
+            let l = |x: &AtomicU64| x.load(Ordering::Relaxed);
+            c.hosts.insert(
+                name.clone(),
+                HostCounts {
+                    messages: l(&a.messages),
+                    bytes: l(&a.bytes),
+                    rfc5424: l(&a.rfc5424),
+                    rfc3164: l(&a.rfc3164),
+                    unknown: l(&a.unknown),
+                    hostname_mismatch: l(&a.hostname_mismatch),
+                    oversized: l(&a.oversized),
+                    connections: l(&a.connections),
+                },
+            );
+        }
+        c
+    }
+
+    fn save_counts(&self) {
+        let path = self
+            .rec
+            .store
+            .path(crate::layout::STATE_DIR)
+            .join("receiver.json");
+        if let Ok(data) = serde_json::to_vec_pretty(&self.counts())
+            && let Err(e) = crate::store::write_atomic(&path, &data)
+        {
+            tracing::warn!("cannot save receiver counts to {}: {e}", path.display());
+        }
+    }
+}
+
+/// The receiver counts saved by the last running daemon, for `loghost status`.
+pub fn load_counts(store: &crate::store::Store) -> Option<Counts> {
+    let path = store.path(crate::layout::STATE_DIR).join("receiver.json");
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// Serves the receiver until `shutdown` turns true, then drains and flushes.
+pub async fn serve(rec: Arc<Recorder>, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+    let Some(cfg) = rec.config.receiver.clone() else {
+        return Ok(());
+    };
+    let tls = TlsAcceptor::from(crate::tls::server_config(&cfg)?);
+    let mut sinks = HashMap::new();
+    for h in &rec.config.hosts {
+        if let Some(t) = &h.tls_name {
+            let next = rec.cursor(&h.name, SOURCE)?.map_or(0, |c| c.end);
+            sinks.insert(
+                h.name.clone(),
+                Arc::new(Sink {
+                    host: h.clone(),
+                    tls_name: t.clone(),
+                    pending: Mutex::new(Vec::new()),
+                    next: AtomicU64::new(next),
+                    flushed: Notify::new(),
+                    counts: Atomics::default(),
+                }),
+            );
+        }
+    }
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} ([receiver] listen)", cfg.listen))?;
+    tracing::info!("receiving syslog over TLS on {}", cfg.listen);
+    let shared = Arc::new(Shared {
+        rec,
+        cfg,
+        sinks,
+        wake: Notify::new(),
+        accepted: AtomicU64::new(0),
+        refused_identity: AtomicU64::new(0),
+        handshake_failed: AtomicU64::new(0),
+        over_limit: AtomicU64::new(0),
+        framing_errors: AtomicU64::new(0),
+    });
+    // The flusher outlives the connections: draining ones may wait on it.
+    let (stop_flusher, flusher_stop) = watch::channel(false);
+    let flusher = tokio::spawn(flusher(shared.clone(), flusher_stop));
+    let permits = Arc::new(Semaphore::new(shared.cfg.max_connections));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, peer)) = accepted else { continue };
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    shared.over_limit.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("refused {peer}: already {} connections (max_connections)", shared.cfg.max_connections);
+                    drop(stream);
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let shared = shared.clone();
+                let tls = tls.clone();
+                let shutdown = shutdown.clone();
+                connections.spawn(async move {
+                    connection(stream, peer, tls, &shared, shutdown).await;
+                    drop(permit);
+                });
+                // Reap finished connections as we go.
+                while connections.try_join_next().is_some() {}
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+    let _ = stop_flusher.send(true);
+    let _ = flusher.await;
+    flush_all(&shared, 0).await;
+    shared.save_counts();
+    Ok(())
+}
+
+async fn flusher(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    let mut last_save = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => flush_all(&shared, 0).await,
+            _ = shared.wake.notified() => flush_all(&shared, FLUSH_BYTES).await,
+            _ = shutdown.changed() => return,
+        }
+        if last_save.elapsed() > Duration::from_secs(5) {
+            shared.save_counts();
+            last_save = std::time::Instant::now();
+        }
+    }
+}
+
+/// Commits every host buffer holding more than `min` bytes (and something).
+async fn flush_all(shared: &Arc<Shared>, min: usize) {
+    for sink in shared.sinks.values() {
+        let data = {
+            let Ok(mut p) = sink.pending.lock() else {
+                continue;
+            };
+            if p.is_empty() || p.len() < min {
+                continue;
+            }
+            std::mem::take(&mut *p)
+        };
+        let rec = shared.rec.clone();
+        let s = sink.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let start = s.next.load(Ordering::Relaxed);
+            let r = commit(&rec, &s.host, start, &data);
+            (r, data)
+        })
+        .await;
+        match result {
+            Ok((Ok(len), _)) => {
+                sink.next.fetch_add(len, Ordering::Relaxed);
+            }
+            Ok((Err(e), data)) => {
+                tracing::error!(
+                    "cannot store received messages of {} ({e:#}); kept in memory, retried",
+                    sink.host.name
+                );
+                // Put them back in front: nothing received is dropped on a store error.
+                if let Ok(mut p) = sink.pending.lock() {
+                    let newer = std::mem::take(&mut *p);
+                    *p = data;
+                    p.extend_from_slice(&newer);
+                }
+            }
+            Err(e) => tracing::error!("flush task failed: {e}"),
+        }
+        sink.flushed.notify_waiters();
+    }
+}
+
+/// Writes `data` as one frame of the host's received file and commits it. Returns its length.
+fn commit(rec: &Recorder, host: &HostConfig, start: u64, data: &[u8]) -> Result<u64> {
+    let time = rec.ledger()?.now();
+    let rel = crate::layout::received_file(&host.name, time, host.hourly, rec.config.compression);
+    let out = rec.open_file(&rel)?;
+    let mut fw = out.frame(rec.config.compression, rec.config.compression_level)?;
+    fw.write_raw(data)?;
+    let (mut out, frame) = fw.finish()?;
+    out.sync()?;
+    crate::failpoint::hit("after-frame-sync");
+    let empty = Probe {
+        len: 0,
+        sha256: Hash::of(b""),
+    };
+    let entry = Frame {
+        seq: 0,
+        time: String::new(),
+        host: host.name.clone(),
+        source: SOURCE.to_string(),
+        from: None,
+        via: Via::Tls,
+        start,
+        end: start + frame.raw_len,
+        head: empty,
+        tail: empty,
+        file: rel,
+        offset: frame.offset,
+        length: frame.length,
+        sha256: frame.sha256,
+        raw_sha256: frame.raw_sha256,
+    };
+    if let Err(e) = rec.append(Entry::Frame(entry)) {
+        let _ = out.truncate(frame.offset);
+        return Err(e);
+    }
+    Ok(frame.raw_len)
+}
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: TlsAcceptor,
+    shared: &Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let cfg = &shared.cfg;
+    let mut stream = match tokio::time::timeout(cfg.handshake_timeout, tls.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            shared.handshake_failed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("TLS handshake with {peer} failed: {e}");
+            return;
+        }
+        Err(_) => {
+            shared.handshake_failed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("TLS handshake with {peer} timed out");
+            return;
+        }
+    };
+    let identity = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|der| Identity::of(der.as_ref()));
+    let identity = match identity {
+        Some(Ok(id)) => id,
+        _ => {
+            shared.refused_identity.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("refused {peer}: no usable client certificate");
+            return;
+        }
+    };
+    let Some(host) = identity.host(&shared.rec.config) else {
+        shared.refused_identity.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            "refused {peer}: its certificate ({}, sha256 {}) is not the tls_name (and \
+             tls_fingerprint) of any configured host",
+            identity.shown(),
+            identity.fingerprint
+        );
+        return;
+    };
+    let Some(sink) = shared.sinks.get(&host.name).cloned() else {
+        return;
+    };
+    shared.accepted.fetch_add(1, Ordering::Relaxed);
+    sink.counts.connections.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!("{peer} is {} ({})", host.name, identity.shown());
+
+    let max = cfg.max_message_size;
+    let mut buf = vec![0u8; (256 * 1024).max(2 * max + 64)];
+    let mut filled = 0;
+    let mut deframer = Deframer::new(max);
+    let mut batch: Vec<u8> = Vec::with_capacity(buf.len() + buf.len() / 4);
+    let mut idle = cfg.idle_timeout;
+    let mut draining = *shutdown.borrow();
+    if draining {
+        idle = DRAIN_IDLE;
+    }
+    loop {
+        let n = tokio::select! {
+            r = tokio::time::timeout(idle, stream.read(&mut buf[filled..])) => match r {
+                Ok(Ok(0)) => break,
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => {
+                    tracing::debug!("{peer} ({}): {e}", host.name);
+                    break;
+                }
+                Err(_) => {
+                    if !draining {
+                        tracing::info!("{peer} ({}): idle for {idle:?}, closing", host.name);
+                    }
+                    break;
+                }
+            },
+            _ = shutdown.changed(), if !draining => {
+                draining = true;
+                idle = DRAIN_IDLE;
+                continue;
+            }
+        };
+        filled += n;
+        let mut tally = Tally::default();
+        let fed = deframer.feed(&buf[..filled], &mut |frame| match frame {
+            syslog::Frame::Message(msg) => {
+                tally.messages += 1;
+                tally.bytes += msg.len() as u64;
+                let (format, hostname) = syslog::classify(msg);
+                match format {
+                    Format::Rfc5424 => tally.rfc5424 += 1,
+                    Format::Rfc3164 => tally.rfc3164 += 1,
+                    Format::Unknown => tally.unknown += 1,
+                }
+                if hostname
+                    .is_some_and(|h| syslog::hostname_mismatch(h, &sink.host.name, &sink.tls_name))
+                {
+                    tally.mismatch += 1;
+                }
+                syslog::escape_line(msg, &mut batch);
+            }
+            syslog::Frame::Oversized { .. } => tally.oversized += 1,
+        });
+        let consumed = match fed {
+            Ok(c) => c,
+            Err(e) => {
+                shared.framing_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("{peer} ({}): {e}; closing the connection", host.name);
+                break;
+            }
+        };
+        buf.copy_within(consumed..filled, 0);
+        filled -= consumed;
+        tally.add_to(&sink.counts);
+        push(shared, &sink, &mut batch).await;
+    }
+    push(shared, &sink, &mut batch).await;
+}
+
+/// Counts for one read, added to the host's atomics at once.
+#[derive(Default)]
+struct Tally {
+    messages: u64,
+    bytes: u64,
+    rfc5424: u64,
+    rfc3164: u64,
+    unknown: u64,
+    mismatch: u64,
+    oversized: u64,
+}
+
+impl Tally {
+    fn add_to(&self, a: &Atomics) {
+        let add = |x: &AtomicU64, v: u64| {
+            if v > 0 {
+                x.fetch_add(v, Ordering::Relaxed);
+            }
+        };
+        add(&a.messages, self.messages);
+        add(&a.bytes, self.bytes);
+        add(&a.rfc5424, self.rfc5424);
+        add(&a.rfc3164, self.rfc3164);
+        add(&a.unknown, self.unknown);
+        add(&a.hostname_mismatch, self.mismatch);
+        add(&a.oversized, self.oversized);
+    }
+}
+
+/// Moves a connection's parsed messages into its host's buffer, waiting while it is full.
+async fn push(shared: &Shared, sink: &Sink, batch: &mut Vec<u8>) {
+    if batch.is_empty() {
+        return;
+    }
+    loop {
+        let flushed = sink.flushed.notified();
+        let len = {
+            let Ok(mut p) = sink.pending.lock() else {
+                batch.clear();
+                return;
+            };
+            if p.len() < MAX_PENDING {
+                p.extend_from_slice(batch);
+                batch.clear();
+                Some(p.len())
+            } else {
+                None
+            }
+        };
+        match len {
+            Some(l) => {
+                if l >= FLUSH_BYTES {
+                    shared.wake.notify_one();
+                }
+                return;
+            }
+            None => {
+                shared.wake.notify_one();
+                flushed.await;
+            }
+        }
+    }
+}

@@ -1,0 +1,651 @@
+//! The syslog-over-TLS receiver (`loghost run`), against the real rsyslog as a TLS forwarder and
+//! against hostile clients written here with rustls. Test certificates are generated per test
+//! (rcgen); nothing is checked in.
+
+#![allow(unsafe_code)] // setrlimit, to hold a thousand sockets open in this test process
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+
+/// A test CA and the certificates it signs, as PEM files in a temporary directory.
+struct Pki {
+    dir: tempfile::TempDir,
+    ca: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Pki {
+    fn new(name: &str) -> Pki {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{name} test CA"));
+        let ca =
+            CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("CA");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("write CA");
+        Pki { dir, ca }
+    }
+
+    fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A certificate for `names` (SAN dNSNames), optionally already expired.
+    fn issue(&self, file: &str, names: &[&str], expired: bool) -> (PathBuf, PathBuf) {
+        let mut params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .expect("params");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, names.first().copied().unwrap_or("none"));
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let key = KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.ca).expect("sign");
+        let cert_path = self.dir.path().join(format!("{file}.pem"));
+        let key_path = self.dir.path().join(format!("{file}.key"));
+        std::fs::write(&cert_path, cert.pem()).expect("write cert");
+        std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+        (cert_path, key_path)
+    }
+}
+
+/// A running `loghost run` with a receiver on its own port.
+struct Daemon {
+    env: Env,
+    pki: Pki,
+    port: u16,
+    child: Option<Child>,
+    extra: String,
+}
+
+impl Daemon {
+    fn start(extra: &str) -> Daemon {
+        let env = Env::new();
+        let pki = Pki::new("loghost");
+        let (cert, key) = pki.issue("server", &["localhost", "127.0.0.1"], false);
+        std::fs::create_dir_all(env.config.parent().expect("etc")).expect("mkdir");
+        let port = free_port();
+        let config = format!(
+            "store = \"{}\"\n{extra}\n\
+             [receiver]\nlisten = \"127.0.0.1:{port}\"\ncert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\n\
+             idle_timeout = \"3s\"\nhandshake_timeout = \"3s\"\nmax_message_size = 8192\n\
+             [[host]]\nname = \"web1\"\ntls_name = \"web1.example.org\"\n\
+             [[host]]\nname = \"db1\"\ntls_name = \"db1.example.org\"\n",
+            env.store.display(),
+            cert.display(),
+            key.display(),
+            pki.ca_path().display()
+        );
+        std::fs::write(&env.config, config).expect("write config");
+        assert_ok(&env.run(&["init"]), "init");
+        let mut d = Daemon {
+            env,
+            pki,
+            port,
+            child: None,
+            extra: extra.to_string(),
+        };
+        d.spawn();
+        d
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(loghost_bin())
+            .arg("--config")
+            .arg(&self.env.config)
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start loghost run");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the receiver did not start listening"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then the exit status and what it logged.
+    fn stop(&mut self) -> std::process::Output {
+        let child = self.child.take().expect("running");
+        signal(child.id(), "TERM");
+        child.wait_with_output().expect("wait")
+    }
+
+    fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    fn client(&self, name: &str) -> Client {
+        let (cert, key) = self.pki.issue(name, &[name], false);
+        Client::connect(self.port, &self.pki.ca_path(), Some((&cert, &key))).expect("connect")
+    }
+
+    /// The messages stored for `host`, unescaped, in order.
+    fn stored(&self, host: &str) -> Vec<String> {
+        let out = self.env.run(&["cat", host, "syslog-tls"]);
+        if !out.status.success() {
+            return Vec::new();
+        }
+        out.stdout
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| String::from_utf8_lossy(&loghost::syslog::unescape_line(l)).into_owned())
+            .collect()
+    }
+
+    /// Waits until `host` has at least `n` stored messages.
+    fn wait_stored(&self, host: &str, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = self.stored(host);
+            if got.len() >= n || Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A TLS client (rustls), blocking.
+struct Client {
+    tls: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+}
+
+impl Client {
+    fn connect(port: u16, ca: &Path, auth: Option<(&Path, &Path)>) -> Result<Client, String> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(ca).expect("ca") {
+            roots.add(c.expect("ca pem")).expect("add ca");
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots);
+        let config = match auth {
+            Some((cert, key)) => builder
+                .with_client_auth_cert(
+                    CertificateDer::pem_file_iter(cert)
+                        .expect("cert")
+                        .collect::<Result<Vec<_>, _>>()
+                        .expect("pem"),
+                    PrivateKeyDer::from_pem_file(key).expect("key"),
+                )
+                .expect("client auth"),
+            None => builder.with_no_client_auth(),
+        };
+        let conn = rustls::ClientConnection::new(
+            Arc::new(config),
+            "localhost".try_into().expect("server name"),
+        )
+        .map_err(|e| e.to_string())?;
+        let sock = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+        sock.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        let mut tls = rustls::StreamOwned::new(conn, sock);
+        // Complete the handshake now; with TLS 1.3 a refused client certificate shows on the
+        // first read after it.
+        while tls.conn.is_handshaking() {
+            tls.conn
+                .complete_io(&mut tls.sock)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(Client { tls })
+    }
+
+    fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.tls.write_all(data)?;
+        self.tls.flush()
+    }
+
+    /// Octet-counted frames of the messages, in one write.
+    fn send_messages(&mut self, msgs: &[String]) -> std::io::Result<()> {
+        let mut out = Vec::new();
+        for m in msgs {
+            out.extend_from_slice(format!("{} {m}", m.len()).as_bytes());
+        }
+        self.send(&out)
+    }
+
+    /// True when the server ended the connection (EOF or a TLS alert) within the timeout.
+    fn closed_by_server(&mut self, within: Duration) -> bool {
+        self.tls.sock.set_read_timeout(Some(within)).ok();
+        let mut b = [0u8; 64];
+        match self.tls.read(&mut b) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        }
+    }
+}
+
+/// The sequence number in a test message.
+fn seq_of(m: &str) -> usize {
+    m.split("seq=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(usize::MAX)
+}
+
+/// Compares message lists and reports the first difference briefly (not both lists).
+fn same(got: &[String], want: &[String], what: &str) {
+    if got == want {
+        return;
+    }
+    let i = got
+        .iter()
+        .zip(want)
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.len().min(want.len()));
+    panic!(
+        "{what}: {} messages stored, {} expected; first difference at {i}:\n got  {:?}\n want {:?}",
+        got.len(),
+        want.len(),
+        got.get(i),
+        want.get(i)
+    );
+}
+
+fn messages(host: &str, from: usize, n: usize) -> Vec<String> {
+    (from..from + n)
+        .map(|i| {
+            format!(
+                "<134>1 2026-11-28T10:00:00.123456Z {host} app 4242 ID{} [meta@1 seq=\"{i}\"] \
+                 message number {i}: user alice logged in from 203.0.113.{}",
+                i % 100,
+                i % 250
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn messages_are_stored_under_the_certificate_host_and_hostname_mismatches_counted() {
+    let mut d = Daemon::start("");
+    let mut web = d.client("web1.example.org");
+    let mut msgs = messages("web1", 0, 100);
+    // A client with web1's certificate claims to be db1: stored as web1, counted.
+    msgs.extend(messages("db1", 100, 5));
+    // LF framing and RFC 3164 work too, and control characters are escaped on disk.
+    web.send_messages(&msgs).expect("send");
+    web.send(b"<13>Nov 28 10:00:00 web1 app: bsd style\n<13>bell\x07 and tab\t\n")
+        .expect("send lf");
+    let stored = d.wait_stored("web1", 107);
+    let mut want = msgs.clone();
+    want.push("<13>Nov 28 10:00:00 web1 app: bsd style".into());
+    want.push("<13>bell\x07 and tab\t".into());
+    same(&stored, &want, "stored under the certificate's host");
+    assert!(
+        d.stored("db1").is_empty(),
+        "HOSTNAME never decides where bytes go"
+    );
+    let raw = d.env.run(&["cat", "web1", "syslog-tls"]).stdout;
+    assert!(
+        String::from_utf8_lossy(&raw).contains("<13>bell#007 and tab#011"),
+        "rsyslog-style escaping on disk"
+    );
+    drop(web);
+    let out = d.stop();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = d.env.run(&["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    let web1 = &json["receiver"]["hosts"]["web1"];
+    assert_eq!(web1["messages"], 107, "{json}");
+    assert_eq!(web1["hostname_mismatch"], 5, "{json}");
+    assert_eq!(web1["rfc5424"], 105, "{json}");
+    assert_ok(&d.env.run(&["verify", "--deep"]), "verify");
+}
+
+#[test]
+fn clients_without_a_good_certificate_are_refused() {
+    let mut d = Daemon::start("");
+    // No certificate, one from another CA, an expired one, and a valid one naming no host.
+    assert!(
+        Client::connect(d.port, &d.pki.ca_path(), None)
+            .map(|mut c| c.send(b"5 <1>no").is_err() || c.closed_by_server(Duration::from_secs(5)))
+            .unwrap_or(true)
+    );
+    let other = Pki::new("intruder");
+    let (cert, key) = other.issue("web1", &["web1.example.org"], false);
+    assert!(
+        Client::connect(d.port, &d.pki.ca_path(), Some((&cert, &key)))
+            .map(|mut c| c.send(b"5 <1>no").is_err() || c.closed_by_server(Duration::from_secs(5)))
+            .unwrap_or(true)
+    );
+    let (cert, key) = d.pki.issue("expired", &["web1.example.org"], true);
+    assert!(
+        Client::connect(d.port, &d.pki.ca_path(), Some((&cert, &key)))
+            .map(|mut c| c.send(b"5 <1>no").is_err() || c.closed_by_server(Duration::from_secs(5)))
+            .unwrap_or(true)
+    );
+    let mut stranger = d.client("stranger.example.org");
+    let _ = stranger.send(b"5 <1>no");
+    assert!(stranger.closed_by_server(Duration::from_secs(5)));
+    // The receiver still serves good clients.
+    let mut web = d.client("web1.example.org");
+    web.send_messages(&messages("web1", 0, 3)).expect("send");
+    assert_eq!(d.wait_stored("web1", 3).len(), 3);
+    let out = d.stop();
+    assert_eq!(out.status.code(), Some(0));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("refused 127.0.0.1:") && log.contains("stranger.example.org"),
+        "{log}"
+    );
+    assert!(log.contains("handshake"), "{log}");
+    for h in ["web1", "db1"] {
+        assert!(
+            d.stored(h).iter().all(|m| !m.contains("<1>no")),
+            "nothing from refused clients is stored"
+        );
+    }
+}
+
+#[test]
+fn oversized_frames_and_garbage_keep_the_stream_in_sync() {
+    let d = Daemon::start("");
+    let mut web = d.client("web1.example.org");
+    let mut data = Vec::new();
+    data.extend_from_slice(b"9000 ");
+    data.extend_from_slice(&[b'x'; 9000]); // over max_message_size = 8192
+    data.extend_from_slice(b"11 <13>1 after");
+    data.extend_from_slice(&[b'y'; 9000]); // an LF frame over the limit
+    data.extend_from_slice(b"\n\x00\x01garbage bytes\n<13>last\n");
+    web.send(&data).expect("send");
+    let stored = d.wait_stored("web1", 3);
+    assert_eq!(
+        stored,
+        vec!["<13>1 after", "\u{0}\u{1}garbage bytes", "<13>last"]
+    );
+    // A count that cannot be followed ends that connection, not the receiver.
+    let mut bad = d.client("web1.example.org");
+    let _ = bad.send(b"12x <13>broken");
+    assert!(bad.closed_by_server(Duration::from_secs(5)));
+    web.send_messages(&messages("web1", 0, 1))
+        .expect("still served");
+    assert_eq!(d.wait_stored("web1", 4).len(), 4);
+}
+
+#[test]
+fn idle_and_slow_clients_are_dropped_without_starving_others() {
+    let d = Daemon::start("");
+    // A TCP connection that never starts TLS, and a TLS client that stops mid-frame.
+    let mut silent = TcpStream::connect(("127.0.0.1", d.port)).expect("tcp");
+    silent.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut slow = d.client("web1.example.org");
+    slow.send(b"40 <13>1 half a fr").expect("send");
+    // Meanwhile another client is served at once.
+    let started = Instant::now();
+    let mut web = d.client("db1.example.org");
+    web.send_messages(&messages("db1", 0, 10)).expect("send");
+    assert_eq!(d.wait_stored("db1", 10).len(), 10);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // Both idle ones are closed by the timeouts (3 s here).
+    let mut b = [0u8; 8];
+    let silent_closed = matches!(silent.read(&mut b), Ok(0) | Err(_));
+    assert!(silent_closed, "handshake timeout");
+    assert!(
+        slow.closed_by_server(Duration::from_secs(8)),
+        "idle timeout"
+    );
+    assert!(started.elapsed() < Duration::from_secs(9));
+}
+
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max.min(65536);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+#[test]
+fn a_thousand_concurrent_connections() {
+    raise_fd_limit();
+    let d = Daemon::start("");
+    let (cert, key) = d.pki.issue("web1c", &["web1.example.org"], false);
+    let mut clients = Vec::new();
+    for _ in 0..1000 {
+        clients
+            .push(Client::connect(d.port, &d.pki.ca_path(), Some((&cert, &key))).expect("connect"));
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.send_messages(&messages("web1", i, 1)).expect("send");
+    }
+    let stored = d.wait_stored("web1", 1000);
+    assert_eq!(stored.len(), 1000);
+    let mut want = messages("web1", 0, 1000);
+    let mut got = stored.clone();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want, "every connection's message, once");
+}
+
+#[test]
+fn an_abrupt_close_after_a_burst_loses_nothing() {
+    let d = Daemon::start("");
+    for round in 0..3 {
+        let mut web = d.client("web1.example.org");
+        web.send_messages(&messages("web1", round * 20_000, 20_000))
+            .expect("burst");
+        // Gone without close_notify, without reading anything: a reset.
+        let sock = web.tls.sock.try_clone().expect("sock");
+        drop(web);
+        let _ = sock.shutdown(std::net::Shutdown::Both);
+    }
+    let stored = d.wait_stored("web1", 60_000);
+    assert_eq!(stored.len(), 60_000);
+    // Each connection's messages in order; connections may interleave.
+    for round in 0..3 {
+        let mine: Vec<String> = stored
+            .iter()
+            .filter(|m| {
+                let seq = seq_of(m);
+                (round * 20_000..(round + 1) * 20_000).contains(&seq)
+            })
+            .cloned()
+            .collect();
+        same(&mine, &messages("web1", round * 20_000, 20_000), "a burst");
+    }
+}
+
+#[test]
+fn sigterm_drains_flushes_and_checkpoints() {
+    let mut d = Daemon::start("");
+    let mut web = d.client("web1.example.org");
+    web.send_messages(&messages("web1", 0, 50_000))
+        .expect("send");
+    // Stop at once: what was sent is drained, flushed, committed and checkpointed.
+    let out = d.stop();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    same(&d.stored("web1"), &messages("web1", 0, 50_000), "drained");
+    let verify = d.env.run(&["verify"]);
+    assert_ok(&verify, "verify");
+    let ledger = d.env.ledger();
+    let ckpts = std::fs::read_dir(d.env.store.join("ledger/checkpoints"))
+        .expect("checkpoints")
+        .count();
+    assert!(ckpts >= 1, "a final checkpoint");
+    let newest = std::fs::read_dir(d.env.store.join("ledger/checkpoints"))
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .max()
+        .expect("a checkpoint");
+    assert_eq!(
+        newest,
+        format!("{:020}.ckpt", ledger.len()),
+        "covers every entry"
+    );
+}
+
+#[test]
+fn kill_9_loses_at_most_the_last_second_and_restarts_clean() {
+    let mut d = Daemon::start("");
+    let mut web = d.client("web1.example.org");
+    web.send_messages(&messages("web1", 0, 3000)).expect("send");
+    assert_eq!(d.wait_stored("web1", 3000).len(), 3000);
+    std::thread::sleep(Duration::from_millis(1500));
+    web.send_messages(&messages("web1", 3000, 3000))
+        .expect("send");
+    d.kill9();
+    // What was committed before the kill survives as a prefix of what was sent.
+    let stored = d.stored("web1");
+    assert!(stored.len() >= 3000, "{}", stored.len());
+    assert_eq!(stored[..], messages("web1", 0, stored.len())[..]);
+    // A restart finds no corrupt file or ledger, and receives again.
+    d.spawn();
+    let mut web = d.client("web1.example.org");
+    web.send_messages(&messages("web1", 9000, 10))
+        .expect("send");
+    let after = d.wait_stored("web1", stored.len() + 10);
+    assert_eq!(&after[stored.len()..], &messages("web1", 9000, 10)[..]);
+    let out = d.stop();
+    assert_eq!(out.status.code(), Some(0));
+    assert_ok(
+        &d.env.run(&["verify", "--deep"]),
+        "verify after kill -9 and restart",
+    );
+    let _ = &d.extra;
+}
+
+#[test]
+fn rsyslog_forwarder_delivers_exactly_what_it_was_fed() {
+    let rsyslogd = Path::new("/usr/sbin/rsyslogd");
+    assert!(
+        rsyslogd.exists(),
+        "rsyslogd is missing: run scripts/test.sh, which installs rsyslog and rsyslog-gnutls"
+    );
+    let mut d = Daemon::start("");
+    let (cert, key) = d.pki.issue("rsyslog-web1", &["web1.example.org"], false);
+    let work = tempfile::tempdir().expect("tempdir");
+    let input = work.path().join("input.log");
+    std::fs::write(&input, b"").expect("input");
+    let conf = work.path().join("rsyslog.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"global(workDirectory="{w}"
+       defaultNetstreamDriverCAFile="{ca}"
+       defaultNetstreamDriverCertFile="{cert}"
+       defaultNetstreamDriverKeyFile="{key}")
+module(load="imfile")
+input(type="imfile" file="{input}" tag="app" severity="info" facility="local0")
+action(type="omfwd" target="127.0.0.1" port="{port}" protocol="tcp"
+       streamDriver="gtls" streamDriverMode="1" streamDriverAuthMode="x509/name"
+       streamDriverPermittedPeers="localhost"
+       tcp_framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format")
+"#,
+            w = work.path().display(),
+            ca = d.pki.ca_path().display(),
+            cert = cert.display(),
+            key = key.display(),
+            input = input.display(),
+            port = d.port
+        ),
+    )
+    .expect("rsyslog.conf");
+    let mut rsyslog = Command::new(rsyslogd)
+        .args(["-n", "-i"])
+        .arg(work.path().join("rsyslog.pid"))
+        .arg("-f")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rsyslogd");
+    std::thread::sleep(Duration::from_millis(500));
+    let lines: Vec<String> = (0..5000)
+        .map(|i| {
+            format!(
+                "line {i} from the application: user{} did thing {}",
+                i % 17,
+                i * 3
+            )
+        })
+        .collect();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&input)
+        .expect("open input");
+    for chunk in lines.chunks(500) {
+        for l in chunk {
+            writeln!(f, "{l}").expect("write input");
+        }
+        f.flush().expect("flush");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stored = d.wait_stored("web1", lines.len());
+    let _ = rsyslog.kill();
+    let out = rsyslog.wait_with_output().expect("rsyslog");
+    // RFC 5424 from rsyslog: <PRI>1 TIMESTAMP HOST app - - - MSG; the MSG is the line.
+    let msgs: Vec<String> = stored
+        .iter()
+        .map(|m| m.splitn(8, ' ').nth(7).unwrap_or("").to_string())
+        .collect();
+    if msgs.len() != lines.len() {
+        eprintln!("rsyslog stderr: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    same(
+        &msgs,
+        &lines,
+        "exactly what rsyslog was fed, once, in order",
+    );
+    assert!(
+        stored.iter().all(|m| m.starts_with("<134>1 ")),
+        "{:?}",
+        &stored[..1]
+    );
+    let out = d.stop();
+    assert_eq!(out.status.code(), Some(0));
+}
