@@ -422,12 +422,12 @@ mod tests {
         let input = b"11 <13>1 hello<13>plain line\n5 <1>ab\r\n\n";
         let (out, n) = frames(&mut d, input);
         assert_eq!(out.len(), 3, "{out:?}");
-        let (out, _) = frames(&mut Deframer::new(100), b"6 <1>ab\n");
-        assert_eq!(out, vec!["<1>ab".to_string()], "one trailing LF dropped");
         assert_eq!(out[0], "<13>1 hello");
         assert_eq!(out[1], "<13>plain line");
         assert_eq!(out[2], "<1>ab");
         assert_eq!(n, input.len());
+        let (trailing, _) = frames(&mut Deframer::new(100), b"6 <1>ab\n");
+        assert_eq!(trailing, vec!["<1>ab".to_string()], "one trailing LF dropped");
     }
 
     #[test]
