@@ -102,6 +102,8 @@ struct Shared {
     sinks: HashMap<String, Arc<Sink>>,
     /// Wakes the flusher when a buffer passed [`FLUSH_BYTES`].
     wake: Notify,
+    /// Makes the flusher commit every buffer now (a client closed).
+    flush_now: Notify,
     accepted: AtomicU64,
     refused_identity: AtomicU64,
     handshake_failed: AtomicU64,
@@ -191,6 +193,7 @@ pub async fn serve(rec: Arc<Recorder>, mut shutdown: watch::Receiver<bool>) -> R
         cfg,
         sinks,
         wake: Notify::new(),
+        flush_now: Notify::new(),
         accepted: AtomicU64::new(0),
         refused_identity: AtomicU64::new(0),
         handshake_failed: AtomicU64::new(0),
@@ -242,6 +245,7 @@ async fn flusher(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
         tokio::select! {
             _ = tick.tick() => flush_all(&shared, 0).await,
             _ = shared.wake.notified() => flush_all(&shared, FLUSH_BYTES).await,
+            _ = shared.flush_now.notified() => flush_all(&shared, 0).await,
             _ = shutdown.changed() => return,
         }
         if last_save.elapsed() > Duration::from_secs(5) {
@@ -261,7 +265,9 @@ async fn flush_all(shared: &Arc<Shared>, min: usize) {
             if p.is_empty() || p.len() < min {
                 continue;
             }
-            std::mem::take(&mut *p)
+            // Leave a buffer of the same size behind: no regrowing under load.
+            let cap = p.capacity().min(MAX_PENDING + FLUSH_BYTES);
+            std::mem::replace(&mut *p, Vec::with_capacity(cap))
         };
         let rec = shared.rec.clone();
         let s = sink.clone();
@@ -387,7 +393,6 @@ async fn connection(
     let mut buf = vec![0u8; (256 * 1024).max(2 * max + 64)];
     let mut filled = 0;
     let mut deframer = Deframer::new(max);
-    let mut batch: Vec<u8> = Vec::with_capacity(buf.len() + buf.len() / 4);
     let mut idle = cfg.idle_timeout;
     let mut draining = *shutdown.borrow();
     if draining {
@@ -417,6 +422,11 @@ async fn connection(
         };
         filled += n;
         let mut tally = Tally::default();
+        // Parse straight into the host's buffer (one copy), waiting while it is full.
+        let Some(mut pending) = lock_with_room(shared, &sink).await else {
+            break;
+        };
+        let before = pending.len();
         let fed = deframer.feed(&buf[..filled], &mut |frame| match frame {
             syslog::Frame::Message(msg) => {
                 tally.messages += 1;
@@ -432,10 +442,16 @@ async fn connection(
                 {
                     tally.mismatch += 1;
                 }
-                syslog::escape_line(msg, &mut batch);
+                syslog::escape_line(msg, &mut pending);
             }
             syslog::Frame::Oversized { .. } => tally.oversized += 1,
         });
+        let passed = before < FLUSH_BYTES && pending.len() >= FLUSH_BYTES;
+        drop(pending);
+        if passed {
+            shared.wake.notify_one();
+        }
+        tally.add_to(&sink.counts);
         let consumed = match fed {
             Ok(c) => c,
             Err(e) => {
@@ -446,10 +462,9 @@ async fn connection(
         };
         buf.copy_within(consumed..filled, 0);
         filled -= consumed;
-        tally.add_to(&sink.counts);
-        push(shared, &sink, &mut batch).await;
     }
-    push(shared, &sink, &mut batch).await;
+    // The client is gone: commit what it sent now rather than at the next tick.
+    shared.flush_now.notify_one();
 }
 
 /// Counts for one read, added to the host's atomics at once.
@@ -481,37 +496,21 @@ impl Tally {
     }
 }
 
-/// Moves a connection's parsed messages into its host's buffer, waiting while it is full.
-async fn push(shared: &Shared, sink: &Sink, batch: &mut Vec<u8>) {
-    if batch.is_empty() {
-        return;
-    }
+/// Locks a host's buffer once it has room, waiting for the flusher while it is full (TCP
+/// back-pressure on the client). `None` if the lock is poisoned.
+async fn lock_with_room<'a>(
+    shared: &Shared,
+    sink: &'a Sink,
+) -> Option<std::sync::MutexGuard<'a, Vec<u8>>> {
     loop {
         let flushed = sink.flushed.notified();
-        let len = {
-            let Ok(mut p) = sink.pending.lock() else {
-                batch.clear();
-                return;
-            };
+        {
+            let p = sink.pending.lock().ok()?;
             if p.len() < MAX_PENDING {
-                p.extend_from_slice(batch);
-                batch.clear();
-                Some(p.len())
-            } else {
-                None
-            }
-        };
-        match len {
-            Some(l) => {
-                if l >= FLUSH_BYTES {
-                    shared.wake.notify_one();
-                }
-                return;
-            }
-            None => {
-                shared.wake.notify_one();
-                flushed.await;
+                return Some(p);
             }
         }
+        shared.wake.notify_one();
+        flushed.await;
     }
 }

@@ -189,8 +189,7 @@ fn pri(msg: &[u8]) -> Option<&[u8]> {
     if digits > 1 && rest[0] == b'0' {
         return None;
     }
-    let v: u32 = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
-    (v <= 191).then_some(&rest[digits + 1..])
+    (digits_value(&rest[..digits]) <= 191).then_some(&rest[digits + 1..])
 }
 
 /// Splits off a header field ending in SP.
@@ -239,12 +238,7 @@ fn timestamp(t: &[u8]) -> bool {
     if t[10] != b'T' || !(d(11..13) && t[13] == b':' && d(14..16) && t[16] == b':' && d(17..19)) {
         return false;
     }
-    let num = |r: std::ops::Range<usize>| -> u32 {
-        std::str::from_utf8(&t[r])
-            .ok()
-            .and_then(|x| x.parse().ok())
-            .unwrap_or(99)
-    };
+    let num = |r: std::ops::Range<usize>| digits_value(&t[r]);
     if !(1..=12).contains(&num(5..7))
         || !(1..=31).contains(&num(8..10))
         || num(11..13) > 23
@@ -347,15 +341,26 @@ fn rfc3164_host(s: &[u8]) -> Option<&[u8]> {
 /// True when a message's HOSTNAME is not the host its certificate names: neither the host's
 /// name, nor its `tls_name`, nor the first label of the `tls_name`.
 pub fn hostname_mismatch(hostname: &[u8], host: &str, tls_name: &str) -> bool {
-    let h = String::from_utf8_lossy(hostname).to_ascii_lowercase();
     let short = tls_name.split('.').next().unwrap_or(tls_name);
-    !(h == host.to_ascii_lowercase() || h == tls_name || h == short)
+    ![host, tls_name, short]
+        .iter()
+        .any(|n| n.as_bytes().eq_ignore_ascii_case(hostname))
+}
+
+/// The value of ASCII decimal digits (the caller checked they are digits).
+fn digits_value(d: &[u8]) -> u32 {
+    d.iter().fold(0u32, |v, b| {
+        v.saturating_mul(10).saturating_add(u32::from(b - b'0'))
+    })
 }
 
 /// Appends a message in stored form: escaped, then a newline.
 pub fn escape_line(msg: &[u8], out: &mut Vec<u8>) {
-    // Fast path: nothing to escape.
-    if !msg.iter().any(|&b| b < 0x20 || b == 0x7f || b == b'#') {
+    // Fast path: nothing to escape. A fold without early exit vectorizes.
+    let special = msg.iter().fold(false, |acc, &b| {
+        acc | (b < 0x20) | (b == 0x7f) | (b == b'#')
+    });
+    if !special {
         out.extend_from_slice(msg);
         out.push(b'\n');
         return;
@@ -427,7 +432,11 @@ mod tests {
         assert_eq!(out[2], "<1>ab");
         assert_eq!(n, input.len());
         let (trailing, _) = frames(&mut Deframer::new(100), b"6 <1>ab\n");
-        assert_eq!(trailing, vec!["<1>ab".to_string()], "one trailing LF dropped");
+        assert_eq!(
+            trailing,
+            vec!["<1>ab".to_string()],
+            "one trailing LF dropped"
+        );
     }
 
     #[test]
