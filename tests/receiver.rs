@@ -166,6 +166,25 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Rewrites the config (same receiver) with extra lines for host web1, and restarts.
+    fn restart_with(&mut self, receiver_extra: &str, web1_extra: &str) {
+        let _ = self.stop();
+        let text = std::fs::read_to_string(&self.env.config).expect("config");
+        let text = text
+            .replace(
+                "max_message_size = 8192\n",
+                &format!("max_message_size = 8192\n{receiver_extra}\n"),
+            )
+            .replace(
+                "tls_name = \"web1.example.org\"\n",
+                &format!("tls_name = \"web1.example.org\"\n{web1_extra}\n"),
+            );
+        std::fs::write(&self.env.config, text).expect("write config");
+        self.spawn();
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -182,6 +201,15 @@ struct Client {
 
 impl Client {
     fn connect(port: u16, ca: &Path, auth: Option<(&Path, &Path)>) -> Result<Client, String> {
+        Self::connect_with(port, ca, auth, false)
+    }
+
+    fn connect_with(
+        port: u16,
+        ca: &Path,
+        auth: Option<(&Path, &Path)>,
+        tls12_only: bool,
+    ) -> Result<Client, String> {
         use rustls_pki_types::pem::PemObject;
         use rustls_pki_types::{CertificateDer, PrivateKeyDer};
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -189,8 +217,13 @@ impl Client {
         for c in CertificateDer::pem_file_iter(ca).expect("ca") {
             roots.add(c.expect("ca pem")).expect("add ca");
         }
+        let versions: &[&rustls::SupportedProtocolVersion] = if tls12_only {
+            &[&rustls::version::TLS12]
+        } else {
+            &[&rustls::version::TLS13, &rustls::version::TLS12]
+        };
         let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(versions)
             .expect("versions")
             .with_root_certificates(roots);
         let config = match auth {
@@ -648,4 +681,97 @@ action(type="omfwd" target="127.0.0.1" port="{port}" protocol="tcp"
     );
     let out = d.stop();
     assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn tls_1_2_works_and_a_pinned_certificate_fingerprint_is_enforced() {
+    let mut d = Daemon::start("");
+    let (cert, key) = d.pki.issue("web1-12", &["web1.example.org"], false);
+    let mut c =
+        Client::connect_with(d.port, &d.pki.ca_path(), Some((&cert, &key)), true).expect("TLS 1.2");
+    assert_eq!(
+        c.tls.conn.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+    c.send_messages(&messages("web1", 0, 2)).expect("send");
+    assert_eq!(d.wait_stored("web1", 2).len(), 2);
+    drop(c);
+    // Pin web1 to one certificate: another certificate with the same name is refused.
+    let (pinned_cert, pinned_key) = d.pki.issue("web1-pinned", &["web1.example.org"], false);
+    let der = {
+        use rustls_pki_types::pem::PemObject;
+        rustls_pki_types::CertificateDer::from_pem_file(&pinned_cert).expect("pem")
+    };
+    let fp = loghost::hash::Hash::of(der.as_ref()).to_string();
+    d.restart_with("", &format!("tls_fingerprint = \"sha256:{fp}\""));
+    let mut other = Client::connect(d.port, &d.pki.ca_path(), Some((&cert, &key))).expect("tls");
+    let _ = other.send(b"5 <1>no");
+    assert!(
+        other.closed_by_server(Duration::from_secs(5)),
+        "same name, other certificate"
+    );
+    let mut pinned =
+        Client::connect(d.port, &d.pki.ca_path(), Some((&pinned_cert, &pinned_key))).expect("tls");
+    pinned.send_messages(&messages("web1", 2, 1)).expect("send");
+    assert_eq!(d.wait_stored("web1", 3).len(), 3);
+}
+
+#[test]
+fn connections_over_max_connections_are_refused() {
+    let mut d = Daemon::start("");
+    d.restart_with("max_connections = 2", "");
+    let mut a = d.client("web1.example.org");
+    let mut b = d.client("web1.example.org");
+    // The third is closed at once, before any TLS.
+    let mut third = TcpStream::connect(("127.0.0.1", d.port)).expect("tcp");
+    third.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let mut byte = [0u8; 1];
+    assert!(matches!(third.read(&mut byte), Ok(0) | Err(_)));
+    a.send_messages(&messages("web1", 0, 1)).expect("send");
+    b.send_messages(&messages("web1", 1, 1)).expect("send");
+    assert_eq!(d.wait_stored("web1", 2).len(), 2);
+    drop(a);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut c = d.client("web1.example.org");
+    c.send_messages(&messages("web1", 2, 1))
+        .expect("a slot is free again");
+    assert_eq!(d.wait_stored("web1", 3).len(), 3);
+}
+
+#[test]
+fn a_crash_between_a_frame_and_its_ledger_entry_is_repaired_on_restart() {
+    let mut d = Daemon::start("");
+    // The first commit dies after syncing its frame, before the ledger entry.
+    let _ = d.stop();
+    let child = Command::new(loghost_bin())
+        .arg("--config")
+        .arg(&d.env.config)
+        .arg("run")
+        .env("LOGHOST_CRASH_AT", "after-frame-sync")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect(("127.0.0.1", d.port)).is_err() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut web = d.client("web1.example.org");
+    web.send_messages(&messages("web1", 0, 100)).expect("send");
+    drop(web);
+    let out = child.wait_with_output().expect("wait");
+    use std::os::unix::process::ExitStatusExt;
+    assert!(out.status.signal().is_some(), "it crashed");
+    // Restart: the uncommitted frame is cut away, the store verifies, receiving goes on.
+    d.spawn();
+    let mut web = d.client("web1.example.org");
+    web.send_messages(&messages("web1", 100, 5)).expect("send");
+    same(
+        &d.wait_stored("web1", 5),
+        &messages("web1", 100, 5),
+        "after the crash",
+    );
+    let _ = d.stop();
+    assert_ok(&d.env.run(&["verify", "--deep"]), "verify");
 }
