@@ -71,10 +71,13 @@ enum Command {
         fingerprint: Option<String>,
     },
 
-    /// Run the service: the syslog-over-TLS receiver, checkpoints every checkpoint_every
+    /// Run the service: scheduled pulls, the syslog-over-TLS receiver, checkpoints, retention
     ///
-    /// Stops cleanly on SIGTERM or SIGINT: no new connections, open ones drained, every buffer
-    /// flushed, a final checkpoint, exit 0.
+    /// Each host with an address is pulled on its schedule (`every` or `cron`); [receiver] is
+    /// served; a checkpoint is signed every checkpoint_every; retention runs once a day when
+    /// [retention] archive is set; metrics are served on metrics_listen. SIGTERM or SIGINT: pulls
+    /// in flight finish, connections are drained, buffers flushed, a final checkpoint, exit 0.
+    /// SIGHUP: the config is read again; an invalid one is refused and the running one stays.
     Run,
 
     /// Pull new log data from hosts now (one round; for cron)
@@ -282,8 +285,9 @@ async fn run(cli: Cli) -> Result<i32> {
             .await
         }
         Command::Run => {
-            let config = load_config(cli.config.as_deref())?;
-            crate::daemon::run(config).await
+            let path = Config::locate(cli.config.as_deref());
+            let config = Config::load(&path)?;
+            crate::daemon::run(path, config).await
         }
         Command::Pull { hosts } => {
             let config = load_config(cli.config.as_deref())?;
@@ -586,12 +590,13 @@ pub fn human(bytes: u64) -> String {
 /// Prints a round's outcome: problems always (stderr), the summary when asked (stdout).
 pub fn print_report(report: &RoundReport, summary: bool) {
     match &report.checkpoint {
-        Err(e) => eprintln!("loghost: error: checkpoint: {e}"),
-        Ok(c) => {
+        Some(Err(e)) => eprintln!("loghost: error: checkpoint: {e}"),
+        Some(Ok(c)) => {
             for e in &c.anchor_errors {
                 eprintln!("loghost: error: anchor {e}");
             }
         }
+        None => {}
     }
     for h in &report.hosts {
         for w in &h.warnings {
@@ -624,7 +629,7 @@ pub fn print_report(report: &RoundReport, summary: bool) {
             );
         }
     }
-    if summary && let Ok(c) = &report.checkpoint {
+    if summary && let Some(Ok(c)) = &report.checkpoint {
         match &c.written {
             Some(p) => println!("checkpoint: {} entries, {}", c.size, p.display()),
             None if c.size > 0 => println!("checkpoint: {} entries (unchanged)", c.size),

@@ -37,6 +37,25 @@ pub struct Config {
     pub receiver: Option<ReceiverConfig>,
     pub ledger: LedgerConfig,
     pub retention: RetentionConfig,
+    /// Where `loghost run` serves Prometheus metrics (`None`: not served).
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// How to reach S3-compatible object storage, for `s3://` archive targets and anchors.
+    pub s3: Option<S3Config>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Config {
+    /// e.g. `https://s3.example.org` or `http://127.0.0.1:9000`; `None`: AWS's own endpoints.
+    pub endpoint: Option<String>,
+    pub region: String,
+    /// Path-style requests (`endpoint/bucket/key`), as most local S3 servers want.
+    pub path_style: bool,
+    /// Credentials; without them the usual AWS sources (environment, profile) are used.
+    pub access_key_id: Option<String>,
+    /// A file holding the secret access key (kept out of the config), mode 0600.
+    pub secret_access_key_file: Option<PathBuf>,
+    /// Archive into a bucket without Object Lock (the copies could then be deleted).
+    pub allow_unlocked: bool,
 }
 
 /// How stored frames are compressed. Both are readable with stock tools (`zstdcat`, `zcat`).
@@ -204,6 +223,38 @@ struct RawConfig {
     ledger: RawLedger,
     #[serde(default)]
     retention: RawRetention,
+    metrics_listen: Option<std::net::SocketAddr>,
+    s3: Option<RawS3>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawS3 {
+    endpoint: Option<Endpoint>,
+    region: Option<String>,
+    #[serde(default)]
+    path_style: bool,
+    access_key_id: Option<String>,
+    secret_access_key_file: Option<PathBuf>,
+    #[serde(default)]
+    allow_unlocked: bool,
+}
+
+/// An S3 endpoint URL: `http(s)://host[:port]`.
+struct Endpoint(String);
+
+impl<'de> Deserialize<'de> for Endpoint {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let ok = (s.starts_with("https://") || s.starts_with("http://"))
+            && !s.contains(char::is_whitespace);
+        if !ok {
+            return Err(de::Error::custom(format!(
+                "invalid endpoint {s:?}: expected an URL such as \"https://s3.example.org\""
+            )));
+        }
+        Ok(Endpoint(s.trim_end_matches('/').to_string()))
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -767,6 +818,27 @@ impl Config {
             }
         };
 
+        let s3 = raw.s3.map(|r| S3Config {
+            endpoint: r.endpoint.map(|e| e.0),
+            region: r.region.unwrap_or_else(|| "us-east-1".to_string()),
+            path_style: r.path_style,
+            access_key_id: r.access_key_id,
+            secret_access_key_file: r.secret_access_key_file.as_deref().map(resolve),
+            allow_unlocked: r.allow_unlocked,
+        });
+        let uses_s3 = retention
+            .archive
+            .iter()
+            .chain(&ledger.anchors)
+            .any(|t| t.starts_with("s3://"));
+        if uses_s3 && s3.is_none() {
+            return Err(invalid(
+                "an s3:// target is configured but there is no [s3] table: add one with at \
+                 least `region` (and `endpoint` for a non-AWS server)"
+                    .into(),
+            ));
+        }
+
         Ok(Config {
             source: path.to_path_buf(),
             store: resolve(&raw.store),
@@ -778,6 +850,8 @@ impl Config {
             receiver,
             ledger,
             retention,
+            metrics_listen: raw.metrics_listen,
+            s3,
         })
     }
 
@@ -882,6 +956,9 @@ anchors = ["file:///mnt/auditor/checkpoints", "s3://audit-bucket/loghost"]
 online_days = 30
 archive = "s3://logs-archive/loghost"
 object_lock_days = 365
+
+[s3]
+region = "eu-west-1"
 "#;
 
     #[test]

@@ -1,88 +1,197 @@
-//! `loghost run`: the long-running service. It opens the store once (holding its lock), serves the
-//! syslog-over-TLS receiver when `[receiver]` is configured, signs a checkpoint every
-//! `checkpoint_every` when the ledger grew, and stops cleanly on SIGTERM or SIGINT: no new
-//! connections, open ones drained, every buffer flushed, a final checkpoint, exit 0.
+//! `loghost run`: the long-running service.
+//!
+//! It opens the store once (holding its lock) and runs, until told to stop:
+//! - the pull scheduler ([`crate::schedule`]): each host with an address on its `every`/`cron`
+//!   schedule, at most `ssh.concurrency` at once, never one host twice at once;
+//! - the syslog-over-TLS receiver when `[receiver]` is configured;
+//! - a checkpoint every `checkpoint_every` when the ledger grew;
+//! - retention once a day when `[retention] archive` is set;
+//! - the metrics endpoint when `metrics_listen` is set.
+//!
+//! SIGTERM/SIGINT: nothing new starts, pulls in flight finish, receiver connections are drained,
+//! buffers flushed, a final checkpoint signed; exit 0. SIGHUP: the configuration file is read
+//! again; if it is invalid (or moves the store), the running configuration stays and the reason
+//! is logged; otherwise every part is stopped as above and started again with the new one
+//! (senders reconnect; the process and its pid stay).
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Result;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::config::{Config, SetupError};
+use crate::metrics::Metrics;
 use crate::writer::Recorder;
 
+/// The parts running for one configuration.
+struct Parts {
+    rec: Arc<Recorder>,
+    stop: watch::Sender<bool>,
+    receiver: Option<JoinHandle<Result<()>>>,
+    others: Vec<JoinHandle<()>>,
+}
+
 /// Runs until SIGTERM/SIGINT; returns the exit status.
-pub async fn run(config: Config) -> Result<i32> {
+pub async fn run(config_path: PathBuf, config: Config) -> Result<i32> {
+    check_runnable(&config)?;
+    raise_fd_limit();
+    let metrics = Arc::new(Metrics::default());
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut config = config;
+    let mut parts = start(&config, &metrics)?;
+    tracing::info!("loghost running (store {})", config.store.display());
+    loop {
+        let receiver_ended = async {
+            match parts.receiver.as_mut() {
+                Some(h) => h.await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                match reload(&config_path, &config) {
+                    Err(why) => tracing::error!("reload refused, the running configuration stays: {why:#}"),
+                    Ok(new) => {
+                        tracing::info!("reloading {}", config_path.display());
+                        stop(parts, false).await;
+                        config = new;
+                        parts = start(&config, &metrics)?;
+                        tracing::info!("reloaded");
+                    }
+                }
+            }
+            r = receiver_ended => {
+                parts.receiver = None;
+                let e = match r {
+                    Ok(Ok(())) => anyhow::anyhow!("the receiver stopped"),
+                    Ok(Err(e)) => e,
+                    Err(e) => anyhow::anyhow!("receiver task: {e}"),
+                };
+                stop(parts, true).await;
+                return Err(e.context("the receiver failed"));
+            }
+        }
+    }
+    tracing::info!("stopping: pulls finishing, connections draining, flushing, checkpointing");
+    stop(parts, true).await;
+    tracing::info!("stopped");
+    Ok(0)
+}
+
+fn check_runnable(config: &Config) -> Result<()> {
     if config.receiver.is_none() && !config.hosts.iter().any(|h| h.is_pulled()) {
         return Err(SetupError(
             "nothing to run: configure [receiver] and/or hosts with an address".into(),
         )
         .into());
     }
-    raise_fd_limit();
-    let rec = Arc::new(Recorder::open(&config)?);
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
+    Ok(())
+}
+
+/// Reads the new configuration; an error keeps the running one.
+fn reload(path: &Path, running: &Config) -> Result<Config> {
+    let new = Config::load(path)?;
+    check_runnable(&new)?;
+    if new.store != running.store {
+        anyhow::bail!(
+            "the store cannot change while running ({} → {}); restart loghost for that",
+            running.store.display(),
+            new.store.display()
+        );
+    }
+    Ok(new)
+}
+
+fn start(config: &Config, metrics: &Arc<Metrics>) -> Result<Parts> {
+    let rec = Arc::new(Recorder::open(config)?);
     let (stop, stopping) = watch::channel(false);
-
-    let receiver = config
-        .receiver
-        .is_some()
-        .then(|| tokio::spawn(crate::receiver::serve(rec.clone(), stopping.clone())));
-    let checkpoints = tokio::spawn(checkpointer(rec.clone(), stopping.clone()));
-    tracing::info!("loghost running (store {})", config.store.display());
-
-    // Until a signal, or until the receiver ends on its own (it cannot listen, say).
-    let mut receiver = receiver;
-    let ended = match receiver.as_mut() {
-        Some(handle) => tokio::select! {
-            _ = term.recv() => None,
-            _ = int.recv() => None,
-            r = handle => Some(r.map_err(|e| anyhow::anyhow!("receiver task: {e}")).and_then(|r| r)),
-        },
-        None => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+    let receiver = config.receiver.is_some().then(|| {
+        tokio::spawn(crate::receiver::serve(
+            rec.clone(),
+            stopping.clone(),
+            metrics.clone(),
+        ))
+    });
+    let mut others = vec![
+        tokio::spawn(checkpointer(rec.clone(), stopping.clone(), metrics.clone())),
+        tokio::spawn(scheduler(rec.clone(), stopping.clone(), metrics.clone())),
+    ];
+    if let Some(addr) = config.metrics_listen {
+        let (m, s) = (metrics.clone(), stopping.clone());
+        others.push(tokio::spawn(async move {
+            if let Err(e) = crate::metrics::serve(addr, m, s).await {
+                tracing::error!("metrics: {e:#}");
             }
-            None
+        }));
+    }
+    Ok(Parts {
+        rec,
+        stop,
+        receiver,
+        others,
+    })
+}
+
+/// Stops every part and waits for it; `checkpoint`: sign a last checkpoint.
+async fn stop(parts: Parts, checkpoint: bool) {
+    let _ = parts.stop.send(true);
+    if let Some(r) = parts.receiver {
+        match r.await {
+            Ok(Err(e)) => tracing::error!("the receiver stopped with an error: {e:#}"),
+            Err(e) => tracing::error!("receiver task: {e}"),
+            Ok(Ok(())) => {}
         }
-    };
-    tracing::info!("stopping: draining connections, flushing, checkpointing");
-    let _ = stop.send(true);
-    let receiver_result = match (ended, receiver) {
-        (Some(r), _) => r,
-        (None, Some(handle)) => wait(handle).await,
-        (None, None) => Ok(()),
-    };
-    let _ = checkpoints.await;
-    let final_checkpoint = tokio::task::spawn_blocking({
+    }
+    for t in parts.others {
+        let _ = t.await;
+    }
+    if checkpoint {
+        checkpoint_now(&parts.rec, None).await;
+    }
+}
+
+/// Signs a checkpoint (if the ledger grew), and records the outcome for status and metrics.
+async fn checkpoint_now(rec: &Arc<Recorder>, metrics: Option<&Metrics>) {
+    let r = tokio::task::spawn_blocking({
         let rec = rec.clone();
         move || rec.checkpoint()
     })
     .await;
-    match final_checkpoint {
-        Ok(Ok(c)) => {
+    let outcome = match r {
+        Ok(r) => r.map_err(|e| format!("{e:#}")),
+        Err(e) => Err(format!("checkpoint task: {e}")),
+    };
+    match &outcome {
+        Ok(c) => {
             for e in &c.anchor_errors {
                 tracing::error!("anchor {e}");
             }
+            if let Some(m) = metrics {
+                m.checkpointed(c);
+            }
         }
-        Ok(Err(e)) => tracing::error!("final checkpoint: {e:#}"),
-        Err(e) => tracing::error!("final checkpoint task: {e}"),
+        Err(e) => tracing::error!("checkpoint: {e}"),
     }
-    receiver_result.map_err(|e| e.context("the receiver failed"))?;
-    Ok(0)
-}
-
-async fn wait(handle: tokio::task::JoinHandle<Result<()>>) -> Result<()> {
-    handle
-        .await
-        .map_err(|e| anyhow::anyhow!("receiver task: {e}"))?
+    if let Err(e) =
+        crate::status::save_checkpoint(&rec.store, outcome.as_ref().map_err(String::as_str))
+    {
+        tracing::warn!("cannot save the checkpoint outcome for status: {e}");
+    }
 }
 
 /// Signs a checkpoint every `checkpoint_every` when the ledger grew.
-async fn checkpointer(rec: Arc<Recorder>, mut stopping: watch::Receiver<bool>) {
+async fn checkpointer(
+    rec: Arc<Recorder>,
+    mut stopping: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+) {
     let mut tick = tokio::time::interval(rec.config.ledger.checkpoint_every);
     tick.tick().await;
     loop {
@@ -90,21 +199,58 @@ async fn checkpointer(rec: Arc<Recorder>, mut stopping: watch::Receiver<bool>) {
             _ = tick.tick() => {}
             _ = stopping.changed() => return,
         }
-        let r = tokio::task::spawn_blocking({
-            let rec = rec.clone();
-            move || rec.checkpoint()
-        })
-        .await;
-        match r {
-            Ok(Ok(c)) => {
-                for e in &c.anchor_errors {
-                    tracing::error!("anchor {e}");
-                }
-            }
-            Ok(Err(e)) => tracing::error!("checkpoint: {e:#}"),
-            Err(e) => tracing::error!("checkpoint task: {e}"),
-        }
+        checkpoint_now(&rec, Some(&metrics)).await;
     }
+}
+
+/// Pulls every host with an address on its schedule.
+async fn scheduler(rec: Arc<Recorder>, stopping: watch::Receiver<bool>, metrics: Arc<Metrics>) {
+    let hosts: Vec<_> = rec
+        .config
+        .hosts
+        .iter()
+        .filter(|h| h.is_pulled())
+        .map(|h| (h.name.clone(), h.schedule.clone()))
+        .collect();
+    let concurrency = rec.config.ssh.concurrency;
+    crate::schedule::run(hosts, concurrency, stopping, move |name: String| {
+        let (rec, metrics) = (rec.clone(), metrics.clone());
+        async move {
+            let Some(host) = rec.config.host(&name).cloned() else {
+                return;
+            };
+            match crate::pull::run_round_with(&rec, &[host], false).await {
+                Ok(report) => {
+                    metrics.pulled(&report);
+                    for h in &report.hosts {
+                        if let Some(e) = &h.error {
+                            tracing::error!("{}: {e}", h.host);
+                        }
+                        for w in &h.warnings {
+                            tracing::warn!("{}: {w}", h.host);
+                        }
+                        for f in &h.files {
+                            if let crate::pull::Outcome::Failed(e) = &f.outcome {
+                                tracing::error!(
+                                    "{}: {}: {e}",
+                                    h.host,
+                                    crate::sanitize::Shown(&f.source)
+                                );
+                            }
+                        }
+                        tracing::info!(
+                            "{}: pulled {} files, {} bytes new",
+                            h.host,
+                            h.files.len(),
+                            h.raw_bytes()
+                        );
+                    }
+                }
+                Err(e) => tracing::error!("{name}: pull round failed: {e:#}"),
+            }
+        }
+    })
+    .await;
 }
 
 /// A receiver holds a socket per client: raise the soft open-file limit to the hard one (at most

@@ -98,6 +98,7 @@ struct Sink {
 
 struct Shared {
     rec: Arc<Recorder>,
+    metrics: Arc<crate::metrics::Metrics>,
     cfg: ReceiverConfig,
     sinks: HashMap<String, Arc<Sink>>,
     /// Wakes the flusher when a buffer passed [`FLUSH_BYTES`].
@@ -162,7 +163,11 @@ pub fn load_counts(store: &crate::store::Store) -> Option<Counts> {
 }
 
 /// Serves the receiver until `shutdown` turns true, then drains and flushes.
-pub async fn serve(rec: Arc<Recorder>, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+pub async fn serve(
+    rec: Arc<Recorder>,
+    mut shutdown: watch::Receiver<bool>,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> Result<()> {
     let Some(cfg) = rec.config.receiver.clone() else {
         return Ok(());
     };
@@ -190,6 +195,7 @@ pub async fn serve(rec: Arc<Recorder>, mut shutdown: watch::Receiver<bool>) -> R
     tracing::info!("receiving syslog over TLS on {}", cfg.listen);
     let shared = Arc::new(Shared {
         rec,
+        metrics,
         cfg,
         sinks,
         wake: Notify::new(),
@@ -387,7 +393,29 @@ async fn connection(
     };
     shared.accepted.fetch_add(1, Ordering::Relaxed);
     sink.counts.connections.fetch_add(1, Ordering::Relaxed);
+    shared
+        .metrics
+        .receiver_connections
+        .fetch_add(1, Ordering::Relaxed);
+    shared.metrics.receiver_open.fetch_add(1, Ordering::Relaxed);
     tracing::debug!("{peer} is {} ({})", host.name, identity.shown());
+    serve_connection(&mut stream, peer, shared, &sink, &mut shutdown).await;
+    shared.metrics.receiver_open.fetch_sub(1, Ordering::Relaxed);
+    // The client is gone: commit what it sent now rather than at the next tick.
+    shared.flush_now.notify_one();
+}
+
+/// Reads an identified client's messages into its host's buffer until it closes, idles out or
+/// breaks the framing.
+async fn serve_connection(
+    stream: &mut tokio_rustls::server::TlsStream<TcpStream>,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    sink: &Arc<Sink>,
+    shutdown: &mut watch::Receiver<bool>,
+) {
+    let cfg = &shared.cfg;
+    let host = &sink.host;
 
     let max = cfg.max_message_size;
     let mut buf = vec![0u8; (256 * 1024).max(2 * max + 64)];
@@ -423,7 +451,7 @@ async fn connection(
         filled += n;
         let mut tally = Tally::default();
         // Parse straight into the host's buffer (one copy), waiting while it is full.
-        let Some(mut pending) = lock_with_room(shared, &sink).await else {
+        let Some(mut pending) = lock_with_room(shared, sink).await else {
             break;
         };
         let before = pending.len();
@@ -452,6 +480,10 @@ async fn connection(
             shared.wake.notify_one();
         }
         tally.add_to(&sink.counts);
+        shared
+            .metrics
+            .receiver_messages
+            .fetch_add(tally.messages, Ordering::Relaxed);
         let consumed = match fed {
             Ok(c) => c,
             Err(e) => {
@@ -463,8 +495,6 @@ async fn connection(
         buf.copy_within(consumed..filled, 0);
         filled -= consumed;
     }
-    // The client is gone: commit what it sent now rather than at the next tick.
-    shared.flush_now.notify_one();
 }
 
 /// Counts for one read, added to the host's atomics at once.

@@ -65,14 +65,34 @@ pub fn save_round(store: &Store, time: &str, report: &RoundReport) -> std::io::R
             entry.last_error = h.error.clone().or(failed);
         }
     }
-    match &report.checkpoint {
+    if let Some(c) = &report.checkpoint {
+        note_checkpoint(&mut rounds, c.as_ref().map_err(String::as_str));
+    }
+    save_rounds(store, &rounds)
+}
+
+/// Records the outcome of a checkpoint (after a round, or the daemon's timer).
+pub fn save_checkpoint(
+    store: &Store,
+    result: Result<&crate::checkpoint::RoundCheckpoint, &str>,
+) -> std::io::Result<()> {
+    let mut rounds = load_rounds(store);
+    note_checkpoint(&mut rounds, result);
+    save_rounds(store, &rounds)
+}
+
+fn note_checkpoint(rounds: &mut Rounds, result: Result<&crate::checkpoint::RoundCheckpoint, &str>) {
+    match result {
         Ok(c) => {
             rounds.checkpoint_error = None;
             rounds.anchor_errors = c.anchor_errors.clone();
         }
-        Err(e) => rounds.checkpoint_error = Some(e.clone()),
+        Err(e) => rounds.checkpoint_error = Some(e.to_string()),
     }
-    let data = serde_json::to_vec_pretty(&rounds).map_err(std::io::Error::other)?;
+}
+
+fn save_rounds(store: &Store, rounds: &Rounds) -> std::io::Result<()> {
+    let data = serde_json::to_vec_pretty(rounds).map_err(std::io::Error::other)?;
     crate::store::write_atomic(&rounds_path(store), &data)
 }
 

@@ -1,0 +1,202 @@
+//! Prometheus metrics of `loghost run`, served as text on `metrics_listen` (off by default).
+//!
+//! Counters are atomics updated where the work happens; [`Metrics::render`] writes the Prometheus
+//! text format (0.0.4). The HTTP side answers `GET /metrics` and nothing else, one short request
+//! per connection: a scrape endpoint, not a web server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[derive(Default)]
+pub struct Metrics {
+    pub pulls_ok: AtomicU64,
+    pub pulls_failed: AtomicU64,
+    pub pull_bytes: AtomicU64,
+    pub pull_file_errors: AtomicU64,
+    pub alarms: AtomicU64,
+    pub receiver_messages: AtomicU64,
+    pub receiver_connections: AtomicU64,
+    pub receiver_open: AtomicI64,
+    pub ledger_entries: AtomicU64,
+    /// Unix seconds of the last checkpoint signed (0: none yet).
+    pub last_checkpoint: AtomicU64,
+    /// Unix seconds of the last checkpoint copied to every anchor (0: none yet).
+    pub last_anchor: AtomicU64,
+    pub archived_days: AtomicU64,
+}
+
+fn now_secs() -> u64 {
+    jiff::Timestamp::now().as_second().max(0) as u64
+}
+
+impl Metrics {
+    /// Notes a pull round's outcome.
+    pub fn pulled(&self, report: &crate::pull::RoundReport) {
+        for h in &report.hosts {
+            if h.ok() {
+                self.pulls_ok.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.pulls_failed.fetch_add(1, Ordering::Relaxed);
+            }
+            self.pull_bytes.fetch_add(h.raw_bytes(), Ordering::Relaxed);
+            let failed = h
+                .files
+                .iter()
+                .filter(|f| matches!(f.outcome, crate::pull::Outcome::Failed(_)))
+                .count();
+            self.pull_file_errors
+                .fetch_add(failed as u64, Ordering::Relaxed);
+            self.alarms.fetch_add(h.alarms() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Notes a checkpoint.
+    pub fn checkpointed(&self, c: &crate::checkpoint::RoundCheckpoint) {
+        self.ledger_entries.store(c.size, Ordering::Relaxed);
+        self.last_checkpoint.store(now_secs(), Ordering::Relaxed);
+        if c.anchor_errors.is_empty() {
+            self.last_anchor.store(now_secs(), Ordering::Relaxed);
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, f64)]| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            for (labels, v) in samples {
+                out.push_str(&format!("{name}{labels} {v}\n"));
+            }
+        };
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
+        metric(
+            "loghost_pulls_total",
+            "counter",
+            "Host pulls, by result.",
+            &[
+                ("{result=\"ok\"}", g(&self.pulls_ok)),
+                ("{result=\"failed\"}", g(&self.pulls_failed)),
+            ],
+        );
+        metric(
+            "loghost_pull_bytes_total",
+            "counter",
+            "Raw bytes collected by pulls.",
+            &[("", g(&self.pull_bytes))],
+        );
+        metric(
+            "loghost_pull_file_errors_total",
+            "counter",
+            "Remote files that could not be collected in a round.",
+            &[("", g(&self.pull_file_errors))],
+        );
+        metric(
+            "loghost_rewrite_alarms_total",
+            "counter",
+            "Logs found rewritten on their host after collection.",
+            &[("", g(&self.alarms))],
+        );
+        metric(
+            "loghost_receiver_messages_total",
+            "counter",
+            "Syslog messages received over TLS.",
+            &[("", g(&self.receiver_messages))],
+        );
+        metric(
+            "loghost_receiver_connections_total",
+            "counter",
+            "Receiver connections accepted (identity verified).",
+            &[("", g(&self.receiver_connections))],
+        );
+        metric(
+            "loghost_receiver_connections_open",
+            "gauge",
+            "Receiver connections open now.",
+            &[("", self.receiver_open.load(Ordering::Relaxed) as f64)],
+        );
+        metric(
+            "loghost_ledger_entries",
+            "gauge",
+            "Entries in the ledger at the last checkpoint.",
+            &[("", g(&self.ledger_entries))],
+        );
+        let age = |a: &AtomicU64| match a.load(Ordering::Relaxed) {
+            0 => -1.0,
+            t => now_secs().saturating_sub(t) as f64,
+        };
+        metric(
+            "loghost_last_checkpoint_age_seconds",
+            "gauge",
+            "Seconds since the last checkpoint was signed (-1: none yet).",
+            &[("", age(&self.last_checkpoint))],
+        );
+        metric(
+            "loghost_last_anchor_age_seconds",
+            "gauge",
+            "Seconds since a checkpoint was last copied to every anchor (-1: never).",
+            &[("", age(&self.last_anchor))],
+        );
+        metric(
+            "loghost_archived_days_total",
+            "counter",
+            "Host-days moved to the archive tier.",
+            &[("", g(&self.archived_days))],
+        );
+        out
+    }
+}
+
+/// Serves `GET /metrics` on `addr` until `shutdown`.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (metrics_listen)"))?;
+    tracing::info!("metrics on http://{addr}/metrics");
+    loop {
+        let (mut sock, _) = tokio::select! {
+            a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut req = Vec::with_capacity(1024);
+            let mut buf = [0u8; 1024];
+            let read = tokio::time::timeout(Duration::from_secs(5), async {
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 8192 {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+            })
+            .await;
+            if read.is_err() {
+                return;
+            }
+            let response = if req.starts_with(b"GET /metrics ") || req.starts_with(b"GET /metrics?")
+            {
+                let body = metrics.render();
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into()
+            };
+            let _ = sock.write_all(response.as_bytes()).await;
+            let _ = sock.shutdown().await;
+        });
+    }
+}
