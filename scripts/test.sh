@@ -25,6 +25,19 @@ if [ ${#need[@]} -gt 0 ]; then
         || { apt-get update && apt-get install -y --no-install-recommends "${need[@]}"; }
 fi
 
+# The S3-compatible server of the archive-tier tests: moto (PyPI), with boto3 to check from the
+# outside what loghost stored.
+if ! command -v moto_server >/dev/null || ! python3 -c 'import boto3' 2>/dev/null; then
+    command -v pip3 >/dev/null || command -v pip >/dev/null || {
+        [ "$(id -u)" -eq 0 ] && apt-get install -y --no-install-recommends python3-pip
+    }
+    pip_cmd=$(command -v pip3 || command -v pip)
+    "$pip_cmd" install --quiet 'moto[server]>=5,<6' boto3 \
+        || "$pip_cmd" install --quiet --break-system-packages 'moto[server]>=5,<6' boto3
+fi
+
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
+# The build without the S3 tier must stay clean too.
+cargo clippy --locked --no-default-features --lib -- -D warnings
 cargo test --locked "$@"

@@ -77,8 +77,17 @@ pub fn run(
     let mut frames: Vec<Frame> = Vec::new();
     let mut known_logs: Vec<String> = Vec::new();
     let mut host_seen = false;
+    let mut archived_days = std::collections::BTreeSet::new();
     ledger::scan(&store.path(layout::LEDGER_FILE), 0, 0, |_, _, entry| {
-        let Entry::Frame(f) = entry else { return };
+        let f = match entry {
+            Entry::Frame(f) => f,
+            Entry::Event(e) => {
+                if e.event == ledger::EventKind::Archived && e.host.as_deref() == Some(sel.host) {
+                    archived_days.extend(e.source);
+                }
+                return;
+            }
+        };
         if f.host != sel.host {
             return;
         }
@@ -135,6 +144,24 @@ pub fn run(
         });
     }
 
+    // Days moved to the archive tier are not here any more: say so instead of failing.
+    let mut told = std::collections::BTreeSet::new();
+    frames.retain(|f| {
+        let Some(date) = layout::parse_log_path(&f.file).map(|p| p.date.to_string()) else {
+            return true;
+        };
+        if !archived_days.contains(&date) || store.path(&f.file).exists() {
+            return true;
+        }
+        if told.insert(date.clone()) {
+            eprintln!(
+                "loghost: note: {} {date} is in the archive tier ({}); not printed",
+                sel.host,
+                config.retention.archive.as_deref().unwrap_or("archive")
+            );
+        }
+        false
+    });
     let mut files: HashMap<String, File> = HashMap::new();
     let mut stored = Vec::new();
     for f in &frames {

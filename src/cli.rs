@@ -30,7 +30,7 @@ For real use: write a config (see the README), `loghost init`, install the print
 server, pin each host with `loghost trust HOST --fingerprint SHA256:...`, then run `loghost pull` \
 from cron.",
     after_help = "Exit status: 0 ok; 1 a host failed or a check did not pass; 2 bad configuration, \
-store or arguments."
+store or arguments; 3 (status) a host is stale; 4 (pull) a collected log was rewritten on its server."
 )]
 struct Cli {
     /// Configuration file [default: $LOGHOST_CONFIG, else /etc/loghost/loghost.toml]
@@ -89,7 +89,11 @@ enum Command {
         hosts: Vec<String>,
     },
 
-    /// Per host: what was collected and when, the last round's outcome, rewrite alarms
+    /// Per host: what was collected and when, the last round's outcome, rewrite alarms, staleness
+    ///
+    /// A host is stale when it had no successful pull (a host that is only received from: no
+    /// message) for longer than its stale_after (default: three schedule periods). Exit 3 when a
+    /// host is stale, else 0: fit for a monitoring check.
     Status {
         /// Machine-readable output
         #[arg(long)]
@@ -124,6 +128,25 @@ enum Command {
         /// The log's verifier key (default: derived from [ledger] signing_key)
         #[arg(long, value_name = "VKEY")]
         key: Option<String>,
+        /// Also re-read every archived day from the archive target and check it: the manifest
+        /// the ledger recorded, its checkpoint and inclusion proofs, every file decompressed
+        #[arg(long)]
+        archived: bool,
+    },
+
+    /// Apply retention now: move old host-days to the archive target
+    ///
+    /// Every host-day up to --through (default: today minus [retention] online_days; never today)
+    /// is checked against the ledger, copied with a manifest (its ledger entries, their inclusion
+    /// proofs, the covering checkpoint) to [retention] archive, read back and checked (on S3:
+    /// size, SHA-256, Object Lock COMPLIANCE and retain-until), recorded as an `archived` event in
+    /// the ledger, and only then removed locally. `loghost run` does this once a day. Exit 0 when
+    /// every due day was archived, 1 when some could not be (named on stderr; they stay local and
+    /// are tried again next time), 2 on a bad config or store.
+    Archive {
+        /// Archive every day up to and including this one (UTC), YYYY-MM-DD
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        through: Option<String>,
     },
 
     /// Print the ledger's verifier key (signed-note form) for auditors
@@ -219,6 +242,23 @@ pub fn main() -> i32 {
     }
 }
 
+/// Prints what `archive` did; the exit status.
+fn print_archive_report(r: &crate::archive::Report) -> i32 {
+    for d in &r.archived {
+        println!("archived {d} to {}", r.target);
+    }
+    for d in &r.finished {
+        println!("removed the local files of {d} (archived earlier)");
+    }
+    for d in &r.failed {
+        eprintln!("loghost: error: not archived: {d}");
+    }
+    if r.archived.is_empty() && r.failed.is_empty() {
+        println!("nothing to archive through {}", r.through);
+    }
+    if r.failed.is_empty() { 0 } else { 1 }
+}
+
 /// Errors about configuration, store or keys: exit 2.
 fn is_setup_error(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
@@ -299,9 +339,10 @@ async fn run(cli: Cli) -> Result<i32> {
             deep,
             checkpoints,
             key,
+            archived,
         } => {
             // Whatever stops verify from finishing is "could not run": exit 2.
-            let result = (|| -> Result<i32> {
+            let result = async {
                 let config = load_config(cli.config.as_deref())?;
                 let opts = crate::verify::Options {
                     deep,
@@ -309,9 +350,19 @@ async fn run(cli: Cli) -> Result<i32> {
                     verifier_key: key.map(|k| crate::audit::read_vkey(&k)).transpose()?,
                     progress: std::io::stderr().is_terminal(),
                 };
-                let report = crate::verify::run(&config, &opts)?;
-                Ok(report.print(&mut std::io::stdout())?)
-            })();
+                let mut report = crate::verify::run(&config, &opts)?;
+                if archived {
+                    let vkey = crate::verify::verifier_key(&config, &opts)?;
+                    let (problems, days) =
+                        crate::archive::verify_archived(&config, &vkey, opts.progress).await?;
+                    report.problems.extend(problems);
+                    report
+                        .notes
+                        .push(format!("{days} archived host-days re-read and checked"));
+                }
+                Ok::<i32, anyhow::Error>(report.print(&mut std::io::stdout())?)
+            }
+            .await;
             match result {
                 Ok(code) => Ok(code),
                 Err(e) => {
@@ -319,6 +370,23 @@ async fn run(cli: Cli) -> Result<i32> {
                     Ok(2)
                 }
             }
+        }
+        Command::Archive { through } => {
+            let config = load_config(cli.config.as_deref())?;
+            let through = match through {
+                Some(d) => jiff::civil::Date::strptime("%Y-%m-%d", &d).map_err(|_| {
+                    SetupError(format!(
+                        "invalid --through {d:?}: expected YYYY-MM-DD, e.g. 2026-10-31"
+                    ))
+                })?,
+                None => crate::archive::default_through(
+                    &config,
+                    crate::failpoint::fake_now().unwrap_or_else(jiff::Timestamp::now),
+                )?,
+            };
+            let rec = crate::writer::Recorder::open(&config)?;
+            let report = crate::archive::run(&rec, through).await?;
+            Ok(print_archive_report(&report))
         }
         Command::Key => {
             let config = load_config(cli.config.as_deref())?;
@@ -380,7 +448,7 @@ async fn run(cli: Cli) -> Result<i32> {
             } else {
                 status.print(&mut out)?;
             }
-            Ok(0)
+            Ok(status.exit_code())
         }
         Command::Cat { host, log, date } => {
             let config = load_config(cli.config.as_deref())?;
@@ -554,6 +622,7 @@ pub async fn trust(
         source: None,
         start: None,
         end: None,
+        sha256: None,
         detail,
     })])?;
     let _ = ledger.save_index();

@@ -674,6 +674,8 @@ async fn audit(
         let archived = tokio::task::spawn_blocking(move || archived_bytes(&store, &span, p, len))
             .await
             .map_err(|e| anyhow::anyhow!("audit task failed: {e}"))??;
+        // Its day went to the archive tier: nothing local to compare with.
+        let Some(archived) = archived else { continue };
         if remote != archived {
             return Ok(Some(Finding::Rewritten {
                 path: t.path.to_string(),
@@ -686,16 +688,20 @@ async fn audit(
     Ok(None)
 }
 
-/// The raw bytes `[p, p + len)` of the source, from the stored frame that holds them.
+/// The raw bytes `[p, p + len)` of the source, from the stored frame that holds them; `None`
+/// when that file is no longer in the store (its day was archived).
 fn archived_bytes(
     store: &crate::store::Store,
     span: &cursor::Span,
     p: u64,
     len: u64,
-) -> anyhow::Result<Vec<u8>> {
+) -> anyhow::Result<Option<Vec<u8>>> {
     let path = store.path(&span.file);
-    let mut f =
-        std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut f = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
+    };
     std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(span.offset))?;
     let stored = std::io::Read::take(f, span.length);
     let compression = crate::store::compression_of(&span.file).unwrap_or_default();
@@ -709,7 +715,7 @@ fn archived_bytes(
     )?;
     let mut out = Vec::with_capacity(len as usize);
     raw.take(len).read_to_end(&mut out)?;
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// Records a finding: a ledger event (which starts the file's next generation), a log line,
@@ -771,6 +777,7 @@ fn record(t: &Target<'_>, finding: Finding, report: &mut FileReport) -> Result<(
         source: Some(t.path.to_string()),
         start,
         end,
+        sha256: None,
         detail,
     }))?;
     Ok(())

@@ -123,6 +123,9 @@ fn start(config: &Config, metrics: &Arc<Metrics>) -> Result<Parts> {
         tokio::spawn(checkpointer(rec.clone(), stopping.clone(), metrics.clone())),
         tokio::spawn(scheduler(rec.clone(), stopping.clone(), metrics.clone())),
     ];
+    if config.retention.archive.is_some() {
+        others.push(tokio::spawn(retention(rec.clone(), stopping.clone())));
+    }
     if let Some(addr) = config.metrics_listen {
         let (m, s) = (metrics.clone(), stopping.clone());
         others.push(tokio::spawn(async move {
@@ -200,6 +203,50 @@ async fn checkpointer(
             _ = stopping.changed() => return,
         }
         checkpoint_now(&rec, Some(&metrics)).await;
+    }
+}
+
+/// Applies retention a minute after start, then once a day: every host-day older than
+/// `online_days` goes to the archive target. A day that cannot be archived stays local and is
+/// tried again the next day.
+async fn retention(rec: Arc<Recorder>, mut stopping: watch::Receiver<bool>) {
+    let first = std::time::Duration::from_millis(crate::failpoint::size_override(
+        "LOGHOST_RETENTION_DELAY_MS",
+        60_000,
+    ));
+    let mut next = tokio::time::Instant::now() + first;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            _ = stopping.changed() => return,
+        }
+        next += std::time::Duration::from_secs(24 * 3600);
+        let now = match rec.ledger() {
+            Ok(l) => l.now(),
+            Err(e) => {
+                tracing::error!("retention: {e:#}");
+                continue;
+            }
+        };
+        let through = match crate::archive::default_through(&rec.config, now) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!("retention: {e:#}");
+                continue;
+            }
+        };
+        match crate::archive::run(&rec, through).await {
+            Ok(r) => {
+                tracing::info!(
+                    "retention through {}: {} host-days archived to {}, {} failed",
+                    r.through,
+                    r.archived.len(),
+                    r.target,
+                    r.failed.len()
+                );
+            }
+            Err(e) => tracing::error!("retention: nothing archived: {e:#}"),
+        }
     }
 }
 

@@ -84,3 +84,16 @@ pub fn size_override(var: &str, default: u64) -> u64 {
     let _ = var;
     default
 }
+
+/// A fixed "now" for tests that need data from past days (`LOGHOST_FAKE_NOW=<RFC 3339>`, debug
+/// builds only).
+pub fn fake_now() -> Option<jiff::Timestamp> {
+    #[cfg(debug_assertions)]
+    {
+        std::env::var("LOGHOST_FAKE_NOW").ok()?.parse().ok()
+    }
+    #[cfg(not(debug_assertions))]
+    {
+        None
+    }
+}

@@ -103,6 +103,9 @@ pub struct Event {
     pub start: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<u64>,
+    /// A digest the event vouches for (`archived`: the day's manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<Hash>,
     pub detail: String,
 }
 
@@ -119,6 +122,9 @@ pub enum EventKind {
     /// A different file appeared under the log's name and the previous one is not among its
     /// rotated siblings.
     Replaced,
+    /// A host-day (`host`, `source` = the date) was copied to the archive tier, read back and
+    /// checked; its local files are then removed (`sha256`: the day's manifest).
+    Archived,
 }
 
 impl EventKind {
@@ -432,7 +438,7 @@ impl Ledger {
     /// The time to stamp new entries with: now, or the last entry's time if the clock stepped
     /// back, so ledger times (and the day directories derived from them) never go backwards.
     pub fn now(&self) -> Timestamp {
-        let now = Timestamp::now();
+        let now = crate::failpoint::fake_now().unwrap_or_else(Timestamp::now);
         match self.index.last_time.as_deref().map(str::parse::<Timestamp>) {
             Some(Ok(last)) if last > now => last,
             _ => now,

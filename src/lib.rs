@@ -17,12 +17,17 @@
 //! - [`verify`]: checking the whole archive; [`proof`] and [`audit`]: proofs for auditors.
 //! - [`known_hosts`] and [`keys`]: pinned host keys, the loghost's own keys.
 //! - [`cat`]: printing stored logs; [`sanitize`]: making remote text safe to print.
+//! - [`receiver`], [`tls`], [`syslog`]: the syslog-over-TLS server, its mutual TLS, framing and
+//!   parsing; [`writer`]: what pulls and the receiver share to record frames.
+//! - [`daemon`], [`schedule`], [`metrics`], [`status`]: `loghost run` and what reports on it.
+//! - [`archive`] (and `s3`, behind the default feature `s3`): retention and the archive tier.
 //! - [`demo`]: the zero-setup tour with an embedded SFTP server.
 //!
 //! What loghost does not do: it never runs a command on a server, never writes to a server,
 //! never trusts a host key on first use, and never uses a name from the network as a path
 //! without [`layout`] encoding it.
 
+pub mod archive;
 pub mod audit;
 pub mod cat;
 pub mod checkpoint;
@@ -44,6 +49,8 @@ pub mod proof;
 pub mod pull;
 pub mod receiver;
 pub mod remote;
+#[cfg(feature = "s3")]
+pub mod s3;
 pub mod sanitize;
 pub mod schedule;
 pub mod status;

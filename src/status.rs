@@ -47,8 +47,15 @@ pub fn load_rounds(store: &Store) -> Rounds {
         .unwrap_or_default()
 }
 
+/// Serialises read-modify-write of the summary: the daemon's rounds for different hosts end
+/// concurrently.
+static SAVING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Folds a round's outcome into the summary and saves it.
 pub fn save_round(store: &Store, time: &str, report: &RoundReport) -> std::io::Result<()> {
+    let _saving = SAVING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut rounds = load_rounds(store);
     rounds.last_round = Some(time.to_string());
     for h in &report.hosts {
@@ -76,6 +83,9 @@ pub fn save_checkpoint(
     store: &Store,
     result: Result<&crate::checkpoint::RoundCheckpoint, &str>,
 ) -> std::io::Result<()> {
+    let _saving = SAVING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut rounds = load_rounds(store);
     note_checkpoint(&mut rounds, result);
     save_rounds(store, &rounds)
@@ -122,6 +132,13 @@ pub struct HostStatus {
     pub alarms: Vec<Notice>,
     /// Truncations and replacements noticed.
     pub notices: Vec<Notice>,
+    /// Days moved to the archive tier.
+    pub archived_days: usize,
+    /// How long the host may go without a successful pull (without a received message, for a
+    /// host that is only received from): `stale_after`, default three schedule periods.
+    pub stale_after: String,
+    /// Nothing came from the host for longer than `stale_after` (or ever).
+    pub stale: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -135,11 +152,23 @@ pub struct Status {
     pub receiver: Option<crate::receiver::Counts>,
 }
 
+impl Status {
+    /// `loghost status`'s exit status: 3 when a host is stale.
+    pub fn exit_code(&self) -> i32 {
+        if self.hosts.iter().any(|h| h.stale) {
+            3
+        } else {
+            0
+        }
+    }
+}
+
 /// Gathers the status of every configured host.
 pub fn gather(config: &Config) -> Result<Status> {
     let store = Store::open(&config.store)?;
     let rounds = load_rounds(&store);
-    let today = layout::date_and_hour(jiff::Timestamp::now()).0;
+    let now = crate::failpoint::fake_now().unwrap_or_else(jiff::Timestamp::now);
+    let today = layout::date_and_hour(now).0;
     let mut hosts: BTreeMap<String, HostStatus> = config
         .hosts
         .iter()
@@ -188,6 +217,7 @@ pub fn gather(config: &Config) -> Result<Status> {
                 match e.event {
                     EventKind::Rewritten => h.alarms.push(notice),
                     EventKind::Truncated | EventKind::Replaced => h.notices.push(notice),
+                    EventKind::Archived => h.archived_days += 1,
                     EventKind::HostKeyPinned => {}
                 }
             }
@@ -197,6 +227,22 @@ pub fn gather(config: &Config) -> Result<Status> {
         if let Some(h) = hosts.get_mut(&name) {
             h.files_tracked = s.len();
         }
+    }
+    for hc in &config.hosts {
+        let Some(h) = hosts.get_mut(&hc.name) else {
+            continue;
+        };
+        let limit = hc
+            .stale_after
+            .unwrap_or_else(|| crate::schedule::default_stale_after(&hc.schedule, now));
+        let last = if hc.is_pulled() {
+            h.round.last_success.as_deref()
+        } else {
+            h.last_collected.as_deref()
+        };
+        let last = last.and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        h.stale_after = humantime::format_duration(limit).to_string();
+        h.stale = last.is_none_or(|t| now.duration_since(t).unsigned_abs() > limit && now > t);
     }
     Ok(Status {
         hosts: hosts.into_values().collect(),
@@ -261,6 +307,17 @@ impl Status {
                 h.round.last_attempt.as_deref().unwrap_or("never"),
                 h.round.last_success.as_deref().unwrap_or("never")
             )?;
+            if h.stale {
+                writeln!(
+                    out,
+                    "  STALE: no successful pull (or, for a receive-only host, no message) within \
+                     {}",
+                    h.stale_after
+                )?;
+            }
+            if h.archived_days > 0 {
+                writeln!(out, "  {} days in the archive tier", h.archived_days)?;
+            }
             if let Some(e) = &h.round.last_error {
                 writeln!(out, "  last error: {}", crate::sanitize::Shown(e))?;
             }

@@ -59,11 +59,13 @@ pub struct Report {
     pub files: u64,
     pub stored_bytes: u64,
     pub checkpoints: u64,
+    /// Host-days whose files are in the archive tier.
+    pub archived_days: u64,
 }
 
 /// A frame as verify needs it.
 #[derive(Debug, Clone)]
-struct FrameRef {
+pub struct FrameRef {
     seq: u64,
     offset: u64,
     length: u64,
@@ -78,9 +80,8 @@ struct Claim {
     checkpoint: Checkpoint,
 }
 
-/// Runs every check. Errors mean verify could not run (exit 2); findings are in the report.
-pub fn run(config: &Config, opts: &Options) -> Result<Report> {
-    let store = Store::open(&config.store)?;
+/// The key checkpoints must be signed with: `--key`, else derived from the signing key.
+pub fn verifier_key(config: &Config, opts: &Options) -> Result<String> {
     let vkey = match &opts.verifier_key {
         Some(k) => k.clone(),
         None => crate::keys::load_signing_key(&config.ledger.signing_key)
@@ -94,6 +95,13 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report> {
     };
     signed_note::StandardVerifier::new(&vkey)
         .map_err(|e| crate::config::SetupError(format!("invalid verifier key {vkey:?}: {e}")))?;
+    Ok(vkey)
+}
+
+/// Runs every check. Errors mean verify could not run (exit 2); findings are in the report.
+pub fn run(config: &Config, opts: &Options) -> Result<Report> {
+    let store = Store::open(&config.store)?;
+    let vkey = verifier_key(config, opts)?;
     // A pull running meanwhile may append past the ledger's end; hold the lock when we can.
     let (lock, busy) = match store.lock() {
         Ok(l) => (Some(l), false),
@@ -181,6 +189,8 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report> {
     let mut tree = Frontier::new();
     let mut next_claim = 0;
     let mut files: BTreeMap<String, Vec<FrameRef>> = BTreeMap::new();
+    // Archived host-days, with the `archived` event's sequence number.
+    let mut archived: BTreeMap<(String, String), u64> = BTreeMap::new();
     let mut last_time = String::new();
     let mut expected_seq = 0u64;
     let mut line_no = 0u64;
@@ -240,15 +250,17 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report> {
                     ));
                 }
                 last_time = entry.time().to_string();
-                if let Entry::Frame(f) = entry {
-                    files.entry(f.file.clone()).or_default().push(FrameRef {
-                        seq: f.seq,
-                        offset: f.offset,
-                        length: f.length,
-                        sha256: f.sha256,
-                        raw_len: f.end - f.start,
-                        raw_sha256: f.raw_sha256,
-                    });
+                match entry {
+                    Entry::Frame(f) => files
+                        .entry(f.file.clone())
+                        .or_default()
+                        .push(FrameRef::from(&f)),
+                    Entry::Event(e) if e.event == ledger::EventKind::Archived => {
+                        if let (Some(h), Some(d)) = (e.host, e.source) {
+                            archived.entry((h, d)).or_insert(e.seq);
+                        }
+                    }
+                    Entry::Event(_) => {}
                 }
             }
             Err(problem) => {
@@ -291,12 +303,53 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report> {
     }
 
     // The stored files.
+    set_aside_archived(&store, &mut files, &archived, &mut report);
     report.frames = files.values().map(|v| v.len() as u64).sum();
     report.files = files.len() as u64;
     check_unknown_files(&store, &files, &mut report)?;
     check_files(&store, files, opts, busy, &mut report)?;
     drop(lock);
     Ok(report)
+}
+
+/// Files of archived host-days are in the archive tier, not here: their frames stay proven by the
+/// ledger (`verify --archived` re-reads the copies). A day's frames must all precede its
+/// `archived` event. A file still present (a removal interrupted by a crash) is checked as usual.
+fn set_aside_archived(
+    store: &Store,
+    files: &mut BTreeMap<String, Vec<FrameRef>>,
+    archived: &BTreeMap<(String, String), u64>,
+    report: &mut Report,
+) {
+    if archived.is_empty() {
+        return;
+    }
+    let mut set_aside = 0u64;
+    files.retain(|file, frames| {
+        let Some(p) = layout::parse_log_path(file) else {
+            return true;
+        };
+        let Some(&event) = archived.get(&(p.host.to_string(), p.date.to_string())) else {
+            return true;
+        };
+        for f in frames.iter().filter(|f| f.seq > event) {
+            report.problems.push(format!(
+                "{file}: entry {} adds to {} {} after that day was archived (entry {event})",
+                f.seq, p.host, p.date
+            ));
+        }
+        if store.path(file).exists() {
+            return true;
+        }
+        set_aside += 1;
+        false
+    });
+    report.archived_days = archived.len() as u64;
+    report.notes.push(format!(
+        "{} host-days ({set_aside} files) are in the archive tier: the ledger proves their \
+         frames; `loghost verify --archived` re-reads the copies",
+        archived.len()
+    ));
 }
 
 fn rel(root: &Path, p: &Path) -> String {
@@ -328,7 +381,7 @@ fn check_files(
                     let mut problems = Vec::new();
                     let mut notes = Vec::new();
                     check_file(
-                        store,
+                        &store.path(&file),
                         &file,
                         frames,
                         opts.deep,
@@ -378,7 +431,7 @@ fn check_files(
 /// Checks one stored file: its frames tile it, and each hashes to its entry.
 #[allow(clippy::too_many_arguments)]
 fn check_file(
-    store: &Store,
+    path: &Path,
     file: &str,
     mut frames: Vec<FrameRef>,
     deep: bool,
@@ -388,8 +441,7 @@ fn check_file(
     notes: &mut Vec<String>,
 ) {
     frames.sort_by_key(|f| (f.offset, f.seq));
-    let path = store.path(file);
-    let mut f = match File::open(&path) {
+    let mut f = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             problems.push(format!(
@@ -496,6 +548,58 @@ fn check_file(
             problems.push(format!("{msg}: appended without being recorded"));
         }
     }
+}
+
+impl FrameRef {
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    pub fn length(&self) -> u64 {
+        self.length
+    }
+
+    #[cfg(test)]
+    pub fn for_tests(offset: u64, length: u64) -> FrameRef {
+        FrameRef {
+            seq: 0,
+            offset,
+            length,
+            sha256: Hash::default(),
+            raw_len: 0,
+            raw_sha256: Hash::default(),
+        }
+    }
+}
+
+impl From<&crate::ledger::Frame> for FrameRef {
+    fn from(f: &crate::ledger::Frame) -> FrameRef {
+        FrameRef {
+            seq: f.seq,
+            offset: f.offset,
+            length: f.length,
+            sha256: f.sha256,
+            raw_len: f.end - f.start,
+            raw_sha256: f.raw_sha256,
+        }
+    }
+}
+
+/// Checks a copy of a stored file (at `path`, named `name` as in the ledger) against its frames:
+/// they must tile it and each must hash to its entry (`deep`: decompress too). The problems found.
+pub fn check_copy(path: &Path, name: &str, frames: Vec<FrameRef>, deep: bool) -> Vec<String> {
+    let (mut problems, mut notes) = (Vec::new(), Vec::new());
+    check_file(
+        path,
+        name,
+        frames,
+        deep,
+        false,
+        &AtomicU64::new(0),
+        &mut problems,
+        &mut notes,
+    );
+    problems
 }
 
 /// Decompresses a frame and returns the raw length and SHA-256, in bounded memory.

@@ -1,0 +1,1100 @@
+//! Retention and the archive tier (DESIGN §7): moving old host-days out of the store, and
+//! re-reading them for `verify --archived`.
+//!
+//! `loghost archive [--through DATE]` (and the daemon, once a day) moves every host-day up to
+//! `DATE` (default: today minus `online_days`; never today) to `[retention] archive`:
+//!
+//! 1. a checkpoint covering the whole ledger is signed if there is none yet, and the ledger is
+//!    checked against it;
+//! 2. the day's stored files are checked against their ledger entries: a day whose files do not
+//!    verify is not moved (it is reported; damaged evidence is never archived silently);
+//! 3. the files go to the target (split at frame boundaries into objects of at most
+//!    [`crate::s3::MAX_OBJECT`] on S3; every part is a valid compressed stream, `zstdcat` reads
+//!    each and their concatenation), then the manifest, last: the day's ledger lines with their
+//!    inclusion proofs and the covering checkpoint, so the day can be checked offline;
+//! 4. every object is read back (directory: re-hashed; S3: HEAD with size, SHA-256, Object Lock
+//!    mode and retain-until); only then is a [`CheckedCopy`] made, the one thing that lets
+//! 5. an `archived` event enter the ledger (host, date, the manifest's SHA-256), and then
+//! 6. the local files be removed.
+//!
+//! A crash anywhere leaves either the local files (the next run uploads again: identical objects
+//! are accepted, the manifest is replaced) or the event with some files left over (the next run
+//! finishes removing them). The ledger is never edited: archived frames stay in it and in the
+//! Merkle tree, so `verify` still proves them; it checks that their day was archived instead of
+//! looking for the local files.
+//!
+//! Object names: `[prefix/]<origin, '/' → '_'>/<host>/<date>/<file>` and `…/manifest.json`, so
+//! several loghosts can share one bucket (DESIGN §8).
+//!
+//! Memory: one 32-byte leaf hash per ledger entry while archiving (inclusion proofs need the
+//! tree), plus the archived days' frames; files are streamed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use jiff::Timestamp;
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::checkpoint::{self, Checkpoint};
+use crate::config::Config;
+use crate::hash::Hash;
+use crate::layout;
+use crate::ledger::{self, Entry, Event, EventKind, Frame};
+use crate::merkle;
+use crate::store;
+use crate::verify::{FrameRef, check_copy};
+use crate::writer::Recorder;
+
+/// The manifest format, its first field.
+pub const MANIFEST_FORMAT: &str = "loghost-archive-manifest@1";
+/// The manifest's object name in a day's prefix.
+pub const MANIFEST_NAME: &str = "manifest.json";
+
+/// Where archived days go.
+#[derive(Debug)]
+pub enum Target {
+    /// `file:///dir`: a mount (another machine's disk, a tape library's file system).
+    Dir(PathBuf),
+    /// `s3://bucket/prefix` with Object Lock.
+    #[cfg(feature = "s3")]
+    S3(crate::s3::S3Target),
+}
+
+impl Target {
+    /// Opens a target URL (`file:///dir` or `s3://bucket/prefix`).
+    pub async fn open(url: &str, config: &Config) -> Result<Target> {
+        if let Some(dir) = url.strip_prefix("file://") {
+            return Ok(Target::Dir(PathBuf::from(dir)));
+        }
+        if let Some(rest) = url.strip_prefix("s3://") {
+            #[cfg(feature = "s3")]
+            {
+                let s3 = config
+                    .s3
+                    .as_ref()
+                    .ok_or_else(|| anyhow::anyhow!("{url}: no [s3] table in the config"))?;
+                return Ok(Target::S3(crate::s3::S3Target::open(rest, s3).await?));
+            }
+            #[cfg(not(feature = "s3"))]
+            {
+                let _ = (rest, config);
+                bail!(
+                    "{url}: this loghost was built without S3 support (feature `s3`); rebuild \
+                     it with default features"
+                );
+            }
+        }
+        bail!("{url}: not an archive target (file:///dir or s3://bucket/prefix)")
+    }
+
+    /// The largest object this target takes in one piece.
+    fn max_object(&self) -> u64 {
+        match self {
+            Target::Dir(_) => u64::MAX,
+            #[cfg(feature = "s3")]
+            Target::S3(_) => {
+                crate::failpoint::size_override("LOGHOST_ARCHIVE_MAX_OBJECT", crate::s3::MAX_OBJECT)
+            }
+        }
+    }
+
+    /// Stores `[offset, offset + len)` of a local file as `key`, once: an existing object with
+    /// the same content is fine, one with other content an error (it is never overwritten).
+    async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        offset: u64,
+        len: u64,
+        sha256: Hash,
+        retain_until: Timestamp,
+    ) -> Result<()> {
+        match self {
+            Target::Dir(dir) => {
+                // A directory has no retention lock: files are made read-only.
+                let _ = retain_until;
+                let (dest, src) = (dir.join(key), path.to_path_buf());
+                blocking(move || dir_put_file(&dest, &src, offset, len, sha256)).await
+            }
+            #[cfg(feature = "s3")]
+            Target::S3(s) => {
+                s.put_file(key, path, offset, len, sha256, retain_until)
+                    .await
+            }
+        }
+    }
+
+    /// Stores a manifest. Unlike files it may replace an earlier one: a manifest only counts
+    /// once the ledger's `archived` event names its SHA-256.
+    async fn put_manifest(
+        &self,
+        key: &str,
+        data: Vec<u8>,
+        sha256: Hash,
+        retain_until: Timestamp,
+    ) -> Result<()> {
+        match self {
+            Target::Dir(dir) => {
+                let path = dir.join(key);
+                let _ = (sha256, retain_until);
+                blocking(move || {
+                    if let Some(parent) = path.parent() {
+                        create_dirs(parent)?;
+                    }
+                    store::write_atomic(&path, &data)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    read_only(&path);
+                    Ok(())
+                })
+                .await
+            }
+            #[cfg(feature = "s3")]
+            Target::S3(s) => s.put_bytes(key, &data, sha256, retain_until).await,
+        }
+    }
+
+    /// Checks an object is there, complete, and locked as asked.
+    async fn check(
+        &self,
+        key: &str,
+        size: u64,
+        sha256: Hash,
+        retain_until: Timestamp,
+    ) -> Result<()> {
+        match self {
+            Target::Dir(dir) => {
+                let path = dir.join(key);
+                let _ = retain_until;
+                blocking(move || {
+                    let (got_size, got) = hash_file(&path)?;
+                    if got_size != size || got != sha256 {
+                        bail!(
+                            "{}: the archived copy ({got_size} bytes, SHA-256 {got}) differs from \
+                             what was sent ({size} bytes, {sha256})",
+                            path.display()
+                        );
+                    }
+                    Ok(())
+                })
+                .await
+            }
+            #[cfg(feature = "s3")]
+            Target::S3(s) => s.check(key, size, sha256, retain_until).await,
+        }
+    }
+
+    /// Reads a small object (a manifest) whole.
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>> {
+        match self {
+            Target::Dir(dir) => {
+                let path = dir.join(key);
+                blocking(move || {
+                    std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+                })
+                .await
+            }
+            #[cfg(feature = "s3")]
+            Target::S3(s) => s.get(key).await,
+        }
+    }
+
+    /// Appends an object to `out`, streamed; returns its size and SHA-256.
+    async fn get_to(&self, key: &str, out: &mut std::fs::File) -> Result<(u64, Hash)> {
+        match self {
+            Target::Dir(dir) => {
+                let path = dir.join(key);
+                let mut out = out.try_clone()?;
+                blocking(move || {
+                    let mut f = std::fs::File::open(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    copy_hashing(&mut f, &mut out, u64::MAX)
+                        .with_context(|| format!("cannot read {}", path.display()))
+                })
+                .await
+            }
+            #[cfg(feature = "s3")]
+            Target::S3(s) => {
+                use tokio::io::AsyncSeekExt;
+                let file = out.try_clone()?;
+                let mut file = tokio::fs::File::from_std(file);
+                let before = file.stream_position().await?;
+                let sha = s.get_to(key, &mut file).await?;
+                let after = file.stream_position().await?;
+                Ok((after - before, sha))
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Target::Dir(d) => format!("file://{}", d.display()),
+            #[cfg(feature = "s3")]
+            Target::S3(s) => s.describe(),
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| anyhow::anyhow!("archive task failed: {e}"))?
+}
+
+fn create_dirs(dir: &Path) -> Result<()> {
+    store::create_dir_all_0700(dir).with_context(|| format!("cannot create {}", dir.display()))
+}
+
+/// Archived copies are never edited: read-only for everyone.
+fn read_only(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o400)) {
+        tracing::warn!("cannot make {} read-only: {e}", path.display());
+    }
+}
+
+fn dir_put_file(dest: &Path, src: &Path, offset: u64, len: u64, sha256: Hash) -> Result<()> {
+    if let Some(parent) = dest.parent() {
+        create_dirs(parent)?;
+    }
+    if dest.exists() {
+        let (size, got) = hash_file(dest)?;
+        if size == len && got == sha256 {
+            read_only(dest);
+            return Ok(());
+        }
+        bail!(
+            "{} exists with other content: not overwriting an archived copy (move it away if it \
+             is a leftover of something else)",
+            dest.display()
+        );
+    }
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dest.with_file_name(format!(".{name}.tmp{}", std::process::id()));
+    let mut input =
+        std::fs::File::open(src).with_context(|| format!("cannot read {}", src.display()))?;
+    input.seek(SeekFrom::Start(offset))?;
+    let mut out = store::open_options_0600()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    let (n, got) = copy_hashing(&mut input, &mut out, len)
+        .with_context(|| format!("cannot copy {} to {}", src.display(), tmp.display()))?;
+    if n != len || got != sha256 {
+        let _ = std::fs::remove_file(&tmp);
+        bail!("{} changed while it was being archived", src.display());
+    }
+    out.sync_all()
+        .with_context(|| format!("cannot sync {}", tmp.display()))?;
+    drop(out);
+    std::fs::rename(&tmp, dest).with_context(|| format!("cannot create {}", dest.display()))?;
+    if let Some(parent) = dest.parent() {
+        store::sync_dir(parent).with_context(|| format!("cannot sync {}", parent.display()))?;
+    }
+    read_only(dest);
+    Ok(())
+}
+
+/// Copies up to `limit` bytes, hashing them.
+fn copy_hashing(input: &mut impl Read, out: &mut impl Write, limit: u64) -> Result<(u64, Hash)> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut input = input.take(limit);
+    let mut n = 0u64;
+    loop {
+        let k = input.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        hasher.update(&buf[..k]);
+        out.write_all(&buf[..k])?;
+        n += k as u64;
+    }
+    Ok((n, Hash::from_hasher(hasher)))
+}
+
+fn hash_file(path: &Path) -> Result<(u64, Hash)> {
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    copy_hashing(&mut f, &mut std::io::sink(), u64::MAX)
+        .with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// The manifest of an archived host-day: enough to check the day with only the verifier key.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format: String,
+    pub origin: String,
+    pub host: String,
+    pub date: String,
+    /// The covering checkpoint, the signed note exactly as in `ledger/checkpoints/`.
+    pub checkpoint: String,
+    pub files: Vec<ManifestFile>,
+    /// The day's frame entries, in ledger order.
+    pub entries: Vec<ManifestEntry>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestFile {
+    /// The store-relative name, as the ledger's entries give it.
+    pub file: String,
+    pub size: u64,
+    pub sha256: Hash,
+    /// The objects holding it, in order (one unless it was larger than one object may be).
+    pub parts: Vec<ManifestPart>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestPart {
+    /// The object's name in the day's prefix.
+    pub object: String,
+    pub offset: u64,
+    pub size: u64,
+    pub sha256: Hash,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestEntry {
+    pub index: u64,
+    /// The ledger line, exactly (its leaf hash is SHA-256(0x00 ‖ line)).
+    pub line: String,
+    /// The RFC 9162 inclusion proof of the line in the checkpoint's tree (base64 hashes).
+    pub proof: Vec<String>,
+}
+
+/// The object-name prefix of a host-day in a target.
+pub fn day_key(url: &str, origin: &str, host: &str, date: &str) -> String {
+    let prefix = url
+        .strip_prefix("s3://")
+        .and_then(|r| r.split_once('/').map(|(_, p)| p.trim_matches('/')))
+        .unwrap_or("");
+    let origin: String = origin
+        .chars()
+        .map(|c| if c == '/' { '_' } else { c })
+        .collect();
+    if prefix.is_empty() {
+        format!("{origin}/{host}/{date}")
+    } else {
+        format!("{prefix}/{origin}/{host}/{date}")
+    }
+}
+
+/// A host-day copy that was read back and found complete. Only [`archive_day`] makes one, and
+/// only a `CheckedCopy` lets [`record_and_remove`] delete local files.
+#[derive(Debug)]
+pub struct CheckedCopy {
+    host: String,
+    date: String,
+    files: Vec<String>,
+    manifest_sha256: Hash,
+    key: String,
+}
+
+/// What `archive` did.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// `host date` of each day archived.
+    pub archived: Vec<String>,
+    /// Days that could not be archived, with why.
+    pub failed: Vec<String>,
+    /// Days archived earlier whose local files were only now removed (an interrupted run).
+    pub finished: Vec<String>,
+    pub target: String,
+    pub through: String,
+}
+
+/// The days an `archived` event names, with the event's manifest SHA-256 and sequence number.
+pub fn archived_days(events: &[Event]) -> BTreeMap<(String, String), (Option<Hash>, u64)> {
+    events
+        .iter()
+        .filter(|e| e.event == EventKind::Archived)
+        .filter_map(|e| Some(((e.host.clone()?, e.source.clone()?), (e.sha256, e.seq))))
+        .collect()
+}
+
+/// The default `--through`: today minus `online_days` (UTC, like the day directories).
+pub fn default_through(config: &Config, now: Timestamp) -> Result<Date> {
+    let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+    Ok(today.checked_sub(jiff::Span::new().days(i64::from(config.retention.online_days)))?)
+}
+
+/// Archives every host-day up to `through` (never today) to `[retention] archive`.
+pub async fn run(rec: &Recorder, through: Date) -> Result<Report> {
+    let config = &rec.config;
+    let Some(url) = config.retention.archive.clone() else {
+        return Err(crate::config::SetupError(
+            "no [retention] archive target is configured: nothing is archived (set `archive = \
+             \"file:///dir\"` or `\"s3://bucket/prefix\"` in [retention])"
+                .into(),
+        )
+        .into());
+    };
+    let target = Target::open(&url, config).await?;
+    let today = rec.ledger()?.now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let through = through.min(today.yesterday()?);
+    let mut report = Report {
+        target: url.clone(),
+        through: through.to_string(),
+        ..Default::default()
+    };
+
+    // 1. A checkpoint of the whole ledger as it is now, and the ledger checked against it.
+    let r = rec
+        .checkpoint()
+        .context("cannot sign a checkpoint before archiving")?;
+    for e in &r.anchor_errors {
+        tracing::error!("anchor {e}");
+    }
+    let (ckpt, note) = newest_checkpoint(rec)?
+        .ok_or_else(|| anyhow::anyhow!("the ledger is empty: nothing to archive"))?;
+    let ledger_path = rec.store.path(layout::LEDGER_FILE);
+    let mut leaves = Vec::new();
+    let mut days: BTreeMap<(String, String), Vec<(Frame, String)>> = BTreeMap::new();
+    let mut events = Vec::new();
+    ledger::scan(&ledger_path, 0, 0, |_, line, entry| {
+        leaves.push(merkle::leaf_hash(line));
+        match entry {
+            Entry::Frame(f) => {
+                if let Some(p) = layout::parse_log_path(&f.file) {
+                    let key = (p.host.to_string(), p.date.to_string());
+                    let line = String::from_utf8_lossy(line).into_owned();
+                    days.entry(key).or_default().push((f, line));
+                }
+            }
+            Entry::Event(e) => events.push(e),
+        }
+    })?;
+    if (ckpt.size as usize) > leaves.len() {
+        bail!("the ledger is shorter than its newest checkpoint; run `loghost verify`");
+    }
+    leaves.truncate(ckpt.size as usize);
+    if merkle::root(&leaves) != ckpt.root {
+        bail!("the ledger does not match its newest checkpoint; run `loghost verify`");
+    }
+
+    let done = archived_days(&events);
+    for ((host, date), frames) in days {
+        let Ok(day) = Date::strptime("%Y-%m-%d", &date) else {
+            continue;
+        };
+        if day > through {
+            continue;
+        }
+        if done.contains_key(&(host.clone(), date.clone())) {
+            // Archived earlier; finish an interrupted removal.
+            let files: BTreeSet<String> = frames.iter().map(|(f, _)| f.file.clone()).collect();
+            if files.iter().any(|f| rec.store.path(f).exists()) {
+                remove_local(rec, &host, files.iter())?;
+                report.finished.push(format!("{host} {date}"));
+            }
+            continue;
+        }
+        if frames.iter().any(|(f, _)| f.seq >= ckpt.size) {
+            report.failed.push(format!(
+                "{host} {date}: entries newer than the checkpoint (try again)"
+            ));
+            continue;
+        }
+        let day_ctx = DayCtx {
+            rec,
+            target: &target,
+            url: &url,
+            origin: &ckpt.origin,
+            note: &note,
+            tree: &leaves,
+        };
+        match archive_day(&day_ctx, &host, &date, frames).await {
+            Ok(copy) => {
+                record_and_remove(rec, copy, &url)?;
+                tracing::info!("{host} {date}: archived to {url}");
+                report.archived.push(format!("{host} {date}"));
+            }
+            Err(e) => {
+                tracing::error!("{host} {date}: not archived: {e:#}");
+                report.failed.push(format!("{host} {date}: {e:#}"));
+            }
+        }
+    }
+    if !report.archived.is_empty() {
+        // The `archived` events, signed and anchored like everything else.
+        let r = rec
+            .checkpoint()
+            .context("the days were archived but the checkpoint after them failed")?;
+        for e in &r.anchor_errors {
+            tracing::error!("anchor {e}");
+        }
+    }
+    Ok(report)
+}
+
+fn newest_checkpoint(rec: &Recorder) -> Result<Option<(Checkpoint, Vec<u8>)>> {
+    let dir = checkpoint::dir(rec.store.root());
+    let Some(size) = checkpoint::sizes_in(&dir)?.last().copied() else {
+        return Ok(None);
+    };
+    let path = dir.join(checkpoint::file_name(size));
+    let note = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let c = checkpoint::open(&note, &rec.signing_key.verifier_key())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(Some((c, note)))
+}
+
+/// What every day of one archive run shares.
+struct DayCtx<'a> {
+    rec: &'a Recorder,
+    target: &'a Target,
+    url: &'a str,
+    origin: &'a str,
+    note: &'a [u8],
+    /// The leaves of the checkpoint's tree.
+    tree: &'a [Hash],
+}
+
+/// One object to upload: a byte range of a local file.
+struct Upload {
+    object: String,
+    path: PathBuf,
+    offset: u64,
+    size: u64,
+    sha256: Hash,
+}
+
+async fn archive_day(
+    cx: &DayCtx<'_>,
+    host: &str,
+    date: &str,
+    frames: Vec<(Frame, String)>,
+) -> Result<CheckedCopy> {
+    let base = day_key(cx.url, cx.origin, host, date);
+    let retain_until = retain_until(date, cx.rec.config.retention.object_lock_days)?;
+    let mut by_file: BTreeMap<String, Vec<FrameRef>> = BTreeMap::new();
+    for (f, _) in &frames {
+        by_file
+            .entry(f.file.clone())
+            .or_default()
+            .push(FrameRef::from(f));
+    }
+    let day_dir = format!("{}/{host}/{date}/", layout::LOGS_DIR);
+    let max_object = cx.target.max_object();
+    let mut files = Vec::new();
+    let mut uploads = Vec::new();
+    for (rel, refs) in &by_file {
+        let path = cx.rec.store.path(rel);
+        // 2. The local file must match the ledger before it may go.
+        let (p, r, name) = (path.clone(), rel.clone(), refs.clone());
+        let problems = blocking(move || Ok(check_copy(&p, &r, name, false))).await?;
+        if !problems.is_empty() {
+            bail!(
+                "its files do not match the ledger (run `loghost verify`): {}",
+                problems.join("; ")
+            );
+        }
+        let name = rel.strip_prefix(&day_dir).unwrap_or(rel).to_string();
+        let bounds = split_points(refs, max_object);
+        let (p, b) = (path.clone(), bounds.clone());
+        let (size, sha256, part_shas) = blocking(move || hash_parts(&p, &b)).await?;
+        let mut parts = Vec::new();
+        for (i, ((offset, len), sha)) in bounds.iter().zip(part_shas).enumerate() {
+            let object = if bounds.len() == 1 {
+                name.clone()
+            } else {
+                format!("{name}.part{:04}", i + 1)
+            };
+            uploads.push(Upload {
+                object: object.clone(),
+                path: path.clone(),
+                offset: *offset,
+                size: *len,
+                sha256: sha,
+            });
+            parts.push(ManifestPart {
+                object,
+                offset: *offset,
+                size: *len,
+                sha256: sha,
+            });
+        }
+        files.push(ManifestFile {
+            file: rel.clone(),
+            size,
+            sha256,
+            parts,
+        });
+    }
+    let mut entries = Vec::new();
+    for (f, line) in &frames {
+        let proof = merkle::inclusion_proof(cx.tree, f.seq)
+            .ok_or_else(|| anyhow::anyhow!("entry {} is not covered by the checkpoint", f.seq))?;
+        entries.push(ManifestEntry {
+            index: f.seq,
+            line: line.clone(),
+            proof: proof.iter().map(|h| B64.encode(h.0)).collect(),
+        });
+    }
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT.into(),
+        origin: cx.origin.into(),
+        host: host.into(),
+        date: date.into(),
+        checkpoint: String::from_utf8_lossy(cx.note).into_owned(),
+        files,
+        entries,
+    };
+    let mut manifest_bytes = serde_json::to_vec_pretty(&manifest)?;
+    manifest_bytes.push(b'\n');
+    let manifest_sha = Hash::of(&manifest_bytes);
+    let manifest_len = manifest_bytes.len() as u64;
+
+    // 3. Files first, the manifest last.
+    for u in &uploads {
+        cx.target
+            .put_file(
+                &format!("{base}/{}", u.object),
+                &u.path,
+                u.offset,
+                u.size,
+                u.sha256,
+                retain_until,
+            )
+            .await?;
+    }
+    crate::failpoint::hit("archive-before-manifest");
+    let manifest_key = format!("{base}/{MANIFEST_NAME}");
+    cx.target
+        .put_manifest(&manifest_key, manifest_bytes, manifest_sha, retain_until)
+        .await?;
+    // 4. Everything read back before anything local goes.
+    for u in &uploads {
+        cx.target
+            .check(
+                &format!("{base}/{}", u.object),
+                u.size,
+                u.sha256,
+                retain_until,
+            )
+            .await?;
+    }
+    cx.target
+        .check(&manifest_key, manifest_len, manifest_sha, retain_until)
+        .await?;
+    Ok(CheckedCopy {
+        host: host.into(),
+        date: date.into(),
+        files: by_file.into_keys().collect(),
+        manifest_sha256: manifest_sha,
+        key: base,
+    })
+}
+
+/// Splits a file into object ranges at frame boundaries, each at most `max` bytes (a single
+/// frame larger than that is an object of its own).
+fn split_points(frames: &[FrameRef], max: u64) -> Vec<(u64, u64)> {
+    let mut frames: Vec<(u64, u64)> = frames.iter().map(|f| (f.offset(), f.length())).collect();
+    frames.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for (offset, len) in frames {
+        match out.last_mut() {
+            Some((start, size)) if *start + *size == offset && *size + len <= max => *size += len,
+            _ => out.push((offset, len)),
+        }
+    }
+    if out.is_empty() {
+        out.push((0, 0));
+    }
+    out
+}
+
+/// Hashes a file whole and per range: (size, SHA-256, each range's SHA-256).
+fn hash_parts(path: &Path, ranges: &[(u64, u64)]) -> Result<(u64, Hash, Vec<Hash>)> {
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut whole = Sha256::new();
+    let mut shas = Vec::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    for &(offset, len) in ranges {
+        if offset != size {
+            bail!("{}: its frames do not tile it", path.display());
+        }
+        let mut part = Sha256::new();
+        let mut left = len;
+        while left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let k = f
+                .read(&mut buf[..want])
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            if k == 0 {
+                bail!("{} ended early", path.display());
+            }
+            part.update(&buf[..k]);
+            whole.update(&buf[..k]);
+            left -= k as u64;
+        }
+        size += len;
+        shas.push(Hash::from_hasher(part));
+    }
+    Ok((size, Hash::from_hasher(whole), shas))
+}
+
+/// Retain-until for a day's objects: the end of the day plus `object_lock_days`.
+fn retain_until(date: &str, days: u32) -> Result<Timestamp> {
+    let d = Date::strptime("%Y-%m-%d", date)?;
+    let end = d.checked_add(jiff::Span::new().days(i64::from(days) + 1))?;
+    Ok(end.to_zoned(jiff::tz::TimeZone::UTC)?.timestamp())
+}
+
+/// 5. and 6.: records the `archived` event, then removes the day's local files.
+fn record_and_remove(rec: &Recorder, copy: CheckedCopy, target: &str) -> Result<()> {
+    crate::failpoint::hit("archive-before-event");
+    rec.append(Entry::Event(Event {
+        seq: 0,
+        time: String::new(),
+        event: EventKind::Archived,
+        host: Some(copy.host.clone()),
+        source: Some(copy.date.clone()),
+        start: None,
+        end: None,
+        sha256: Some(copy.manifest_sha256),
+        detail: format!(
+            "{} files copied to {target} under {}/, read back and checked; the manifest's \
+             SHA-256 is this event's",
+            copy.files.len(),
+            copy.key,
+        ),
+    }))?;
+    crate::failpoint::hit("archive-before-remove");
+    remove_local(rec, &copy.host, copy.files.iter())
+}
+
+/// Removes a day's local files, and the directories they leave empty (up to the host's).
+fn remove_local<'a>(
+    rec: &Recorder,
+    host: &str,
+    files: impl Iterator<Item = &'a String>,
+) -> Result<()> {
+    let stop = rec.store.path(&format!("{}/{host}", layout::LOGS_DIR));
+    for rel in files {
+        let path = rec.store.path(rel);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot remove {}", path.display()));
+            }
+        }
+        let mut dir = path.parent().map(Path::to_path_buf);
+        while let Some(d) = dir {
+            if d == stop || std::fs::remove_dir(&d).is_err() {
+                break;
+            }
+            dir = d.parent().map(Path::to_path_buf);
+        }
+        if let Some(parent) = path.parent() {
+            let _ = store::sync_dir(parent);
+        }
+    }
+    Ok(())
+}
+
+/// One archived day as the local ledger knows it.
+#[derive(Debug, Default)]
+pub struct ArchivedDay {
+    /// The manifest's SHA-256 named by the `archived` event.
+    pub manifest_sha256: Option<Hash>,
+    /// The day's frames, with the leaf hash of each one's ledger line.
+    pub frames: Vec<(Frame, Hash)>,
+}
+
+/// `verify --archived`: re-reads every archived day from the target and checks it. Returns the
+/// problems found and how many days were checked.
+pub async fn verify_archived(
+    config: &Config,
+    vkey: &str,
+    progress: bool,
+) -> Result<(Vec<String>, u64)> {
+    let store = store::Store::open(&config.store)?;
+    let ledger_path = store.path(layout::LEDGER_FILE);
+    let mut frames: BTreeMap<(String, String), Vec<(Frame, Hash)>> = BTreeMap::new();
+    let mut events = Vec::new();
+    ledger::scan(&ledger_path, 0, 0, |_, line, entry| match entry {
+        Entry::Frame(f) => {
+            if let Some(p) = layout::parse_log_path(&f.file) {
+                frames
+                    .entry((p.host.to_string(), p.date.to_string()))
+                    .or_default()
+                    .push((f, merkle::leaf_hash(line)));
+            }
+        }
+        Entry::Event(e) => events.push(e),
+    })?;
+    let days = archived_days(&events);
+    if days.is_empty() {
+        return Ok((Vec::new(), 0));
+    }
+    let Some(url) = config.retention.archive.clone() else {
+        return Ok((
+            vec![format!(
+                "{} days are archived but no [retention] archive target is configured to \
+                 re-read them from",
+                days.len()
+            )],
+            0,
+        ));
+    };
+    let target = Target::open(&url, config).await?;
+    let ckpt_dir = checkpoint::dir(store.root());
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    let total = days.len();
+    for (i, ((host, date), (sha, _))) in days.into_iter().enumerate() {
+        if progress {
+            eprint!("\rverify --archived: {i} / {total} days  ");
+        }
+        let day = ArchivedDay {
+            manifest_sha256: sha,
+            frames: frames
+                .remove(&(host.clone(), date.clone()))
+                .unwrap_or_default(),
+        };
+        let found = check_archived_day(
+            &target,
+            &url,
+            &ckpt_dir,
+            vkey,
+            &config.ledger.origin,
+            &host,
+            &date,
+            &day,
+        )
+        .await;
+        match found {
+            Ok(p) => problems.extend(p),
+            Err(e) => problems.push(format!(
+                "{host} {date}: the archived copy could not be checked: {e:#}"
+            )),
+        }
+        checked += 1;
+    }
+    if progress {
+        eprint!("\r\x1b[K");
+    }
+    Ok((problems, checked))
+}
+
+/// Checks one archived day: the manifest is the one the ledger's event names, signed by the
+/// log, its checkpoint is the store's own, every frame of the day is in it with its ledger line
+/// and a valid inclusion proof, and every file re-read from the target tiles and hashes to its
+/// frames (decompressed too).
+#[allow(clippy::too_many_arguments)]
+pub async fn check_archived_day(
+    target: &Target,
+    url: &str,
+    ckpt_dir: &Path,
+    vkey: &str,
+    origin: &str,
+    host: &str,
+    date: &str,
+    day: &ArchivedDay,
+) -> Result<Vec<String>> {
+    let base = day_key(url, origin, host, date);
+    let at = format!("{host} {date} ({}/{base})", target.describe());
+    let mut problems = Vec::new();
+    let bytes = target.get(&format!("{base}/{MANIFEST_NAME}")).await?;
+    if let Some(want) = day.manifest_sha256
+        && Hash::of(&bytes) != want
+    {
+        problems.push(format!(
+            "{at}: the manifest is not the one the ledger recorded (SHA-256 {}, the ledger says \
+             {want})",
+            Hash::of(&bytes)
+        ));
+    }
+    let manifest: Manifest = match serde_json::from_slice(&bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            problems.push(format!("{at}: the manifest is not valid: {e}"));
+            return Ok(problems);
+        }
+    };
+    let ckpt = match checkpoint::open(manifest.checkpoint.as_bytes(), vkey) {
+        Ok(c) => c,
+        Err(e) => {
+            problems.push(format!("{at}: the manifest's checkpoint is not valid: {e}"));
+            return Ok(problems);
+        }
+    };
+    // The store's own copy of that checkpoint was checked against the tree by verify.
+    let local = ckpt_dir.join(checkpoint::file_name(ckpt.size));
+    match std::fs::read(&local) {
+        Ok(b) if b == manifest.checkpoint.as_bytes() => {}
+        Ok(_) => problems.push(format!(
+            "{at}: the manifest's checkpoint differs from {}",
+            local.display()
+        )),
+        Err(e) => problems.push(format!(
+            "{at}: the manifest's checkpoint (tree size {}) is not in the store: {e}",
+            ckpt.size
+        )),
+    }
+    let listed: BTreeMap<u64, &ManifestEntry> =
+        manifest.entries.iter().map(|e| (e.index, e)).collect();
+    for (f, leaf) in &day.frames {
+        let Some(e) = listed.get(&f.seq) else {
+            problems.push(format!(
+                "{at}: ledger entry {} is not in the manifest",
+                f.seq
+            ));
+            continue;
+        };
+        if merkle::leaf_hash(e.line.as_bytes()) != *leaf {
+            problems.push(format!(
+                "{at}: entry {} differs between the ledger and the manifest",
+                f.seq
+            ));
+        }
+        let proof: Option<Vec<Hash>> = e
+            .proof
+            .iter()
+            .map(|p| {
+                B64.decode(p)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .map(Hash)
+            })
+            .collect();
+        if !proof.is_some_and(|p| merkle::verify_inclusion(f.seq, ckpt.size, *leaf, &p, ckpt.root))
+        {
+            problems.push(format!(
+                "{at}: the inclusion proof of entry {} does not check against the manifest's \
+                 checkpoint",
+                f.seq
+            ));
+        }
+    }
+    let mut by_file: BTreeMap<&str, Vec<FrameRef>> = BTreeMap::new();
+    for (f, _) in &day.frames {
+        by_file.entry(&f.file).or_default().push(FrameRef::from(f));
+    }
+    for (rel, refs) in by_file {
+        let Some(mf) = manifest.files.iter().find(|m| m.file == rel) else {
+            problems.push(format!("{at}: {rel} is not in the manifest"));
+            continue;
+        };
+        // Reassemble the file from its parts in a temporary file, then check it like a stored one.
+        let tmp = tempfile::NamedTempFile::new().context("cannot create a temporary file")?;
+        let mut out = tmp.reopen()?;
+        let mut ok = true;
+        for part in &mf.parts {
+            let bad = part.object.is_empty()
+                || part.object.starts_with('/')
+                || part
+                    .object
+                    .split('/')
+                    .any(|c| c.is_empty() || c == "." || c == "..");
+            if bad {
+                problems.push(format!(
+                    "{at}: the manifest names a bad object {:?}",
+                    part.object
+                ));
+                ok = false;
+                break;
+            }
+            match target
+                .get_to(&format!("{base}/{}", part.object), &mut out)
+                .await
+            {
+                Ok((n, sha)) if n == part.size && sha == part.sha256 => {}
+                Ok((n, sha)) => {
+                    problems.push(format!(
+                        "{at}: object {} is {n} bytes with SHA-256 {sha}; the manifest says {} \
+                         bytes, {}",
+                        part.object, part.size, part.sha256
+                    ));
+                    ok = false;
+                }
+                Err(e) => {
+                    problems.push(format!("{at}: object {}: {e:#}", part.object));
+                    ok = false;
+                }
+            }
+        }
+        if !ok {
+            continue;
+        }
+        out.flush()?;
+        let (path, rel_owned) = (tmp.path().to_path_buf(), rel.to_string());
+        let found = blocking(move || Ok(check_copy(&path, &rel_owned, refs, true))).await?;
+        problems.extend(found.into_iter().map(|p| format!("archived copy: {p}")));
+        drop(tmp);
+    }
+    Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(offset: u64, length: u64) -> FrameRef {
+        FrameRef::for_tests(offset, length)
+    }
+
+    #[test]
+    fn objects_split_at_frame_boundaries() {
+        let frames = [
+            frame(0, 40),
+            frame(40, 40),
+            frame(80, 30),
+            frame(110, 200),
+            frame(310, 5),
+        ];
+        assert_eq!(
+            split_points(&frames, 100),
+            vec![(0, 80), (80, 30), (110, 200), (310, 5)]
+        );
+        assert_eq!(split_points(&frames, u64::MAX), vec![(0, 315)]);
+        assert_eq!(split_points(&[], 100), vec![(0, 0)]);
+    }
+
+    #[test]
+    fn keys_hold_prefix_origin_host_and_date() {
+        assert_eq!(
+            day_key(
+                "s3://bucket/a/b/",
+                "loghost.example.org/archive",
+                "web1",
+                "2026-11-01"
+            ),
+            "a/b/loghost.example.org_archive/web1/2026-11-01"
+        );
+        assert_eq!(
+            day_key("s3://bucket", "o", "web1", "2026-11-01"),
+            "o/web1/2026-11-01"
+        );
+        assert_eq!(
+            day_key("file:///mnt/archive", "o", "web1", "2026-11-01"),
+            "o/web1/2026-11-01"
+        );
+    }
+
+    #[test]
+    fn retention_runs_to_the_end_of_the_day_plus_lock_days() {
+        assert_eq!(
+            retain_until("2026-11-01", 365).expect("date").to_string(),
+            "2027-11-02T00:00:00Z"
+        );
+    }
+}

@@ -1,0 +1,300 @@
+//! S3-compatible object storage for the archive tier (`s3://bucket/prefix`, DESIGN §7).
+//!
+//! Owns the few S3 operations the archive needs, with the guarantees it relies on:
+//!
+//! - every PUT is a single request (objects are kept ≤ [`MAX_OBJECT`]) carrying
+//!   `x-amz-checksum-sha256`, so the server refuses a body that was damaged in transit and the stored
+//!   checksum is the object's plain SHA-256 (a multipart checksum would be a checksum of parts);
+//! - every PUT sets Object Lock COMPLIANCE with a retain-until date, so nobody, the loghost's own
+//!   credentials included, can delete or overwrite the copy before that date;
+//! - a bucket without Object Lock is refused unless `allow_unlocked = true` in `[s3]`;
+//! - [`S3Target::check`] HEADs an object and checks size, SHA-256, lock mode and retain-until: the
+//!   archive removes nothing locally before every object passed it.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::{ByteStream, DateTime, Length};
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ObjectLockEnabled, ObjectLockMode};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use jiff::Timestamp;
+use tokio::io::AsyncWriteExt;
+
+use crate::config::S3Config;
+use crate::hash::Hash;
+
+/// The largest object the archive writes in one PUT (see NOTES: single PUTs keep the stored
+/// checksum equal to the object's SHA-256). Larger day files are split at frame boundaries.
+pub const MAX_OBJECT: u64 = 256 << 20;
+
+/// An S3 error in one line: the service's code and message when there is one, else the whole
+/// chain (connection refused, timeouts, …).
+fn short<E, R>(e: SdkError<E, R>) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match (e.code(), e.message()) {
+        (Some(code), Some(msg)) => anyhow::anyhow!("{code}: {msg}"),
+        (Some(code), None) => anyhow::anyhow!("{code}"),
+        _ => anyhow::anyhow!("{}", DisplayErrorContext(e)),
+    }
+}
+
+/// A bucket (and key prefix) the archive writes to.
+#[derive(Debug)]
+pub struct S3Target {
+    client: Client,
+    bucket: String,
+    /// Whether objects are written with Object Lock (the bucket has it enabled).
+    locked: bool,
+}
+
+impl S3Target {
+    /// Connects to `bucket` (`rest` is `bucket[/prefix]`, the prefix is the caller's business)
+    /// and checks the bucket has Object Lock enabled (or that `allow_unlocked` says it may not).
+    pub async fn open(rest: &str, cfg: &S3Config) -> Result<S3Target> {
+        let bucket = rest.split('/').next().unwrap_or_default().to_string();
+        if bucket.is_empty() {
+            bail!("s3://{rest}: no bucket name");
+        }
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(cfg.region.clone()));
+        if let Some(endpoint) = &cfg.endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        if let Some(id) = &cfg.access_key_id {
+            let Some(secret_file) = &cfg.secret_access_key_file else {
+                bail!("[s3] access_key_id is set but secret_access_key_file is not");
+            };
+            let secret = std::fs::read_to_string(secret_file).with_context(|| {
+                format!(
+                    "cannot read the S3 secret key from {} ([s3] secret_access_key_file)",
+                    secret_file.display()
+                )
+            })?;
+            loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+                id,
+                secret.trim(),
+                None,
+                None,
+                "loghost-config",
+            ));
+        }
+        let shared = loader.load().await;
+        let conf = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(cfg.path_style)
+            .build();
+        let client = Client::from_conf(conf);
+
+        let lock = client
+            .get_object_lock_configuration()
+            .bucket(&bucket)
+            .send()
+            .await;
+        let enabled = match lock {
+            Ok(out) => out
+                .object_lock_configuration()
+                .and_then(|c| c.object_lock_enabled())
+                .is_some_and(|e| *e == ObjectLockEnabled::Enabled),
+            Err(e) if e.code() == Some("ObjectLockConfigurationNotFoundError") => false,
+            Err(e) => {
+                return Err(short(e)).with_context(|| {
+                    format!(
+                        "cannot read the Object Lock configuration of bucket {bucket} (check [s3] \
+                         endpoint, region and credentials)"
+                    )
+                });
+            }
+        };
+        if !enabled && !cfg.allow_unlocked {
+            bail!(
+                "bucket {bucket} has no Object Lock: archived copies in it could be deleted or \
+                 overwritten. Create the bucket with Object Lock enabled, or set \
+                 `allow_unlocked = true` in [s3] to accept that"
+            );
+        }
+        if !enabled {
+            tracing::warn!(
+                "bucket {bucket} has no Object Lock (allow_unlocked = true): archived copies in it \
+                 can be deleted"
+            );
+        }
+        Ok(S3Target {
+            client,
+            bucket,
+            locked: enabled,
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        format!("s3://{}", self.bucket)
+    }
+
+    /// Uploads `[offset, offset + len)` of the file at `path` as `key`, with its SHA-256 and (in a
+    /// locked bucket) COMPLIANCE retention until `retain_until`.
+    pub async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        offset: u64,
+        len: u64,
+        sha256: Hash,
+        retain_until: Timestamp,
+    ) -> Result<()> {
+        let body = ByteStream::read_from()
+            .path(path)
+            .offset(offset)
+            .length(Length::Exact(len))
+            .build()
+            .await
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        self.put(key, body, len, sha256, retain_until).await
+    }
+
+    /// Uploads `data` as `key`.
+    pub async fn put_bytes(
+        &self,
+        key: &str,
+        data: &[u8],
+        sha256: Hash,
+        retain_until: Timestamp,
+    ) -> Result<()> {
+        self.put(
+            key,
+            ByteStream::from(data.to_vec()),
+            data.len() as u64,
+            sha256,
+            retain_until,
+        )
+        .await
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: ByteStream,
+        len: u64,
+        sha256: Hash,
+        retain_until: Timestamp,
+    ) -> Result<()> {
+        if len > MAX_OBJECT {
+            bail!("{key}: {len} bytes is more than one PUT may carry here");
+        }
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_length(len as i64)
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .checksum_sha256(B64.encode(sha256.0))
+            .body(body);
+        if self.locked {
+            req = req
+                .object_lock_mode(ObjectLockMode::Compliance)
+                .object_lock_retain_until_date(DateTime::from_secs(retain_until.as_second()));
+        }
+        req.send()
+            .await
+            .map_err(short)
+            .with_context(|| format!("cannot upload s3://{}/{key}", self.bucket))?;
+        Ok(())
+    }
+
+    /// HEADs `key`: size, SHA-256, and (in a locked bucket) COMPLIANCE mode with a retain-until
+    /// date no earlier than asked.
+    pub async fn check(
+        &self,
+        key: &str,
+        size: u64,
+        sha256: Hash,
+        retain_until: Timestamp,
+    ) -> Result<()> {
+        let where_ = format!("s3://{}/{key}", self.bucket);
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .map_err(short)
+            .with_context(|| format!("cannot read back {where_}"))?;
+        if head.content_length() != Some(size as i64) {
+            bail!(
+                "{where_}: {} bytes stored, {size} sent",
+                head.content_length().unwrap_or(-1)
+            );
+        }
+        let want = B64.encode(sha256.0);
+        match head.checksum_sha256() {
+            Some(got) if got == want => {}
+            Some(got) => bail!("{where_}: stored SHA-256 {got}, sent {want}"),
+            None => bail!("{where_}: the server keeps no SHA-256 for it"),
+        }
+        if self.locked {
+            if head.object_lock_mode() != Some(&ObjectLockMode::Compliance) {
+                bail!(
+                    "{where_}: not under Object Lock COMPLIANCE ({:?})",
+                    head.object_lock_mode()
+                );
+            }
+            let until = head.object_lock_retain_until_date().map(DateTime::secs);
+            if until.is_none_or(|u| u < retain_until.as_second()) {
+                bail!("{where_}: retained until {until:?}, wanted {retain_until}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Downloads `key` into `out` (streamed), returning its SHA-256.
+    pub async fn get_to(&self, key: &str, out: &mut tokio::fs::File) -> Result<Hash> {
+        let where_ = format!("s3://{}/{key}", self.bucket);
+        let obj = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(short)
+            .with_context(|| format!("cannot read {where_}"))?;
+        let mut body = obj.body;
+        let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .with_context(|| format!("cannot read {where_}"))?
+        {
+            sha2::Digest::update(&mut hasher, &chunk);
+            out.write_all(&chunk).await?;
+        }
+        out.flush().await?;
+        Ok(Hash::from_hasher(hasher))
+    }
+
+    /// Downloads a small object (a manifest) whole.
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>> {
+        let where_ = format!("s3://{}/{key}", self.bucket);
+        let obj = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(short)
+            .with_context(|| format!("cannot read {where_}"))?;
+        let data = obj
+            .body
+            .collect()
+            .await
+            .with_context(|| format!("cannot read {where_}"))?;
+        Ok(data.into_bytes().to_vec())
+    }
+}
