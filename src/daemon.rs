@@ -124,7 +124,11 @@ fn start(config: &Config, metrics: &Arc<Metrics>) -> Result<Parts> {
         tokio::spawn(scheduler(rec.clone(), stopping.clone(), metrics.clone())),
     ];
     if config.retention.archive.is_some() {
-        others.push(tokio::spawn(retention(rec.clone(), stopping.clone())));
+        others.push(tokio::spawn(retention(
+            rec.clone(),
+            stopping.clone(),
+            metrics.clone(),
+        )));
     }
     if let Some(addr) = config.metrics_listen {
         let (m, s) = (metrics.clone(), stopping.clone());
@@ -209,7 +213,7 @@ async fn checkpointer(
 /// Applies retention a minute after start, then once a day: every host-day older than
 /// `online_days` goes to the archive target. A day that cannot be archived stays local and is
 /// tried again the next day.
-async fn retention(rec: Arc<Recorder>, mut stopping: watch::Receiver<bool>) {
+async fn retention(rec: Arc<Recorder>, mut stopping: watch::Receiver<bool>, metrics: Arc<Metrics>) {
     let first = std::time::Duration::from_millis(crate::failpoint::size_override(
         "LOGHOST_RETENTION_DELAY_MS",
         60_000,
@@ -237,6 +241,13 @@ async fn retention(rec: Arc<Recorder>, mut stopping: watch::Receiver<bool>) {
         };
         match crate::archive::run(&rec, through).await {
             Ok(r) => {
+                use std::sync::atomic::Ordering::Relaxed;
+                metrics
+                    .archived_days
+                    .fetch_add(r.archived.len() as u64, Relaxed);
+                metrics
+                    .archive_failures
+                    .fetch_add(r.failed.len() as u64, Relaxed);
                 tracing::info!(
                     "retention through {}: {} host-days archived to {}, {} failed",
                     r.through,
@@ -245,7 +256,12 @@ async fn retention(rec: Arc<Recorder>, mut stopping: watch::Receiver<bool>) {
                     r.failed.len()
                 );
             }
-            Err(e) => tracing::error!("retention: nothing archived: {e:#}"),
+            Err(e) => {
+                metrics
+                    .archive_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::error!("retention: nothing archived: {e:#}");
+            }
         }
     }
 }

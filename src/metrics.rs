@@ -30,6 +30,8 @@ pub struct Metrics {
     /// Unix seconds of the last checkpoint copied to every anchor (0: none yet).
     pub last_anchor: AtomicU64,
     pub archived_days: AtomicU64,
+    /// Host-days that were due but could not be archived.
+    pub archive_failures: AtomicU64,
 }
 
 fn now_secs() -> u64 {
@@ -148,6 +150,12 @@ impl Metrics {
             "counter",
             "Host-days moved to the archive tier.",
             &[("", g(&self.archived_days))],
+        );
+        metric(
+            "loghost_archive_failures_total",
+            "counter",
+            "Host-days that were due but could not be archived (they stay local).",
+            &[("", g(&self.archive_failures))],
         );
         out
     }
