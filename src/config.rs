@@ -962,6 +962,15 @@ region = "eu-west-1"
 "#;
 
     #[test]
+    fn the_shipped_example_config_loads() {
+        let text = include_str!("../dist/loghost.toml");
+        let c = parse(text).expect("dist/loghost.toml must load");
+        assert_eq!(c.hosts.len(), 2);
+        assert_eq!(c.retention.online_days, 30);
+        assert_eq!(c.ssh.identity, PathBuf::from("/etc/loghost/id_ed25519"));
+    }
+
+    #[test]
     fn design_example_loads() {
         let c = parse(DESIGN_EXAMPLE).expect("the DESIGN example must load");
         assert_eq!(c.store, PathBuf::from("/var/lib/loghost"));
