@@ -6,9 +6,11 @@
 //! digits), created once and never rewritten. Before signing, the writer checks that the ledger
 //! extends the newest checkpoint already there: the log never signs two inconsistent trees.
 //!
-//! Anchors are places the loghost can add to but not rewrite (an auditor's mount, later a WORM
-//! bucket): every new checkpoint is copied to `<anchor>/<origin, '/' → '_'>/<size>.ckpt`. A
-//! failing anchor is reported loudly and does not stop collection.
+//! Anchors are places the loghost can add to but not rewrite (an auditor's mount, an S3 bucket
+//! with Object Lock): every new checkpoint is copied to `<anchor>/<origin, '/' → '_'>/<size>.ckpt`
+//! (on S3: that object name under the URL's prefix, locked like archived objects). A failing
+//! anchor is reported loudly and does not stop collection. Anchoring happens after the ledger
+//! lock is released ([`anchor_round`]), so a slow anchor holds nothing up.
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +18,7 @@ use anyhow::{Context, Result, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
+use crate::config::Config;
 use crate::hash::Hash;
 use crate::keys::SigningKey;
 use crate::layout;
@@ -151,42 +154,81 @@ pub fn write_new(dir: &Path, size: u64, note: &[u8]) -> Result<PathBuf> {
     }
 }
 
-/// Where an anchor keeps this log's checkpoints: a subdirectory per origin, so several loghosts
-/// can share one anchor.
-pub fn anchor_dir(anchor: &str, origin: &str) -> Result<PathBuf, String> {
-    let Some(base) = anchor.strip_prefix("file://") else {
-        return Err(format!(
-            "anchor {anchor}: only file:// anchors are supported so far (s3:// comes with the \
-             archive tier)"
-        ));
-    };
-    let sub: String = origin
+/// An anchor's subdirectory for one origin (`/` → `_`), so several loghosts can share it.
+pub fn origin_dir(origin: &str) -> String {
+    origin
         .chars()
         .map(|c| if c == '/' || c == '\\' { '_' } else { c })
-        .collect();
-    Ok(Path::new(base).join(sub))
+        .collect()
 }
 
-/// Copies a signed checkpoint to an anchor. Never overwrites a different file there.
-pub fn copy_to_anchor(anchor: &str, origin: &str, size: u64, note: &[u8]) -> Result<PathBuf> {
+/// Where a `file://` anchor keeps this log's checkpoints.
+pub fn anchor_dir(anchor: &str, origin: &str) -> Result<PathBuf, String> {
+    let Some(base) = anchor.strip_prefix("file://") else {
+        return Err(format!("anchor {anchor}: not a file:// anchor"));
+    };
+    Ok(Path::new(base).join(origin_dir(origin)))
+}
+
+/// Copies a signed checkpoint to an anchor (`file://` or `s3://`). Never overwrites a different
+/// copy there; in an S3 bucket with Object Lock the copy is locked for `object_lock_days`.
+pub fn copy_to_anchor(config: &Config, anchor: &str, size: u64, note: &[u8]) -> Result<String> {
+    let origin = &config.ledger.origin;
+    if anchor.starts_with("s3://") {
+        #[cfg(feature = "s3")]
+        {
+            let s3 = config
+                .s3
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("no [s3] table for anchor {anchor}"))?;
+            let key = crate::s3::anchor_put(
+                anchor,
+                s3,
+                &origin_dir(origin),
+                &file_name(size),
+                note,
+                config.retention.object_lock_days,
+            )?;
+            return Ok(key);
+        }
+        #[cfg(not(feature = "s3"))]
+        bail!("anchor {anchor}: this loghost was built without S3 support (feature `s3`)");
+    }
     let dir = anchor_dir(anchor, origin).map_err(anyhow::Error::msg)?;
-    write_new(&dir, size, note)
+    Ok(write_new(&dir, size, note)?.display().to_string())
 }
 
 /// The newest checkpoint an anchor holds for this log, verified with `vkey`.
-pub fn newest_in_anchor(anchor: &str, origin: &str, vkey: &str) -> Result<Option<Checkpoint>> {
-    let dir = anchor_dir(anchor, origin).map_err(anyhow::Error::msg)?;
-    let sizes = sizes_in(&dir).with_context(|| format!("cannot list {}", dir.display()))?;
-    for size in sizes.iter().rev() {
-        let path = dir.join(file_name(*size));
-        let bytes =
-            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+pub fn newest_in_anchor(config: &Config, anchor: &str, vkey: &str) -> Result<Option<Checkpoint>> {
+    let origin = &config.ledger.origin;
+    // Newest first, as (name, bytes); invalid ones are skipped with a warning.
+    let candidates: Vec<(String, Vec<u8>)> = if anchor.starts_with("s3://") {
+        #[cfg(feature = "s3")]
+        {
+            let s3 = config
+                .s3
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("no [s3] table for anchor {anchor}"))?;
+            crate::s3::anchor_list(anchor, s3, &origin_dir(origin), 16)?
+        }
+        #[cfg(not(feature = "s3"))]
+        bail!("anchor {anchor}: this loghost was built without S3 support (feature `s3`)");
+    } else {
+        let dir = anchor_dir(anchor, origin).map_err(anyhow::Error::msg)?;
+        let sizes = sizes_in(&dir).with_context(|| format!("cannot list {}", dir.display()))?;
+        let mut out = Vec::new();
+        for size in sizes.iter().rev().take(16) {
+            let path = dir.join(file_name(*size));
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            out.push((file_name(*size), bytes));
+        }
+        out
+    };
+    for (name, bytes) in candidates {
         match open(&bytes, vkey) {
-            Ok(c) if c.size == *size => return Ok(Some(c)),
-            _ => tracing::warn!(
-                "{}: not a valid checkpoint of this log; ignored",
-                path.display()
-            ),
+            Ok(c) if file_name(c.size) == name => return Ok(Some(c)),
+            _ => tracing::warn!("{anchor}: {name} is not a valid checkpoint of this log; ignored"),
         }
     }
     Ok(None)
@@ -255,19 +297,21 @@ pub struct RoundCheckpoint {
     pub written: Option<PathBuf>,
     /// Anchors that could not take the newest checkpoint, with why.
     pub anchor_errors: Vec<String>,
+    /// The newest checkpoint, signed (none while the ledger is empty).
+    pub note: Option<Vec<u8>>,
 }
 
 /// After a round: signs a checkpoint of the current tree if it grew, after checking that the
-/// tree extends the newest checkpoint in the store, then makes sure every anchor holds the newest
-/// checkpoint. An error means no checkpoint was signed (the ledger does not extend the last one,
-/// or the key or store failed); anchor failures are reported in the result instead.
+/// tree extends the newest checkpoint in the store ([`anchor_round`] then copies it to the
+/// anchors). An error means no checkpoint was signed (the ledger does not extend the last one,
+/// or the key or store failed).
 pub fn write_round(
     store_root: &Path,
     ledger: &mut crate::ledger::Ledger,
     key: &SigningKey,
-    origin: &str,
-    anchors: &[String],
+    config: &Config,
 ) -> Result<RoundCheckpoint> {
+    let origin = config.ledger.origin.as_str();
     let (size, root) = ledger.tree();
     let dir = dir(store_root);
     let sizes = sizes_in(&dir).with_context(|| format!("cannot list {}", dir.display()))?;
@@ -323,10 +367,19 @@ pub fn write_round(
             note
         }
     };
-    for anchor in anchors {
-        if let Err(e) = copy_to_anchor(anchor, origin, size, &note) {
-            out.anchor_errors.push(format!("{anchor}: {e:#}"));
+    out.note = Some(note);
+    Ok(out)
+}
+
+/// Makes sure every anchor holds the newest checkpoint (`round.note`); failures go to
+/// `round.anchor_errors`. Called without the ledger lock: an anchor may be slow.
+pub fn anchor_round(config: &Config, round: &mut RoundCheckpoint) {
+    let Some(note) = &round.note else {
+        return;
+    };
+    for anchor in &config.ledger.anchors {
+        if let Err(e) = copy_to_anchor(config, anchor, round.size, note) {
+            round.anchor_errors.push(format!("{anchor}: {e:#}"));
         }
     }
-    Ok(out)
 }

@@ -84,6 +84,14 @@ impl S3Target {
                 "loghost-config",
             ));
         }
+        // Bounded waits: an unreachable endpoint fails the archive run or the anchor copy, and
+        // is retried next time, instead of hanging it.
+        loader = loader.timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .read_timeout(std::time::Duration::from_secs(120))
+                .build(),
+        );
         let shared = loader.load().await;
         let conf = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(cfg.path_style)
@@ -297,4 +305,115 @@ impl S3Target {
             .with_context(|| format!("cannot read {where_}"))?;
         Ok(data.into_bytes().to_vec())
     }
+}
+
+/// Runs S3 work from synchronous code (checkpoint anchoring happens under the ledger lock, in
+/// blocking code): a runtime of its own on a helper thread, so it works inside or outside tokio.
+fn block_on<T: Send>(work: impl std::future::Future<Output = Result<T>> + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start a runtime for S3")?
+                .block_on(work)
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the S3 thread panicked"))?
+    })
+}
+
+/// `s3://bucket/prefix` → (`bucket/prefix` for [`S3Target::open`], the key prefix with a
+/// trailing `/`, or empty).
+fn split_url(url: &str) -> Result<(&str, String)> {
+    let rest = url
+        .strip_prefix("s3://")
+        .ok_or_else(|| anyhow::anyhow!("{url}: not an s3:// URL"))?;
+    let prefix = rest
+        .split_once('/')
+        .map(|(_, p)| p.trim_matches('/'))
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("{p}/"))
+        .unwrap_or_default();
+    Ok((rest, prefix))
+}
+
+/// Copies a signed checkpoint to an `s3://` anchor as `<prefix>/<origin dir>/<name>`, once
+/// (an object already there must have the same bytes), under Object Lock for `lock_days`.
+pub fn anchor_put(
+    url: &str,
+    cfg: &S3Config,
+    origin_dir: &str,
+    name: &str,
+    note: &[u8],
+    lock_days: u32,
+) -> Result<String> {
+    block_on(async {
+        let (rest, prefix) = split_url(url)?;
+        let target = S3Target::open(rest, cfg).await?;
+        let key = format!("{prefix}{origin_dir}/{name}");
+        let sha = Hash::of(note);
+        match target.get(&key).await {
+            Ok(existing) if Hash::of(&existing) == sha => return Ok(key),
+            Ok(_) => bail!(
+                "s3://{}/{key} exists with other content: not overwriting it",
+                target.bucket
+            ),
+            Err(_) => {}
+        }
+        let until = Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_hours(24 * i64::from(lock_days)))
+            .unwrap_or_else(|_| Timestamp::now());
+        target.put_bytes(&key, note, sha, until).await?;
+        target.check(&key, note.len() as u64, sha, until).await?;
+        Ok(key)
+    })
+}
+
+/// The signed checkpoints an `s3://` anchor holds for one origin, newest (largest) first, as
+/// (object name, bytes); at most `limit`.
+pub fn anchor_list(
+    url: &str,
+    cfg: &S3Config,
+    origin_dir: &str,
+    limit: usize,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    block_on(async {
+        let (rest, prefix) = split_url(url)?;
+        let target = S3Target::open(rest, cfg).await?;
+        let dir = format!("{prefix}{origin_dir}/");
+        let mut keys = Vec::new();
+        let mut token = None;
+        loop {
+            let page = target
+                .client
+                .list_objects_v2()
+                .bucket(&target.bucket)
+                .prefix(&dir)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(short)
+                .with_context(|| format!("cannot list s3://{}/{dir}", target.bucket))?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key())
+                    .filter_map(|k| k.strip_prefix(&dir))
+                    .filter(|n| !n.contains('/'))
+                    .map(str::to_string),
+            );
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        keys.sort();
+        let mut out = Vec::new();
+        for name in keys.into_iter().rev().take(limit) {
+            let bytes = target.get(&format!("{dir}{name}")).await?;
+            out.push((name, bytes));
+        }
+        Ok(out)
+    })
 }

@@ -145,7 +145,7 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report> {
     report.checkpoints = claims.len() as u64;
     let mut anchored: Option<(u64, String)> = None;
     for anchor in &config.ledger.anchors {
-        match checkpoint::newest_in_anchor(anchor, &config.ledger.origin, &vkey) {
+        match checkpoint::newest_in_anchor(config, anchor, &vkey) {
             Ok(Some(c)) => {
                 if anchored.as_ref().is_none_or(|(s, _)| c.size > *s) {
                     anchored = Some((c.size, anchor.clone()));

@@ -79,18 +79,22 @@ impl Recorder {
 
     /// Signs a checkpoint if the tree grew, copies it to the anchors, saves the index cache.
     pub fn checkpoint(&self) -> anyhow::Result<crate::checkpoint::RoundCheckpoint> {
-        let mut ledger = self.ledger()?;
-        let result = crate::checkpoint::write_round(
-            self.store.root(),
-            &mut ledger,
-            &self.signing_key,
-            &self.config.ledger.origin,
-            &self.config.ledger.anchors,
-        );
-        if let Err(e) = ledger.save_index() {
-            tracing::warn!("cannot save the ledger index cache (it is rebuilt next time): {e}");
-        }
-        result
+        let mut round = {
+            let mut ledger = self.ledger()?;
+            let result = crate::checkpoint::write_round(
+                self.store.root(),
+                &mut ledger,
+                &self.signing_key,
+                &self.config,
+            );
+            if let Err(e) = ledger.save_index() {
+                tracing::warn!("cannot save the ledger index cache (it is rebuilt next time): {e}");
+            }
+            result?
+        };
+        // Outside the ledger lock: a slow anchor must not hold up the receiver or the pulls.
+        crate::checkpoint::anchor_round(&self.config, &mut round);
+        Ok(round)
     }
 }
 

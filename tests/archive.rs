@@ -406,7 +406,8 @@ fn s3_tier_with_object_lock() {
     let moto = Moto::start();
     moto.py(
         "s3.create_bucket(Bucket='locked', ObjectLockEnabledForBucket=True)\n\
-         s3.create_bucket(Bucket='plain')",
+         s3.create_bucket(Bucket='plain')\n\
+         s3.create_bucket(Bucket='anchors', ObjectLockEnabledForBucket=True)",
     );
     let secrets = tempfile::tempdir().expect("tempdir");
     let secret = secrets.path().join("s3-secret");
@@ -414,7 +415,10 @@ fn s3_tier_with_object_lock() {
 
     // Small frames and small objects: day files are split into several objects.
     let s = setup(
-        &s3_config(&moto, "locked", &secret, ""),
+        &format!(
+            "[ledger]\nanchors = [\"s3://anchors/ckpt\"]\n\n{}",
+            s3_config(&moto, "locked", &secret, "")
+        ),
         &[("LOGHOST_MAX_FRAME_RAW", "16384")],
     );
     let env = &s.env;
@@ -478,6 +482,26 @@ fn s3_tier_with_object_lock() {
     assert_eq!(
         joined, day1_stored,
         "the parts in order are the stored file"
+    );
+
+    // Checkpoints went to the S3 anchor, locked too, and verify holds the ledger against it.
+    let anchored = moto.py(
+        "for o in s3.list_objects_v2(Bucket='anchors')['Contents']:\n\
+         \x20   h = s3.head_object(Bucket='anchors', Key=o['Key'])\n\
+         \x20   print(o['Key'], h.get('ObjectLockMode'))",
+    );
+    assert!(
+        anchored
+            .lines()
+            .any(|l| l.starts_with("ckpt/") && l.contains(".ckpt COMPLIANCE")),
+        "{anchored}"
+    );
+    let out = env.run(&["verify"]);
+    assert_ok(&out, "verify with an S3 anchor");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("no anchored checkpoint"),
+        "{}",
+        text(&out)
     );
 
     // Locked: deleting a version is refused, even by the credentials that wrote it.
