@@ -433,7 +433,8 @@ pub fn default_through(config: &Config, now: Timestamp) -> Result<Date> {
 }
 
 /// Archives every host-day up to `through` (never today) to `[retention] archive`.
-pub async fn run(rec: &Recorder, through: Date) -> Result<Report> {
+/// `progress`: a line on stderr per host-day (for a terminal).
+pub async fn run(rec: &Recorder, through: Date, progress: bool) -> Result<Report> {
     let config = &rec.config;
     let Some(url) = config.retention.archive.clone() else {
         return Err(crate::config::SetupError(
@@ -487,6 +488,14 @@ pub async fn run(rec: &Recorder, through: Date) -> Result<Report> {
     }
 
     let done = archived_days(&events);
+    let due = days
+        .keys()
+        .filter(|(h, d)| {
+            Date::strptime("%Y-%m-%d", d).is_ok_and(|day| day <= through)
+                && !done.contains_key(&(h.clone(), d.clone()))
+        })
+        .count();
+    let mut n = 0;
     for ((host, date), frames) in days {
         let Ok(day) = Date::strptime("%Y-%m-%d", &date) else {
             continue;
@@ -517,6 +526,10 @@ pub async fn run(rec: &Recorder, through: Date) -> Result<Report> {
             note: &note,
             tree: &leaves,
         };
+        n += 1;
+        if progress {
+            eprint!("\rarchive: {n} / {due} host-days ({host} {date})\x1b[K");
+        }
         match archive_day(&day_ctx, &host, &date, frames).await {
             Ok(copy) => {
                 record_and_remove(rec, copy, &url)?;
@@ -528,6 +541,9 @@ pub async fn run(rec: &Recorder, through: Date) -> Result<Report> {
                 report.failed.push(format!("{host} {date}: {e:#}"));
             }
         }
+    }
+    if progress && due > 0 {
+        eprint!("\r\x1b[K");
     }
     if !report.archived.is_empty() {
         // The `archived` events, signed and anchored like everything else.

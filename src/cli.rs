@@ -385,7 +385,8 @@ async fn run(cli: Cli) -> Result<i32> {
                 )?,
             };
             let rec = crate::writer::Recorder::open(&config)?;
-            let report = crate::archive::run(&rec, through).await?;
+            let report =
+                crate::archive::run(&rec, through, std::io::stderr().is_terminal()).await?;
             Ok(print_archive_report(&report))
         }
         Command::Key => {

@@ -239,7 +239,7 @@ async fn retention(rec: Arc<Recorder>, mut stopping: watch::Receiver<bool>, metr
                 continue;
             }
         };
-        match crate::archive::run(&rec, through).await {
+        match crate::archive::run(&rec, through, false).await {
             Ok(r) => {
                 use std::sync::atomic::Ordering::Relaxed;
                 metrics
