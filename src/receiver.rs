@@ -311,9 +311,16 @@ fn commit(rec: &Recorder, host: &HostConfig, start: u64, data: &[u8]) -> Result<
     let rel = crate::layout::received_file(&host.name, time, host.hourly, rec.config.compression);
     let out = rec.open_file(&rel)?;
     let mut fw = out.frame(rec.config.compression, rec.config.compression_level)?;
-    fw.write_raw(data)?;
+    if let Err(e) = fw.write_raw(data) {
+        // A full disk, say: nothing of the frame stays behind; the data is retried.
+        let _ = fw.abort();
+        return Err(e).with_context(|| format!("cannot write {rel}"));
+    }
     let (mut out, frame) = fw.finish()?;
-    out.sync()?;
+    if let Err(e) = out.sync() {
+        let _ = out.truncated(frame.offset);
+        return Err(e.into());
+    }
     crate::failpoint::hit("after-frame-sync");
     let empty = Probe {
         len: 0,
@@ -337,7 +344,7 @@ fn commit(rec: &Recorder, host: &HostConfig, start: u64, data: &[u8]) -> Result<
         raw_sha256: frame.raw_sha256,
     };
     if let Err(e) = rec.append(Entry::Frame(entry)) {
-        let _ = out.truncate(frame.offset);
+        let _ = out.truncated(frame.offset);
         return Err(e);
     }
     Ok(frame.raw_len)

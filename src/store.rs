@@ -93,38 +93,61 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Replaces `path` with `data` atomically (write, sync, rename, sync directory), mode 0600.
+/// On failure (a full disk, say) the temporary file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let (dir, tmp) = temp_beside(path);
+    let result = write_synced(&tmp, data).and_then(|()| fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result?;
+    sync_dir(dir)
+}
+
+/// Creates a new file (never overwriting) with `data`, mode 0600, synced. The file appears
+/// complete or not at all: it is written under a temporary name and hard-linked into place
+/// (a link never replaces an existing name: `AlreadyExists`).
+pub fn write_new(path: &Path, data: &[u8]) -> io::Result<()> {
+    let (dir, tmp) = temp_beside(path);
+    let result = write_synced(&tmp, data).and_then(|()| fs::hard_link(&tmp, path));
+    let _ = fs::remove_file(&tmp);
+    result?;
+    sync_dir(dir)
+}
+
+/// The directory of `path` and a temporary name beside it (hidden, unique to this process).
+fn temp_beside(path: &Path) -> (&Path, PathBuf) {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    {
-        let mut f = open_options_0600()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    sync_dir(dir)
+    (dir, dir.join(format!(".{name}.tmp{}", std::process::id())))
 }
 
-/// Creates a new file (never overwriting) with `data`, mode 0600, synced.
-pub fn write_new(path: &Path, data: &[u8]) -> io::Result<()> {
+fn write_synced(path: &Path, data: &[u8]) -> io::Result<()> {
     let mut f = open_options_0600()
         .write(true)
-        .create_new(true)
+        .create(true)
+        .truncate(true)
         .open(path)?;
     f.write_all(data)?;
-    f.sync_all()?;
-    if let Some(dir) = path.parent() {
-        sync_dir(dir)?;
-    }
-    Ok(())
+    f.sync_all()
+}
+
+/// Cuts the stored file at `path` back to `len` through a fresh handle (used after an error
+/// took the writing handle with it).
+pub fn cut_back(path: &Path, len: u64) -> Result<(), StoreError> {
+    let file = open_options_0600()
+        .write(true)
+        .open(path)
+        .map_err(io_err("cannot open the stored file", path))?;
+    file.set_len(len)
+        .and_then(|()| file.sync_data())
+        .map_err(io_err("cannot cut the stored file", path))
 }
 
 /// The archive root.
@@ -371,19 +394,35 @@ impl AppendFile {
             .map_err(io_err("cannot write the stored file", &self.path))
     }
 
-    /// Cuts the file back to `len` (used when a frame is not to be kept).
-    pub fn truncate(&mut self, len: u64) -> Result<(), StoreError> {
-        let _ = self.out.flush();
-        let file = self.out.get_mut();
-        file.set_len(len)
-            .and_then(|()| file.sync_data())
-            .map_err(io_err("cannot cut the stored file", &self.path))?;
+    /// Cuts the file back to `len` (a frame start: used when a frame is not to be kept).
+    /// Buffered bytes before `len` are written; those beyond it are dropped, never written
+    /// (so a later flush cannot put them back behind the cut).
+    pub fn truncated(self, len: u64) -> Result<AppendFile, StoreError> {
         use std::io::Seek;
-        self.out
-            .seek(io::SeekFrom::Start(len))
-            .map_err(io_err("cannot seek in the stored file", &self.path))?;
-        self.len = len;
-        Ok(())
+        let AppendFile { path, rel, out, .. } = self;
+        let (mut file, buffered) = out.into_parts();
+        let buffered = buffered.unwrap_or_else(|panicked| panicked.into_inner());
+        (|| {
+            let pos = file.stream_position()?;
+            if len > pos {
+                let keep = ((len - pos) as usize).min(buffered.len());
+                file.write_all(&buffered[..keep])?;
+            }
+            file.set_len(len)?;
+            file.sync_data()?;
+            file.seek(io::SeekFrom::Start(len)).map(|_| ())
+        })()
+        .map_err(io_err("cannot cut the stored file", &path))?;
+        Ok(AppendFile {
+            path,
+            rel,
+            out: BufWriter::with_capacity(256 * 1024, file),
+            len,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 
@@ -460,36 +499,52 @@ impl FrameWriter {
     }
 
     /// Ends the frame and gives the file back. The bytes are written but not yet synced: see
-    /// [`AppendFile::sync`].
-    pub fn finish(self) -> io::Result<(AppendFile, StoredFrame)> {
-        let sink = match self.encoder {
-            Encoder::Zstd(e) => e.finish()?,
-            Encoder::Gzip(e) => e.finish()?,
+    /// [`AppendFile::sync`]. If the frame cannot be written out (a full disk), what reached the
+    /// file of it is cut away again before the error is returned.
+    pub fn finish(self) -> Result<(AppendFile, StoredFrame), StoreError> {
+        let FrameWriter {
+            path,
+            rel,
+            offset,
+            encoder,
+            raw,
+            raw_len,
+        } = self;
+        let sink = match encoder {
+            Encoder::Zstd(e) => e.finish(),
+            Encoder::Gzip(e) => e.finish(),
+        };
+        // On error the encoder and its buffer are gone (dropped, flushed or not) by now.
+        let sink = match sink {
+            Ok(sink) => sink,
+            Err(e) => {
+                if let Err(cut) = cut_back(&path, offset) {
+                    tracing::error!("{cut}");
+                }
+                return Err(io_err("cannot write the stored file", &path)(e));
+            }
         };
         let frame = StoredFrame {
-            offset: self.offset,
+            offset,
             length: sink.count,
             sha256: Hash::from_hasher(sink.hasher),
-            raw_len: self.raw_len,
-            raw_sha256: Hash::from_hasher(self.raw),
+            raw_len,
+            raw_sha256: Hash::from_hasher(raw),
         };
         let file = AppendFile {
-            path: self.path,
-            rel: self.rel,
+            path,
+            rel,
             out: sink.out,
-            len: self.offset + sink.count,
+            len: offset + sink.count,
         };
         Ok((file, frame))
     }
 
     /// Drops the frame: the file is cut back to where the frame started.
     pub fn abort(self) -> Result<AppendFile, StoreError> {
-        let (path, offset) = (self.path.clone(), self.offset);
-        let (mut file, _) = self
-            .finish()
-            .map_err(io_err("cannot write the stored file", &path))?;
-        file.truncate(offset)?;
-        Ok(file)
+        let offset = self.offset;
+        let (file, _) = self.finish()?;
+        file.truncated(offset)
     }
 }
 

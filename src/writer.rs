@@ -201,6 +201,7 @@ pub fn write_frames(
 
 /// A commit running on its own thread.
 struct PendingCommit {
+    path: std::path::PathBuf,
     /// Where the frame starts: the file is cut back here if the commit fails.
     offset: u64,
     raw: u64,
@@ -259,8 +260,13 @@ impl WriterState {
                 if let Some(fw) = self.frame.take() {
                     self.out = fw.abort().ok();
                 }
-                if let Some(out) = self.out.as_mut() {
-                    let _ = out.truncate(p.offset);
+                match self.out.take() {
+                    Some(out) => self.out = out.truncated(p.offset).ok(),
+                    None => {
+                        if let Err(cut) = crate::store::cut_back(&p.path, p.offset) {
+                            tracing::error!("{cut}");
+                        }
+                    }
                 }
                 Err(e)
             }
@@ -285,17 +291,25 @@ impl WriterState {
         let Some(fw) = self.frame.take() else {
             return Ok(());
         };
-        let (mut out, frame) = fw.finish().context("cannot write the stored file")?;
+        let (mut out, frame) = fw.finish()?;
         failpoint::hit("after-frame-write");
         if job.via == Via::Snapshot && job.unchanged_if == Some(frame.raw_sha256) {
-            out.truncate(frame.offset)?; // same content as the last snapshot
-            self.out = Some(out);
+            self.out = Some(out.truncated(frame.offset)?); // same content as the last snapshot
             return Ok(());
         }
         let rel = out.rel().to_string();
-        let flushed = out.flush().and_then(|()| out.sync_handle());
-        self.out = Some(out);
-        let file = flushed?;
+        let path = out.path().to_path_buf();
+        let file = match out.flush().and_then(|()| out.sync_handle()) {
+            Ok(file) => {
+                self.out = Some(out);
+                file
+            }
+            Err(e) => {
+                // Nothing of this frame may stay behind (a full disk, say).
+                self.out = out.truncated(frame.offset).ok();
+                return Err(e.into());
+            }
+        };
         // One commit in flight at a time, in order.
         self.wait_pending()?;
         let end = job.start + frame.raw_len;
@@ -338,6 +352,7 @@ impl WriterState {
             })
             .context("cannot start a commit thread")?;
         self.pending = Some(PendingCommit {
+            path,
             offset: frame.offset,
             raw: frame.raw_len,
             stored: frame.length,
