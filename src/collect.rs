@@ -224,9 +224,13 @@ async fn follow(
 enum Reading {
     /// `[start, end)` of the file as it is.
     Plain(u64, u64),
-    /// A gzip-compressed file, decompressed: everything from `skip`, after checking the bytes
-    /// before `skip` against `tail` when given.
-    Gz { skip: u64, tail: Option<Probe> },
+    /// A gzip-compressed file, decompressed: everything from `skip` (at most `limit` bytes),
+    /// after checking the bytes before `skip` against `tail` when given.
+    Gz {
+        skip: u64,
+        tail: Option<Probe>,
+        limit: u64,
+    },
 }
 
 async fn follow_change(
@@ -249,6 +253,11 @@ async fn follow_change(
     }
     let mut steps: std::collections::VecDeque<Step> = plan.steps.into();
     while let Some(step) = steps.pop_front() {
+        if report.budget_reached {
+            // The rest of the plan waits for the next round: the cursor stays in the generation
+            // being read, which the next round finds among the siblings again.
+            break;
+        }
         match step {
             Step::Current => {
                 if let (Some(f), Some(s)) = (file, seen.as_ref()) {
@@ -271,6 +280,7 @@ async fn follow_change(
                     let read = Reading::Gz {
                         skip: from,
                         tail: Some(c.tail),
+                        limit: u64::MAX,
                     };
                     collect(t, &f, read, Some(&path), head, Vec::new(), report).await
                 } else {
@@ -313,6 +323,7 @@ async fn follow_change(
                     let read = Reading::Gz {
                         skip: 0,
                         tail: None,
+                        limit: u64::MAX,
                     };
                     collect(t, &f, read, Some(&path), head, Vec::new(), report).await
                 } else {
@@ -465,6 +476,27 @@ async fn collect(
     tail: Vec<u8>,
     report: &mut FileReport,
 ) -> Result<(), FileError> {
+    // The per-round budget of this log: what is left of it caps the read.
+    let budget = t.ctx.config.ssh.max_file_bytes_per_round;
+    let left = budget.saturating_sub(report.raw_bytes);
+    let (read, capped) = match read {
+        Reading::Plain(start, end) if end - start.min(end) > left => {
+            (Reading::Plain(start, start + left), true)
+        }
+        Reading::Gz { skip, tail, .. } => (
+            Reading::Gz {
+                skip,
+                tail,
+                limit: left,
+            },
+            false,
+        ),
+        other => (other, false),
+    };
+    if left == 0 {
+        note_budget(t, report, budget);
+        return Ok(());
+    }
     let start = match read {
         Reading::Plain(start, end) if start >= end => return Ok(()),
         Reading::Plain(start, _) => start,
@@ -481,11 +513,31 @@ async fn collect(
         max_frame: failpoint::size_override("LOGHOST_MAX_FRAME_RAW", MAX_FRAME_RAW),
         unchanged_if: None,
     };
+    let gz = matches!(read, Reading::Gz { .. });
     let written = transfer(t, file, read, job).await?;
     report.raw_bytes += written.raw;
     report.stored_bytes += written.stored;
     report.frames += written.frames;
+    if capped || (gz && written.raw >= left) {
+        note_budget(t, report, budget);
+    }
     Ok(())
+}
+
+/// The round read as much of this log as one round may: say so once; the rest comes next round.
+fn note_budget(t: &Target<'_>, report: &mut FileReport, budget: u64) {
+    if report.budget_reached {
+        return;
+    }
+    report.budget_reached = true;
+    let note = format!(
+        "{}: {} read this round, the limit for one log (max_file_bytes_per_round = {budget}); \
+         the rest follows in the next rounds",
+        Shown(t.path),
+        crate::cli::human(report.raw_bytes)
+    );
+    tracing::warn!("{}: {note}", t.host.name);
+    report.notes.push(note);
 }
 
 /// Runs one transfer: a reader feeding the writer thread.
@@ -517,7 +569,7 @@ async fn transfer(
             .await
             .map(|_| ())
             .map_err(Into::into),
-        Reading::Gz { skip, tail } => gz_stream(file, skip, tail, &tx).await,
+        Reading::Gz { skip, tail, limit } => gz_stream(file, skip, tail, limit, &tx).await,
     };
     if result.is_ok() {
         let _ = tx.send(Chunk::End).await;
@@ -538,12 +590,13 @@ async fn gz_stream(
     file: &RemoteFile<'_>,
     skip: u64,
     tail: Option<Probe>,
+    limit: u64,
     out: &mpsc::Sender<Chunk>,
 ) -> Result<(), FileError> {
     let size = file.size().await?;
     let (ctx_tx, ctx_rx) = mpsc::channel::<Vec<u8>>(CHANNEL_DEPTH);
     let sink = out.clone();
-    let decoder = tokio::task::spawn_blocking(move || decode(ctx_rx, skip, tail, sink));
+    let decoder = tokio::task::spawn_blocking(move || decode(ctx_rx, skip, tail, limit, sink));
     let read = file.stream(0, size, &ctx_tx).await;
     drop(ctx_tx);
     let decoded = match decoder.await {
@@ -583,6 +636,7 @@ fn decode(
     rx: mpsc::Receiver<Vec<u8>>,
     skip: u64,
     tail: Option<Probe>,
+    limit: u64,
     out: mpsc::Sender<Chunk>,
 ) -> anyhow::Result<()> {
     let mut d = flate2::read::MultiGzDecoder::new(ChannelReader {
@@ -629,8 +683,14 @@ fn decode(
             seeded = true;
         }
         if !data.is_empty() {
+            // At most `limit` bytes after `skip`; the rest is the next round's.
+            let room = (skip + limit).saturating_sub(pos);
+            let data = &data[..data.len().min(usize::try_from(room).unwrap_or(usize::MAX))];
             pos += data.len() as u64;
-            if out.blocking_send(Chunk::Data(data.to_vec())).is_err() {
+            if !data.is_empty() && out.blocking_send(Chunk::Data(data.to_vec())).is_err() {
+                return Ok(());
+            }
+            if pos >= skip.saturating_add(limit) {
                 return Ok(());
             }
         }

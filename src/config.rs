@@ -89,6 +89,9 @@ pub struct SshConfig {
     pub io_timeout: Duration,
     /// How many hosts are pulled at once.
     pub concurrency: usize,
+    /// The most raw bytes read from one log in one round; the rest follows in the next rounds
+    /// (a file that grows forever, or a server claiming a huge size, cannot hold a round).
+    pub max_file_bytes_per_round: u64,
 }
 
 /// One `[[host]]` table.
@@ -265,6 +268,7 @@ struct RawSsh {
     connect_timeout: Option<Dur>,
     io_timeout: Option<Dur>,
     concurrency: Option<Concurrency>,
+    max_file_bytes_per_round: Option<ByteSize>,
 }
 
 #[derive(Deserialize)]
@@ -359,6 +363,52 @@ impl<'de> Deserialize<'de> for AuditSamples {
         }
         Ok(AuditSamples(v as u32))
     }
+}
+
+/// A byte count: an integer, or a string with a unit (`"512MiB"`, `"4GiB"`, `"100kB"`).
+struct ByteSize(u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Text(String),
+        }
+        let v = match Raw::deserialize(d)? {
+            Raw::Int(v) => u64::try_from(v).ok(),
+            Raw::Text(t) => parse_byte_size(&t),
+        };
+        match v {
+            Some(v) if v >= 4096 => Ok(ByteSize(v)),
+            _ => Err(de::Error::custom(
+                "expected a size of at least 4096 bytes: a number of bytes or a string such as \
+                 \"512MiB\" or \"4GiB\"",
+            )),
+        }
+    }
+}
+
+/// `"4GiB"` → 4·2^30; units B, kB/KiB, MB/MiB, GB/GiB, TB/TiB (decimal and binary).
+fn parse_byte_size(t: &str) -> Option<u64> {
+    let t = t.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "kB" | "KB" => 1_000,
+        "KiB" => 1 << 10,
+        "MB" => 1_000_000,
+        "MiB" => 1 << 20,
+        "GB" => 1_000_000_000,
+        "GiB" => 1 << 30,
+        "TB" => 1_000_000_000_000,
+        "TiB" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(mult)
 }
 
 struct Concurrency(usize);
@@ -684,6 +734,7 @@ impl Config {
                 .map_or(Duration::from_secs(10), |d| d.0),
             io_timeout: raw.ssh.io_timeout.map_or(Duration::from_secs(30), |d| d.0),
             concurrency: raw.ssh.concurrency.map_or(16, |c| c.0),
+            max_file_bytes_per_round: raw.ssh.max_file_bytes_per_round.map_or(4 << 30, |b| b.0),
         };
 
         let mut hosts = Vec::new();
@@ -960,6 +1011,24 @@ object_lock_days = 365
 [s3]
 region = "eu-west-1"
 "#;
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_byte_size("4GiB"), Some(4 << 30));
+        assert_eq!(parse_byte_size("100kB"), Some(100_000));
+        assert_eq!(parse_byte_size("12345"), Some(12345));
+        assert_eq!(parse_byte_size("1 MiB"), Some(1 << 20));
+        assert_eq!(parse_byte_size("4 parsecs"), None);
+        assert_eq!(parse_byte_size("99999999999TiB"), None);
+        let c = parse("store = \"/s\"\n[ssh]\nmax_file_bytes_per_round = \"64MiB\"\n").expect("ok");
+        assert_eq!(c.ssh.max_file_bytes_per_round, 64 << 20);
+        let e =
+            parse("store = \"/s\"\n[ssh]\nmax_file_bytes_per_round = 10\n").expect_err("too small");
+        assert!(
+            e.contains("max_file_bytes_per_round") && e.contains("4096"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn the_shipped_example_config_loads() {

@@ -28,7 +28,7 @@ use crate::config::{Config, HostConfig};
 use crate::failpoint;
 use crate::known_hosts::KnownHosts;
 use crate::ledger::Via;
-use crate::remote::Session;
+use crate::remote::{RemoteError, Session};
 use crate::sanitize::Shown;
 use crate::writer::Recorder;
 
@@ -59,6 +59,8 @@ pub struct FileReport {
     pub alarms: Vec<String>,
     /// Truncations and replacements noticed (not alarms).
     pub notes: Vec<String>,
+    /// The round stopped reading this log at `max_file_bytes_per_round`; the rest comes next.
+    pub budget_reached: bool,
 }
 
 impl FileReport {
@@ -71,6 +73,7 @@ impl FileReport {
             frames: 0,
             alarms: Vec::new(),
             notes: Vec::new(),
+            budget_reached: false,
         }
     }
 }
@@ -225,6 +228,20 @@ pub async fn run_round_with(
     Ok(report)
 }
 
+/// The host's error when its session died mid-round: what happened, and that nothing half-read
+/// was committed (the host is collected from its last committed byte next round).
+fn lost_message(e: &RemoteError, ssh: &crate::config::SshConfig) -> String {
+    let why = if e.is_timeout() {
+        format!(
+            "the server stopped answering ({e}, io_timeout = {}s)",
+            ssh.io_timeout.as_secs_f64()
+        )
+    } else {
+        format!("connection lost ({e})")
+    };
+    format!("{why}; nothing partial was committed, the next round resumes from the last commit")
+}
+
 async fn pull_host(ctx: &Arc<Ctx>, host: &HostConfig) -> HostReport {
     let started = Instant::now();
     let mut report = HostReport {
@@ -270,7 +287,7 @@ async fn pull_host(ctx: &Arc<Ctx>, host: &HostConfig) -> HostReport {
                     .files
                     .push(FileReport::new(pattern, Outcome::Failed(e.to_string())));
                 if lost {
-                    report.error = Some(format!("connection lost: {e}"));
+                    report.error = Some(lost_message(&e, &ctx.config.ssh));
                     session.close().await;
                     report.seconds = started.elapsed().as_secs_f64();
                     return report;
@@ -349,7 +366,7 @@ async fn pull_host(ctx: &Arc<Ctx>, host: &HostConfig) -> HostReport {
                     .files
                     .push(FileReport::new(&path, Outcome::Failed(e.to_string())));
                 if lost {
-                    report.error = Some(format!("connection lost: {e}"));
+                    report.error = Some(lost_message(&e, &ctx.config.ssh));
                     break;
                 }
             }

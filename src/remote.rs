@@ -89,7 +89,19 @@ pub enum RemoteError {
     },
 }
 
+/// The reason of an SFTP request the server did not answer in time.
+const NO_ANSWER: &str = "no answer within io_timeout";
+
 impl RemoteError {
+    /// True when the server stopped answering (as opposed to refusing or disconnecting).
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            RemoteError::Timeout { .. } => true,
+            RemoteError::Sftp { reason, .. } => reason == NO_ANSWER,
+            _ => false,
+        }
+    }
+
     /// True when the file was not there (vanished between listing and reading, say).
     /// True when the connection is gone, not just one request refused.
     pub fn is_connection_lost(&self) -> bool {
@@ -116,6 +128,15 @@ fn sftp_err<'a>(what: &'static str, path: &'a str) -> impl FnOnce(SftpError) -> 
     move |e| {
         let not_found =
             matches!(&e, SftpError::Status(s) if s.status_code == StatusCode::NoSuchFile);
+        if matches!(e, SftpError::Timeout) {
+            return RemoteError::Sftp {
+                what,
+                path: Shown(path).to_string(),
+                reason: NO_ANSWER.to_string(),
+                not_found: false,
+                lost: true,
+            };
+        }
         let lost = match &e {
             SftpError::Status(s) => matches!(
                 s.status_code,
@@ -500,7 +521,15 @@ impl Session {
                     // Follow the link; loops cannot recurse: depth is bounded by the pattern.
                     attrs = match self.stat(&path).await {
                         Ok(a) => a,
-                        Err(_) => continue,
+                        Err(e) if e.is_connection_lost() => return Err(e),
+                        Err(e) => {
+                            // A dangling link or a loop (ELOOP): named, never followed.
+                            warnings.push(format!(
+                                "{} is a symbolic link that cannot be followed ({e}); skipped",
+                                Shown(&path)
+                            ));
+                            continue;
+                        }
                     };
                 }
                 match (last, file_type(&attrs)) {
