@@ -376,6 +376,15 @@ pub struct ManifestEntry {
     pub proof: Vec<String>,
 }
 
+/// Parses a manifest read back from a target.
+pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, String> {
+    let m: Manifest = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if m.format != MANIFEST_FORMAT {
+        return Err(format!("unknown manifest format {:?}", m.format));
+    }
+    Ok(m)
+}
+
 /// The object-name prefix of a host-day in a target.
 pub fn day_key(url: &str, origin: &str, host: &str, date: &str) -> String {
     let prefix = url
@@ -939,7 +948,7 @@ pub async fn check_archived_day(
             Hash::of(&bytes)
         ));
     }
-    let manifest: Manifest = match serde_json::from_slice(&bytes) {
+    let manifest = match parse_manifest(&bytes) {
         Ok(m) => m,
         Err(e) => {
             problems.push(format!("{at}: the manifest is not valid: {e}"));

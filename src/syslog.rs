@@ -127,6 +127,8 @@ impl Deframer {
                         pos += body + len as usize;
                     } else {
                         // LF framing.
+                        // An oversized line's length counts every byte before its LF (a CR
+                        // too), as a line skipped across reads is counted.
                         match memchr::memchr(b'\n', rest) {
                             Some(i) => {
                                 let mut msg = &rest[..i];
@@ -134,15 +136,15 @@ impl Deframer {
                                     msg = m;
                                 }
                                 if msg.len() > self.max {
-                                    emit(Frame::Oversized {
-                                        len: msg.len() as u64,
-                                    });
+                                    emit(Frame::Oversized { len: i as u64 });
                                 } else if !msg.is_empty() {
                                     emit(Frame::Message(msg));
                                 }
                                 pos += i + 1;
                             }
-                            None if rest.len() > self.max => {
+                            // max + 1: the last byte may be the CR of a CR LF ending a message
+                            // of exactly the maximum size.
+                            None if rest.len() > self.max + 1 => {
                                 self.state = State::SkipLine(rest.len() as u64);
                                 pos = buf.len();
                             }
@@ -473,6 +475,41 @@ mod tests {
         assert!(out.is_empty() && n == 23);
         let (out, _) = frames(&mut d, b"aaa\n<1>next\n");
         assert_eq!(out, vec!["OVERSIZED 26".to_string(), "<1>next".to_string()]);
+    }
+
+    /// Found by the `syslog_framing` fuzz target: where a read boundary fell changed the
+    /// reported length of an oversized CR LF line, or turned a message of exactly the maximum
+    /// size ending in CR LF into an oversized one.
+    #[test]
+    fn read_boundaries_never_change_the_frames() {
+        let mut crash = vec![0xff; 61];
+        crash.extend_from_slice(&[b'\r'; 38]);
+        crash.extend_from_slice(&[b'B'; 46]);
+        crash.extend_from_slice(&[b'\r'; 32]);
+        crash.push(b'\n');
+        let streams: Vec<(usize, Vec<u8>)> = vec![
+            (53, crash),
+            (10, b"<1>4567890\r\n<1>next\n".to_vec()),
+            (10, b"<1>45678901\r\n<1>next\r\n".to_vec()),
+            (10, b"12 <1>4567890\n5 <1>ok".to_vec()),
+        ];
+        for (max, stream) in streams {
+            let whole = frames(&mut Deframer::new(max), &stream);
+            for at in 0..=stream.len() {
+                let mut d = Deframer::new(max);
+                let (mut out, n) = frames(&mut d, &stream[..at]);
+                let mut rest = stream[n..at].to_vec();
+                rest.extend_from_slice(&stream[at..]);
+                let (more, m) = frames(&mut d, &rest);
+                out.extend(more);
+                assert_eq!(
+                    (out, n + m),
+                    whole.clone(),
+                    "cut at {at} of {:?}",
+                    String::from_utf8_lossy(&stream)
+                );
+            }
+        }
     }
 
     #[test]
