@@ -130,3 +130,52 @@ fn torn_ledger_line_is_cut_and_the_round_redone() {
     );
     assert_exactly_once(&env, &log);
 }
+
+/// A small deterministic generator, so a failing campaign can be replayed.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+}
+
+#[test]
+fn fifty_kill_9s_at_random_moments_during_pulls() {
+    let (env, _sshd, log) = setup(20_000);
+    let mut rng = Lcg(0x5eed_1064);
+    let mut deaths = 0;
+    let mut round = 0u64;
+    while deaths < 50 {
+        round += 1;
+        assert!(
+            round < 200,
+            "only {deaths} of {round} rounds were killed mid-way"
+        );
+        // New data most rounds, of varying size; small frames for many commit points.
+        if rng.next(4) != 0 {
+            let lines = 1 + rng.next(30_000) as usize;
+            append(Path::new(&log), &log_lines(1000 + round, lines));
+        }
+        let mut child = env.spawn(&["pull"], &[("LOGHOST_MAX_FRAME_RAW", "300000")]);
+        std::thread::sleep(Duration::from_millis(rng.next(400)));
+        if child.try_wait().expect("try_wait").is_none() {
+            deaths += 1;
+        }
+        let _ = child.kill(); // SIGKILL, wherever it is
+        let _ = child.wait();
+        if round % 15 == 14 {
+            // A clean round repairs whatever the kills left, and the archive verifies.
+            assert_ok(&env.run(&["pull"]), "repairing pull");
+            assert_exactly_once(&env, &log);
+            assert_ok(&env.run(&["verify", "--deep"]), "verify mid-campaign");
+        }
+    }
+    assert_ok(&env.run(&["pull"]), "final pull");
+    assert_exactly_once(&env, &log);
+    assert_ok(&env.run(&["verify", "--deep"]), "final verify");
+}

@@ -775,3 +775,74 @@ fn a_crash_between_a_frame_and_its_ledger_entry_is_repaired_on_restart() {
     let _ = d.stop();
     assert_ok(&d.env.run(&["verify", "--deep"]), "verify");
 }
+
+#[test]
+fn fifty_kill_9s_while_receiving_lose_at_most_the_flush_interval() {
+    let mut d = Daemon::start("");
+    let (cert, key) = d.pki.issue("web1-client", &["web1.example.org"], false);
+    let connect = |d: &Daemon| {
+        Client::connect(d.port, &d.pki.ca_path(), Some((&cert, &key))).expect("connect")
+    };
+    let mut rng = 0x9e37_79b9_u64;
+    let mut next_rand = |below: u64| {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (rng >> 33) % below
+    };
+    let mut expected: Vec<String> = Vec::new();
+    let mut next = 0usize;
+    for round in 0..50 {
+        // A batch whose client hangs up: committed at the disconnect.
+        let a = messages("web1", next, 20 + next_rand(200) as usize);
+        next += a.len();
+        {
+            let mut c = connect(&d);
+            c.send_messages(&a).expect("send");
+        }
+        expected.extend(a);
+        let stored = d.wait_stored("web1", expected.len());
+        assert_eq!(
+            stored, expected,
+            "round {round}: a finished batch is stored"
+        );
+        // A batch still streaming when the process is killed.
+        let b = messages("web1", next, 50 + next_rand(500) as usize);
+        next += b.len();
+        let mut c = connect(&d);
+        c.send_messages(&b).expect("send");
+        let waited = if round % 10 == 9 {
+            2500
+        } else {
+            next_rand(300)
+        };
+        std::thread::sleep(Duration::from_millis(waited));
+        d.kill9();
+        drop(c);
+        let stored = d.stored("web1");
+        assert!(
+            stored.len() >= expected.len() && stored[..expected.len()] == expected[..],
+            "round {round}: what was committed before the kill survives"
+        );
+        let rest = &stored[expected.len()..];
+        assert!(
+            rest.len() <= b.len() && rest == &b[..rest.len()],
+            "round {round}: the killed batch is kept as a prefix, with no damage or duplicate"
+        );
+        if waited >= 2500 {
+            assert_eq!(
+                rest.len(),
+                b.len(),
+                "round {round}: messages older than the flush interval are not lost"
+            );
+        }
+        expected = stored;
+        d.spawn();
+    }
+    let out = d.stop();
+    assert_eq!(out.status.code(), Some(0));
+    assert_ok(
+        &d.env.run(&["verify", "--deep"]),
+        "verify after fifty kill -9s",
+    );
+}
