@@ -36,8 +36,28 @@ if ! command -v moto_server >/dev/null || ! python3 -c 'import boto3' 2>/dev/nul
         || "$pip_cmd" install --quiet --break-system-packages 'moto[server]>=5,<6' boto3
 fi
 
+# Supply chain (deny.toml): licences, banned crates and sources always; RustSec advisories when
+# their database (on GitHub) can be fetched from here.
+command -v cargo-deny >/dev/null || cargo install --locked cargo-deny
+cargo deny --locked check licenses bans sources
+if curl -sfI --max-time 10 https://github.com/rustsec/advisory-db >/dev/null 2>&1; then
+    cargo deny --locked check advisories
+else
+    echo "scripts/test.sh: NOTE: github.com is unreachable, RustSec advisories NOT checked" \
+         "(run \`cargo deny check advisories\` where it is reachable)" >&2
+fi
+
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 # The build without the S3 tier must stay clean too.
 cargo clippy --locked --no-default-features --lib -- -D warnings
+
+# The fuzz targets build (sharing our target directory) and each runs a few seconds without
+# coverage instrumentation: a smoke test; scripts/fuzz.sh does the real fuzzing.
+cargo build --locked --manifest-path fuzz/Cargo.toml --target-dir target
+for t in $(sed -n 's/^name = "\([a-z_0-9]*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^loghost-fuzz$'); do
+    (cd target && "./debug/$t" -max_total_time=2 -max_len=4096 -print_final_stats=0 >/dev/null 2>"fuzz-$t.log") \
+        || { cat "target/fuzz-$t.log" >&2; echo "fuzz target $t crashed" >&2; exit 1; }
+done
+
 cargo test --locked "$@"
