@@ -684,7 +684,7 @@ fn decode(
         }
         if !data.is_empty() {
             // At most `limit` bytes after `skip`; the rest is the next round's.
-            let room = (skip + limit).saturating_sub(pos);
+            let room = skip.saturating_add(limit).saturating_sub(pos);
             let data = &data[..data.len().min(usize::try_from(room).unwrap_or(usize::MAX))];
             pos += data.len() as u64;
             if !data.is_empty() && out.blocking_send(Chunk::Data(data.to_vec())).is_err() {
