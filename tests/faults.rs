@@ -81,18 +81,10 @@ fn a_stalled_server_times_out_and_the_next_round_completes() {
     let (env, sshd, log) = setup(300_000, "[ssh]\nio_timeout = \"2s\"");
     let child = env.spawn(&["pull"], &[("LOGHOST_MAX_FRAME_RAW", "4000000")]);
     wait_transfer_started(&env);
-    let stalled = descendants(sshd.pid());
-    for pid in &stalled {
-        signal(*pid, "STOP");
-    }
-    let started = Instant::now();
-    let out = child.wait_with_output().expect("wait");
-    for pid in &stalled {
-        signal(*pid, "CONT");
-    }
+    let (out, took) = with_server_stalled(&sshd, child);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
-        started.elapsed() < Duration::from_secs(20),
+        took < Duration::from_secs(20),
         "io_timeout bounds a stalled read"
     );
     let err = String::from_utf8_lossy(&out.stderr);

@@ -621,22 +621,9 @@ fn a_server_that_stalls_mid_transfer_times_out_and_commits_nothing_partial() {
     let child = env.spawn(&["pull"], &[("LOGHOST_PAUSE_AT", "after-listing:1000")]);
     std::thread::sleep(Duration::from_millis(500));
     // Freeze the server's side of the connection (sshd's per-connection processes).
-    let frozen = descendants(sshd.pid());
-    assert!(!frozen.is_empty(), "the connection's sshd processes");
-    for p in &frozen {
-        signal(*p, "STOP");
-    }
-    let started = std::time::Instant::now();
-    let out = child.wait_with_output().expect("wait");
-    for p in &frozen {
-        signal(*p, "CONT");
-    }
+    let (out, took) = with_server_stalled(&sshd, child);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(took < Duration::from_secs(30), "{took:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("web1"), "{err}");
     // Nothing half-committed: every stored byte is covered by a frame, frames tile the source.

@@ -446,6 +446,27 @@ pub fn descendants(pid: u32) -> Vec<u32> {
     out
 }
 
+/// Freezes (SIGSTOP) the server side of `sshd`'s open connections until `child` exits, then
+/// thaws them. Returns the child's output and how long it took to give up.
+#[allow(dead_code)]
+pub fn with_server_stalled(
+    sshd: &Sshd,
+    child: std::process::Child,
+) -> (std::process::Output, std::time::Duration) {
+    let frozen = descendants(sshd.pid());
+    assert!(!frozen.is_empty(), "the connection's sshd processes");
+    for p in &frozen {
+        signal(*p, "STOP");
+    }
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().expect("wait");
+    let took = started.elapsed();
+    for p in &frozen {
+        signal(*p, "CONT");
+    }
+    (out, took)
+}
+
 pub fn signal(pid: u32, sig: &str) {
     let _ = Command::new("kill")
         .arg(format!("-{sig}"))
