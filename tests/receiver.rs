@@ -73,7 +73,13 @@ struct Daemon {
 
 impl Daemon {
     fn start(extra: &str) -> Daemon {
+        Daemon::start_with(extra, |_| {})
+    }
+
+    /// Starts after `prepare` has seen the test's paths (to mount something at the store, say).
+    fn start_with(extra: &str, prepare: impl FnOnce(&Env)) -> Daemon {
         let env = Env::new();
+        prepare(&env);
         let pki = Pki::new("loghost");
         let (cert, key) = pki.issue("server", &["localhost", "127.0.0.1"], false);
         std::fs::create_dir_all(env.config.parent().expect("etc")).expect("mkdir");
@@ -845,4 +851,69 @@ fn fifty_kill_9s_while_receiving_lose_at_most_the_flush_interval() {
         &d.env.run(&["verify", "--deep"]),
         "verify after fifty kill -9s",
     );
+}
+
+#[test]
+fn a_full_disk_keeps_received_messages_in_memory_until_space_returns() {
+    // The store on a 1 MiB tmpfs (needs root, as in CI); messages that compress poorly.
+    let mut tmpfs = None;
+    let mut d = Daemon::start_with("", |env| {
+        tmpfs = Some(Tmpfs::mount(&env.store, "1m"));
+    });
+    let tmpfs = tmpfs.expect("mounted");
+    let lines = noisy_lines(7, 24_000); // ≈ 2.6 MiB
+    let msgs: Vec<String> = String::from_utf8(lines)
+        .expect("ascii")
+        .lines()
+        .map(|l| format!("<13>1 2026-11-28T10:00:00Z web1.example.org app - - - {l}"))
+        .collect();
+    // One connection, as a forwarder keeps: its order is the stored order.
+    {
+        let mut c = d.client("web1.example.org");
+        for batch in msgs.chunks(2000) {
+            c.send_messages(batch).expect("send");
+        }
+    }
+    // The disk fills: some messages are stored, not all.
+    std::thread::sleep(Duration::from_secs(3));
+    let before = d.stored("web1");
+    assert!(before.len() < msgs.len(), "the disk filled up");
+    assert_prefix(&before, &msgs, "what is stored on the full disk");
+    assert_ok(
+        &d.env.run(&["verify", "--deep"]),
+        "nothing partial on the full disk",
+    );
+    // Space returns: the flusher's next tries store the rest, once each, in order.
+    tmpfs.resize("64m");
+    let after = d.wait_stored("web1", msgs.len());
+    assert_prefix(&after, &msgs, "after space returned");
+    assert_eq!(after.len(), msgs.len(), "every message once");
+    let out = d.stop();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("No space left on device") && log.contains(&d.env.store.display().to_string()),
+        "the daemon named the cause and the store: {log}"
+    );
+    assert_ok(&d.env.run(&["verify", "--deep"]), "verify");
+    drop(d);
+    drop(tmpfs);
+}
+
+/// `got` is `want`'s first messages, in order; a mismatch is reported briefly.
+fn assert_prefix(got: &[String], want: &[String], what: &str) {
+    if let Some(i) = (0..got.len()).find(|&i| want.get(i) != Some(&got[i])) {
+        let short = |s: Option<&String>| s.map(|s| s.chars().take(70).collect::<String>());
+        let later = got.iter().position(|g| Some(g) == want.get(i));
+        let mut seen = std::collections::HashSet::new();
+        let dups = got.iter().filter(|g| !seen.insert(*g)).count();
+        panic!(
+            "{what}: {} messages stored of {}; #{i} is {:?}, expected {:?} (found at {later:?}; \
+             {dups} duplicates)",
+            got.len(),
+            want.len(),
+            short(got.get(i)),
+            short(want.get(i))
+        );
+    }
 }

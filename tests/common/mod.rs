@@ -473,3 +473,67 @@ pub fn signal(pid: u32, sig: &str) {
         .arg(pid.to_string())
         .status();
 }
+
+/// A tmpfs mounted at a directory, unmounted on drop (also when the test fails).
+#[allow(dead_code)]
+pub struct Tmpfs(PathBuf);
+
+#[allow(dead_code)]
+impl Tmpfs {
+    pub fn mount(at: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).expect("mkdir");
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(at)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "cannot mount a tmpfs at {} (this test needs root, as in CI: run scripts/test.sh as \
+             root): {}",
+            at.display(),
+            text(&out)
+        );
+        Tmpfs(at.to_path_buf())
+    }
+
+    pub fn resize(&self, size: &str) {
+        let st = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .expect("remount");
+        assert!(st.success(), "remount failed");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Lines that compress poorly, so a few MiB of log fill a small disk.
+#[allow(dead_code)]
+pub fn noisy_lines(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::new();
+    for i in 0..n {
+        let mut line = format!("{i} ");
+        for _ in 0..6 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            line.push_str(&format!("{x:016x}"));
+        }
+        line.push('\n');
+        out.extend_from_slice(line.as_bytes());
+    }
+    out
+}
