@@ -476,6 +476,9 @@ async fn collect(
     tail: Vec<u8>,
     report: &mut FileReport,
 ) -> Result<(), FileError> {
+    if matches!(read, Reading::Plain(start, end) if start >= end) {
+        return Ok(());
+    }
     // The per-round budget of this log: what is left of it caps the read.
     let budget = t.ctx.config.ssh.max_file_bytes_per_round;
     let left = budget.saturating_sub(report.raw_bytes);

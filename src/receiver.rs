@@ -310,15 +310,29 @@ fn commit(rec: &Recorder, host: &HostConfig, start: u64, data: &[u8]) -> Result<
     let time = rec.ledger()?.now();
     let rel = crate::layout::received_file(&host.name, time, host.hourly, rec.config.compression);
     let out = rec.open_file(&rel)?;
+    let path = out.path().to_path_buf();
+    // On an error (a full disk, say) nothing of the frame stays behind, nor a file it created;
+    // the caller keeps the data and retries.
+    let undo = |out: Result<crate::store::AppendFile, crate::store::StoreError>| match out {
+        Ok(out) => {
+            let _ = out.close();
+        }
+        Err(_) => crate::store::remove_if_empty(&path),
+    };
     let mut fw = out.frame(rec.config.compression, rec.config.compression_level)?;
     if let Err(e) = fw.write_raw(data) {
-        // A full disk, say: nothing of the frame stays behind; the data is retried.
-        let _ = fw.abort();
+        undo(fw.abort());
         return Err(e).with_context(|| format!("cannot write {rel}"));
     }
-    let (mut out, frame) = fw.finish()?;
+    let (mut out, frame) = match fw.finish() {
+        Ok(done) => done,
+        Err(e) => {
+            crate::store::remove_if_empty(&path);
+            return Err(e.into());
+        }
+    };
     if let Err(e) = out.sync() {
-        let _ = out.truncated(frame.offset);
+        undo(out.truncated(frame.offset));
         return Err(e.into());
     }
     crate::failpoint::hit("after-frame-sync");
@@ -344,7 +358,7 @@ fn commit(rec: &Recorder, host: &HostConfig, start: u64, data: &[u8]) -> Result<
         raw_sha256: frame.raw_sha256,
     };
     if let Err(e) = rec.append(Entry::Frame(entry)) {
-        let _ = out.truncated(frame.offset);
+        undo(out.truncated(frame.offset));
         return Err(e);
     }
     Ok(frame.raw_len)

@@ -148,7 +148,7 @@ fn sftp_err<'a>(what: &'static str, path: &'a str) -> impl FnOnce(SftpError) -> 
         RemoteError::Sftp {
             what,
             path: Shown(path).to_string(),
-            reason: e.to_string(),
+            reason: Shown(&e.to_string()).to_string(), // may quote the server
             not_found,
             lost,
         }
@@ -264,7 +264,12 @@ pub async fn offered_host_key(
         name: address.to_string(),
         reason: err.map_or_else(
             || "the server offered no host key".to_string(),
-            |e| format!("no usable host key was offered ({e}); loghost needs an Ed25519 or ECDSA host key"),
+            |e| {
+                format!(
+                    "no usable host key was offered ({}); loghost needs an Ed25519 or ECDSA host key",
+                    Shown(&e.to_string())
+                )
+            },
         ),
     })
 }
@@ -321,7 +326,7 @@ impl Session {
         let config = Arc::new(ssh_config(&pins, ssh.io_timeout));
         let ssh_err = |e: russh::Error| RemoteError::Ssh {
             name: name.clone(),
-            reason: e.to_string(),
+            reason: Shown(&e.to_string()).to_string(), // may quote the server
         };
         let attempt = async {
             let stream = tcp_connect(address).await?;

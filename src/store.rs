@@ -10,7 +10,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -95,28 +95,24 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 /// Replaces `path` with `data` atomically (write, sync, rename, sync directory), mode 0600.
 /// On failure (a full disk, say) the temporary file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let (dir, tmp) = temp_beside(path);
-    let result = write_synced(&tmp, data).and_then(|()| fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result?;
+    let (dir, tmp) = temp_beside(path, data)?;
+    tmp.persist(path).map_err(|e| e.error)?;
     sync_dir(dir)
 }
 
-/// Creates a new file (never overwriting) with `data`, mode 0600, synced. The file appears
-/// complete or not at all: it is written under a temporary name and hard-linked into place
-/// (a link never replaces an existing name: `AlreadyExists`).
+/// Creates a new file (never overwriting: `AlreadyExists`) with `data`, mode 0600, synced. The
+/// file appears complete or not at all: it is written under a temporary name and renamed into
+/// place without replacing (`renameat2(RENAME_NOREPLACE)`, else link + unlink).
 pub fn write_new(path: &Path, data: &[u8]) -> io::Result<()> {
-    let (dir, tmp) = temp_beside(path);
-    let result = write_synced(&tmp, data).and_then(|()| fs::hard_link(&tmp, path));
-    let _ = fs::remove_file(&tmp);
-    result?;
+    let (dir, tmp) = temp_beside(path, data)?;
+    tmp.persist_noclobber(path).map_err(|e| e.error)?;
     sync_dir(dir)
 }
 
-/// The directory of `path` and a temporary name beside it (hidden, unique to this process).
-fn temp_beside(path: &Path) -> (&Path, PathBuf) {
+/// A synced temporary file holding `data` in `path`'s directory: created exclusively under a
+/// random hidden name (never following a planted link), mode 0600, removed again when dropped
+/// unpersisted.
+fn temp_beside<'a>(path: &'a Path, data: &[u8]) -> io::Result<(&'a Path, tempfile::NamedTempFile)> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -125,17 +121,25 @@ fn temp_beside(path: &Path) -> (&Path, PathBuf) {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    (dir, dir.join(format!(".{name}.tmp{}", std::process::id())))
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .permissions(fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)?;
+    tmp.write_all(data)?;
+    tmp.as_file().sync_all()?;
+    Ok((dir, tmp))
 }
 
-fn write_synced(path: &Path, data: &[u8]) -> io::Result<()> {
-    let mut f = open_options_0600()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)?;
-    f.write_all(data)?;
-    f.sync_all()
+/// Removes the stored file at `path` if it is empty (it then holds no committed frame), so a
+/// failed first write leaves no file for `verify` to call an addition. Best effort.
+pub fn remove_if_empty(path: &Path) {
+    if fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0)
+        && fs::remove_file(path).is_ok()
+        && let Some(dir) = path.parent()
+    {
+        let _ = sync_dir(dir);
+    }
 }
 
 /// Cuts the stored file at `path` back to `len` through a fresh handle (used after an error
@@ -627,6 +631,27 @@ mod tests {
         assert_eq!(mode(store.root()), 0o700);
         assert_eq!(mode(&store.path("logs/h/2026-11-28")), 0o700);
         assert_eq!(mode(&store.path("logs/h/2026-11-28/x.zst")), 0o600);
+    }
+
+    #[test]
+    fn files_written_whole_never_overwrite_and_leave_no_temporaries() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("00000000000000000007.ckpt");
+        write_new(&path, b"first\n").expect("new");
+        let err = write_new(&path, b"second\n").expect_err("never overwritten");
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&path).expect("read"), b"first\n");
+        write_atomic(&dir.path().join("index.json"), b"{}").expect("atomic");
+        write_atomic(&dir.path().join("index.json"), b"{}\n").expect("replaced");
+        let mut names: Vec<String> = fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["00000000000000000007.ckpt", "index.json"]);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 
     #[test]

@@ -149,6 +149,7 @@ pub fn write_frames(
     mut job: Job,
     mut rx: mpsc::Receiver<Chunk>,
 ) -> Result<Written> {
+    let path = out.path().to_path_buf();
     let mut state = WriterState {
         ctx: ctx.clone(),
         out: Some(out),
@@ -191,10 +192,14 @@ pub fn write_frames(
     if result.is_err() {
         state.abandon();
     }
-    if let Some(out) = state.out.take()
-        && let Err(e) = out.close()
-    {
-        tracing::warn!("{e}");
+    match state.out.take() {
+        Some(out) => {
+            if let Err(e) = out.close() {
+                tracing::warn!("{e}");
+            }
+        }
+        // The handle went with an error; a file left empty is removed all the same.
+        None => crate::store::remove_if_empty(&path),
     }
     result.map(|()| state.written)
 }
@@ -245,10 +250,11 @@ impl WriterState {
         let Some(p) = self.pending.take() else {
             return Ok(());
         };
-        let result = p
-            .done
-            .join()
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("the commit thread panicked")));
+        let Ok(result) = p.done.join() else {
+            // Whether its ledger line was written is unknown: nothing is cut here. The next
+            // open of this file cuts whatever the ledger does not cover.
+            anyhow::bail!("the commit thread panicked");
+        };
         match result {
             Ok(()) => {
                 self.written.frames += 1;
@@ -349,8 +355,15 @@ impl WriterState {
                     .append(vec![Entry::Frame(entry)])?;
                 failpoint::hit("after-ledger-append");
                 Ok(())
-            })
-            .context("cannot start a commit thread")?;
+            });
+        let done = match done {
+            Ok(done) => done,
+            Err(e) => {
+                // The frame is written but will never be committed: cut it away.
+                self.out = self.out.take().and_then(|o| o.truncated(frame.offset).ok());
+                return Err(anyhow::Error::new(e).context("cannot start a commit thread"));
+            }
+        };
         self.pending = Some(PendingCommit {
             path,
             offset: frame.offset,

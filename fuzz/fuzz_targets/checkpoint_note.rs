@@ -5,8 +5,9 @@
 use libfuzzer_sys::fuzz_target;
 use loghost::checkpoint::{Checkpoint, open};
 
+/// The verifier key of the seed checkpoints and proofs (fuzz/seeds/, from `loghost demo`).
 const VKEY: &str =
-    "demo.loghost.invalid/archive+1f5e57c1+AfRZmOvmQpLiwGfU8rwslVBWOuAQ90v66TgsRQOAhnhW";
+    "demo.loghost.invalid/archive+926d2c42+AUhowbnWb5pGZvS2YGqCCJB7y0VxQz/O3mNFJrlDBMc0";
 
 fuzz_target!(|data: &[u8]| {
     if let Err(e) = open(data, VKEY) {
