@@ -483,7 +483,7 @@ async fn collect(
     let budget = t.ctx.config.ssh.max_file_bytes_per_round;
     let left = budget.saturating_sub(report.raw_bytes);
     let (read, capped) = match read {
-        Reading::Plain(start, end) if end - start.min(end) > left => {
+        Reading::Plain(start, end) if end - start > left => {
             (Reading::Plain(start, start + left), true)
         }
         Reading::Gz { skip, tail, .. } => (
@@ -501,7 +501,6 @@ async fn collect(
         return Ok(());
     }
     let start = match read {
-        Reading::Plain(start, end) if start >= end => return Ok(()),
         Reading::Plain(start, _) => start,
         Reading::Gz { skip, .. } => skip,
     };

@@ -260,8 +260,8 @@ impl S3Target {
         Ok(())
     }
 
-    /// Downloads `key` into `out` (streamed), returning its SHA-256.
-    pub async fn get_to(&self, key: &str, out: &mut tokio::fs::File) -> Result<Hash> {
+    /// Starts reading `key`: its address (for messages) and its body.
+    async fn get_object(&self, key: &str) -> Result<(String, ByteStream)> {
         let where_ = format!("s3://{}/{key}", self.bucket);
         let obj = self
             .client
@@ -272,7 +272,12 @@ impl S3Target {
             .await
             .map_err(short)
             .with_context(|| format!("cannot read {where_}"))?;
-        let mut body = obj.body;
+        Ok((where_, obj.body))
+    }
+
+    /// Downloads `key` into `out` (streamed), returning its SHA-256.
+    pub async fn get_to(&self, key: &str, out: &mut tokio::fs::File) -> Result<Hash> {
+        let (where_, mut body) = self.get_object(key).await?;
         let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
         while let Some(chunk) = body
             .try_next()
@@ -288,18 +293,8 @@ impl S3Target {
 
     /// Downloads a small object (a manifest) whole.
     pub async fn get(&self, key: &str) -> Result<Vec<u8>> {
-        let where_ = format!("s3://{}/{key}", self.bucket);
-        let obj = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(short)
-            .with_context(|| format!("cannot read {where_}"))?;
-        let data = obj
-            .body
+        let (where_, body) = self.get_object(key).await?;
+        let data = body
             .collect()
             .await
             .with_context(|| format!("cannot read {where_}"))?;

@@ -149,9 +149,9 @@ pub fn write_frames(
     mut job: Job,
     mut rx: mpsc::Receiver<Chunk>,
 ) -> Result<Written> {
-    let path = out.path().to_path_buf();
     let mut state = WriterState {
         ctx: ctx.clone(),
+        path: out.path().to_path_buf(),
         out: Some(out),
         frame: None,
         pending: None,
@@ -199,14 +199,13 @@ pub fn write_frames(
             }
         }
         // The handle went with an error; a file left empty is removed all the same.
-        None => crate::store::remove_if_empty(&path),
+        None => crate::store::remove_if_empty(&state.path),
     }
     result.map(|()| state.written)
 }
 
 /// A commit running on its own thread.
 struct PendingCommit {
-    path: std::path::PathBuf,
     /// Where the frame starts: the file is cut back here if the commit fails.
     offset: u64,
     raw: u64,
@@ -216,6 +215,8 @@ struct PendingCommit {
 
 struct WriterState {
     ctx: Arc<Recorder>,
+    /// The stored file's path: it is cut or removed through it when an error took the handle.
+    path: std::path::PathBuf,
     /// The file, while no frame is open.
     out: Option<AppendFile>,
     frame: Option<FrameWriter>,
@@ -269,7 +270,7 @@ impl WriterState {
                 match self.out.take() {
                     Some(out) => self.out = out.truncated(p.offset).ok(),
                     None => {
-                        if let Err(cut) = crate::store::cut_back(&p.path, p.offset) {
+                        if let Err(cut) = crate::store::cut_back(&self.path, p.offset) {
                             tracing::error!("{cut}");
                         }
                     }
@@ -304,7 +305,6 @@ impl WriterState {
             return Ok(());
         }
         let rel = out.rel().to_string();
-        let path = out.path().to_path_buf();
         let file = match out.flush().and_then(|()| out.sync_handle()) {
             Ok(file) => {
                 self.out = Some(out);
@@ -365,7 +365,6 @@ impl WriterState {
             }
         };
         self.pending = Some(PendingCommit {
-            path,
             offset: frame.offset,
             raw: frame.raw_len,
             stored: frame.length,

@@ -82,24 +82,21 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    hex(&sha2::Sha256::digest(data))
+    loghost::hash::Hash::of(data).to_string()
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+/// The `[retention]` section of a file:// archive tier at `dir`, keeping three days online.
+fn file_tier(dir: &std::path::Path) -> String {
+    format!(
+        "[retention]\nonline_days = 3\narchive = \"file://{}\"\n",
+        dir.display()
+    )
 }
 
 #[test]
 fn file_tier_end_to_end() {
     let archive = tempfile::tempdir().expect("tempdir");
-    let s = setup(
-        &format!(
-            "[retention]\nonline_days = 3\narchive = \"file://{}\"\n",
-            archive.path().display()
-        ),
-        &[],
-    );
+    let s = setup(&file_tier(archive.path()), &[]);
     let env = &s.env;
     let day1_stored = std::fs::read(day_file(env, "2036-11-01")).expect("day 1");
 
@@ -228,13 +225,7 @@ fn file_tier_end_to_end() {
 #[test]
 fn a_day_that_does_not_match_the_ledger_is_not_archived() {
     let archive = tempfile::tempdir().expect("tempdir");
-    let s = setup(
-        &format!(
-            "[retention]\nonline_days = 3\narchive = \"file://{}\"\n",
-            archive.path().display()
-        ),
-        &[],
-    );
+    let s = setup(&file_tier(archive.path()), &[]);
     let env = &s.env;
     let f = day_file(env, "2036-11-01");
     let mut bytes = std::fs::read(&f).expect("day 1");
@@ -270,13 +261,7 @@ fn a_day_that_does_not_match_the_ledger_is_not_archived() {
 #[test]
 fn an_interrupted_archive_is_completed_by_the_next_run() {
     let archive = tempfile::tempdir().expect("tempdir");
-    let s = setup(
-        &format!(
-            "[retention]\nonline_days = 3\narchive = \"file://{}\"\n",
-            archive.path().display()
-        ),
-        &[],
-    );
+    let s = setup(&file_tier(archive.path()), &[]);
     let env = &s.env;
 
     // Killed after the copies, before the manifest: nothing recorded, files stay.
