@@ -13,9 +13,9 @@
 //!
 //! A snapshot file is read whole and stored when its content hash differs from the last copy.
 
-use std::collections::HashMap;
 use std::io::Read as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use rand::Rng;
@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 
 use crate::config::HostConfig;
 use crate::cursor::{
-    self, Candidate, Change, Cursor, Decision, Finding, HEAD_LEN, Observed, Probe, Step,
+    self, Candidate, Change, Cursor, Decision, Finding, HEAD_LEN, Observed, Probe, Step, TAIL_LEN,
 };
 use crate::failpoint;
 use crate::hash::Hash;
@@ -92,10 +92,12 @@ pub(crate) async fn pull_file(
         path,
     };
     let mut report = FileReport::new(path, Outcome::UpToDate);
-    let cursor = ctx.cursor(&host.name, path)?;
     match via {
-        Via::Pull => pull_log(&t, cursor, &mut report).await?,
-        Via::Snapshot => pull_snapshot(&t, cursor, &mut report).await?,
+        Via::Pull => pull_log(&t, &mut report).await?,
+        Via::Snapshot => {
+            let cursor = ctx.cursor(&host.name, path)?;
+            pull_snapshot(&t, cursor, &mut report).await?
+        }
         Via::Tls => {
             return Err(FileError::Local(anyhow::anyhow!(
                 "received messages are not pulled"
@@ -105,21 +107,52 @@ pub(crate) async fn pull_file(
     Ok(report)
 }
 
-async fn pull_log(
-    t: &Target<'_>,
-    cursor: Option<Cursor>,
-    report: &mut FileReport,
-) -> Result<(), FileError> {
-    let file = match t.session.open(t.path).await {
-        Ok(f) => Some(f),
-        Err(e) if e.is_not_found() && cursor.is_some() => None,
-        Err(e) => return Err(e.into()),
-    };
-    let result = follow(t, cursor.as_ref(), file.as_ref(), report).await;
-    if let Some(f) = file {
-        f.close().await;
+/// How often a log is looked at again when it changed while it was being looked at or read.
+const ATTEMPTS: u32 = 8;
+
+/// The file moved or changed while it was looked at or read (a rotation in progress): what was
+/// seen cannot be trusted, look again.
+#[derive(Debug, thiserror::Error)]
+#[error("the file changed while it was read")]
+struct Moving;
+
+async fn pull_log(t: &Target<'_>, report: &mut FileReport) -> Result<(), FileError> {
+    for attempt in 1..=ATTEMPTS {
+        // Read again each time: an earlier attempt may have committed frames or events.
+        let cursor = t.ctx.cursor(&t.host.name, t.path)?;
+        let result = match look(t, cursor.as_ref()).await? {
+            Some(view) => {
+                let r = act(t, cursor.as_ref(), &view, report).await;
+                view.close().await;
+                r
+            }
+            None => Err(FileError::Local(Moving.into())),
+        };
+        match result {
+            Err(FileError::Local(e)) if e.is::<Moving>() => {
+                tracing::debug!(
+                    "{}: {} changed while it was read (attempt {attempt})",
+                    t.host.name,
+                    Shown(t.path)
+                );
+                tokio::time::sleep(Duration::from_millis(40 * u64::from(attempt))).await;
+            }
+            other => {
+                other?;
+                if report.frames > 0 && report.outcome == Outcome::UpToDate {
+                    report.outcome = Outcome::Collected;
+                }
+                return Ok(());
+            }
+        }
     }
-    result?;
+    let note = format!(
+        "{} kept changing while it was read (rotations in progress): what was read is kept, the \
+         rest follows next round",
+        Shown(t.path)
+    );
+    tracing::warn!("{}: {note}", t.host.name);
+    report.notes.push(note);
     if report.frames > 0 && report.outcome == Outcome::UpToDate {
         report.outcome = Outcome::Collected;
     }
@@ -155,208 +188,175 @@ async fn observe(file: &RemoteFile<'_>, cursor: Option<&Cursor>) -> Result<Seen,
     Ok(Seen { obs, head, tail })
 }
 
-async fn follow(
-    t: &Target<'_>,
-    cursor: Option<&Cursor>,
-    file: Option<&RemoteFile<'_>>,
-    report: &mut FileReport,
-) -> Result<(), FileError> {
-    let seen = match file {
+/// A file of this round, opened once: the bytes whose identity was checked through this handle
+/// are the bytes read through it, whatever logrotate renames meanwhile.
+struct Gen<'s> {
+    /// Its name when it was opened.
+    path: String,
+    file: RemoteFile<'s>,
+    gz: bool,
+    /// Its first bytes (decompressed for `.gz`), up to [`HEAD_LEN`].
+    head: Vec<u8>,
+    /// The bytes before the cursor's offset, when they were read and match (plain files).
+    tail: Vec<u8>,
+}
+
+/// A log as seen this round: the file at its path and, when needed, its rotated siblings, all
+/// open, in a view that did not change while it was taken.
+struct View<'s> {
+    live: Option<Gen<'s>>,
+    seen: Option<Seen>,
+    decision: Decision,
+    /// First sight of the log, with its history to collect.
+    first_sight: bool,
+    /// Distinct generations among the rotated siblings, probed youngest first.
+    siblings: Vec<Gen<'s>>,
+    /// What `cursor::plan` needs of each of `siblings`, in the same order.
+    candidates: Vec<Candidate>,
+}
+
+impl<'s> View<'s> {
+    async fn close(self) {
+        if let Some(g) = self.live {
+            g.file.close().await;
+        }
+        for g in self.siblings {
+            g.file.close().await;
+        }
+    }
+
+    fn sibling(&self, path: &str) -> Option<&Gen<'s>> {
+        self.siblings.iter().find(|g| g.path == path)
+    }
+}
+
+/// Looks at the log: opens the file at its path, observes it, and when the cursor asks for it
+/// (a change, or first sight with `history`), opens its rotated siblings youngest first. Then
+/// checks that nothing moved meanwhile: the same sibling names, and every name opened still
+/// showing the same first bytes. `None`: something moved (logrotate at work); look again.
+async fn look<'s>(t: &Target<'s>, cursor: Option<&Cursor>) -> Result<Option<View<'s>>, FileError> {
+    let live = match t.session.open(t.path).await {
+        Ok(f) => Some(f),
+        Err(e) if e.is_not_found() && cursor.is_some() => None,
+        Err(e) => return Err(e.into()),
+    };
+    let seen = match &live {
         Some(f) => Some(observe(f, cursor).await?),
         None => None,
     };
     let decision = cursor::decide(cursor, seen.as_ref().map(|s| s.obs));
-    match (decision, file, seen) {
-        (Decision::UpToDate | Decision::Append { .. }, Some(f), Some(seen)) => {
-            if let Some(c) = cursor
-                && let Some(finding) = audit(t, c, f).await?
-            {
-                record(t, finding, report)?;
-                // The file changed under its identity: its content is a new generation.
-                return collect(
-                    t,
-                    f,
-                    Reading::Plain(0, seen.obs.size),
-                    None,
-                    seen.head,
-                    Vec::new(),
-                    report,
-                )
-                .await;
-            }
-            if let Decision::Append { from } = decision {
-                let tail = seen.tail.unwrap_or_default();
-                collect(
-                    t,
-                    f,
-                    Reading::Plain(from, seen.obs.size),
-                    None,
-                    seen.head,
-                    tail,
-                    report,
-                )
-                .await?;
-            }
-            Ok(())
-        }
-        (Decision::UpToDate, _, _) => Ok(()),
-        (Decision::New, Some(f), Some(seen)) => {
-            collect(
-                t,
-                f,
-                Reading::Plain(0, seen.obs.size),
-                None,
-                seen.head,
-                Vec::new(),
-                report,
-            )
-            .await
-        }
-        (Decision::Search(change), _, seen) => {
-            let Some(c) = cursor else { return Ok(()) };
-            follow_change(t, c, change, file, seen, report).await
-        }
-        _ => Ok(()),
-    }
-}
-
-/// How a step's bytes are read.
-enum Reading {
-    /// `[start, end)` of the file as it is.
-    Plain(u64, u64),
-    /// A gzip-compressed file, decompressed: everything from `skip` (at most `limit` bytes),
-    /// after checking the bytes before `skip` against `tail` when given.
-    Gz {
-        skip: u64,
-        tail: Option<Probe>,
-        limit: u64,
-    },
-}
-
-async fn follow_change(
-    t: &Target<'_>,
-    c: &Cursor,
-    change: Change,
-    file: Option<&RemoteFile<'_>>,
-    seen: Option<Seen>,
-    report: &mut FileReport,
-) -> Result<(), FileError> {
-    // A cursor that starts over (after a truncation) has no identity to look for.
-    let (candidates, heads) = if c.head.len == 0 {
-        Default::default()
-    } else {
-        probe_siblings(t, c).await?
+    let first_sight = cursor.is_none() && t.host.history;
+    let search = cursor.filter(|c| matches!(decision, Decision::Search(_)) && c.head.len > 0);
+    let live = live.zip(seen.as_ref()).map(|(file, s)| Gen {
+        path: t.path.to_string(),
+        file,
+        gz: false,
+        head: s.head.clone(),
+        tail: Vec::new(),
+    });
+    let mut view = View {
+        live,
+        seen,
+        decision,
+        first_sight,
+        siblings: Vec::new(),
+        candidates: Vec::new(),
     };
-    let plan = cursor::plan(c, change, t.path, file.is_some(), &candidates);
-    if let Some(finding) = plan.finding.clone() {
-        record(t, finding, report)?;
+    if !first_sight && search.is_none() {
+        return Ok(Some(view));
     }
-    let mut steps: std::collections::VecDeque<Step> = plan.steps.into();
-    while let Some(step) = steps.pop_front() {
-        if report.budget_reached {
-            // The rest of the plan waits for the next round: the cursor stays in the generation
-            // being read, which the next round finds among the siblings again.
+    let names = sibling_names(t).await?;
+    // Every name opened and the first bytes it showed, for the check that nothing moved.
+    let mut shown: Vec<(String, bool, Vec<u8>)> = Vec::new();
+    for (path, age, gz) in names.iter().take(MAX_SIBLINGS) {
+        let f = match t.session.open(path).await {
+            Ok(f) => f,
+            Err(e) if e.is_not_found() => {
+                view.close().await;
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let head = if *gz {
+            gz_prefix(&f, HEAD_LEN).await?
+        } else {
+            f.read_at(0, HEAD_LEN).await?
+        };
+        shown.push((path.clone(), *gz, head.clone()));
+        // An empty file holds nothing to collect; a `.gz` beside the plain file of the same
+        // generation (compression in progress, `delaycompress`) is the same generation.
+        let twin = view.siblings.iter().zip(&view.candidates).any(|(g, c)| {
+            c.age == *age && g.gz != *gz && (g.head.starts_with(&head) || head.starts_with(&g.head))
+        });
+        if head.is_empty() || twin {
+            f.close().await;
+            continue;
+        }
+        let mut candidate = Candidate {
+            path: path.clone(),
+            age: age.clone(),
+            gz: *gz,
+            head_matches: false,
+            tail_matches: None,
+            copied: None,
+        };
+        let mut tail = Vec::new();
+        if let Some(c) = search {
+            let n = c.head.len as usize;
+            candidate.head_matches = head.len() >= n && Hash::of(&head[..n]) == c.head.sha256;
+            if candidate.head_matches && !gz {
+                let size = f.size().await?;
+                if size < c.end {
+                    // Shorter than what was collected from it: copytruncate's race when what
+                    // it holds is what was collected, a rewrite otherwise.
+                    let prefix = copy_is_prefix(t, c, &f, size).await?;
+                    candidate.tail_matches = Some(prefix);
+                    candidate.copied = prefix.then_some(size);
+                } else {
+                    tail = f.read_at(c.end - c.tail.len, c.tail.len).await?;
+                    candidate.tail_matches = Some(Hash::of(&tail) == c.tail.sha256);
+                }
+            }
+        }
+        let found = candidate.head_matches;
+        view.siblings.push(Gen {
+            path: path.clone(),
+            file: f,
+            gz: *gz,
+            head,
+            tail,
+        });
+        view.candidates.push(candidate);
+        if found {
             break;
         }
-        match step {
-            Step::Current => {
-                if let (Some(f), Some(s)) = (file, seen.as_ref()) {
-                    collect(
-                        t,
-                        f,
-                        Reading::Plain(0, s.obs.size),
-                        None,
-                        s.head.clone(),
-                        Vec::new(),
-                        report,
-                    )
-                    .await?;
-                }
-            }
-            Step::Tail { path, gz, from } => {
-                let head = heads.get(&path).cloned().unwrap_or_default();
-                let f = t.session.open(&path).await?;
-                let result = if gz {
-                    let read = Reading::Gz {
-                        skip: from,
-                        tail: Some(c.tail),
-                        limit: u64::MAX,
-                    };
-                    collect(t, &f, read, Some(&path), head, Vec::new(), report).await
-                } else {
-                    let size = f.size().await?;
-                    let tail = f.read_at(from - c.tail.len, c.tail.len).await?;
-                    collect(
-                        t,
-                        &f,
-                        Reading::Plain(from, size),
-                        Some(&path),
-                        head,
-                        tail,
-                        report,
-                    )
-                    .await
-                };
-                f.close().await;
-                match result {
-                    Err(FileError::Local(e)) if e.downcast_ref::<TailMismatch>().is_some() => {
-                        // The compressed copy's collected part differs: a rewrite, found late.
-                        record(
-                            t,
-                            Finding::Rewritten {
-                                path: path.clone(),
-                                start: c.end - c.tail.len,
-                                end: c.end,
-                                how: "the rotated copy's collected bytes differ",
-                            },
-                            report,
-                        )?;
-                        steps.push_front(Step::Whole { path, gz });
-                    }
-                    other => other?,
-                }
-            }
-            Step::Whole { path, gz } => {
-                let head = heads.get(&path).cloned().unwrap_or_default();
-                let f = t.session.open(&path).await?;
-                let result = if gz {
-                    let read = Reading::Gz {
-                        skip: 0,
-                        tail: None,
-                        limit: u64::MAX,
-                    };
-                    collect(t, &f, read, Some(&path), head, Vec::new(), report).await
-                } else {
-                    let size = f.size().await?;
-                    collect(
-                        t,
-                        &f,
-                        Reading::Plain(0, size),
-                        Some(&path),
-                        head,
-                        Vec::new(),
-                        report,
-                    )
-                    .await
-                };
-                f.close().await;
-                result?;
-            }
-        }
     }
-    Ok(())
+    // Nothing moved while the view was taken?
+    let still = sibling_names(t).await? == names
+        && same_head(t, t.path, false, view.live.as_ref().map(|g| &g.head[..])).await?
+        && {
+            let mut all = true;
+            for (path, gz, head) in &shown {
+                if !same_head(t, path, *gz, Some(head)).await? {
+                    all = false;
+                    break;
+                }
+            }
+            all
+        };
+    if !still {
+        view.close().await;
+        return Ok(None);
+    }
+    Ok(Some(view))
 }
 
-/// The rotated siblings of the log, probed youngest first until one holds the cursor's
-/// generation; with the first bytes read from each (for the frames' identity probe).
-async fn probe_siblings(
-    t: &Target<'_>,
-    c: &Cursor,
-) -> Result<(Vec<Candidate>, HashMap<String, Vec<u8>>), FileError> {
+/// The rotated siblings of the log by name, youngest first; a plain file before its `.gz`.
+async fn sibling_names(t: &Target<'_>) -> Result<Vec<(String, cursor::Age, bool)>, FileError> {
     let (dir, base) = match t.path.rsplit_once('/') {
         Some(("", b)) => ("/", b),
         Some((d, b)) => (d, b),
-        None => return Ok(Default::default()),
+        None => return Ok(Vec::new()),
     };
     let entries = match t.session.list_dir(dir).await {
         Ok(e) => e,
@@ -376,56 +376,458 @@ async fn probe_siblings(
             Some((path, age, gz))
         })
         .collect();
-    // Youngest first; names that carry no order last.
-    found.sort_by(|a, b| youngest_first(&a.1, &b.1).then_with(|| a.0.cmp(&b.0)));
-    found.truncate(MAX_SIBLINGS);
-    let mut candidates = Vec::new();
-    let mut heads = HashMap::new();
-    for (path, age, gz) in found {
-        let f = match t.session.open(&path).await {
-            Ok(f) => f,
-            Err(e) if e.is_not_found() => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let head = if gz {
-            gz_prefix(&f, HEAD_LEN).await
-        } else {
-            f.read_at(0, HEAD_LEN).await
-        };
-        let head = match head {
-            Ok(h) => h,
-            Err(e) => {
-                f.close().await;
-                return Err(e.into());
-            }
-        };
-        let n = c.head.len as usize;
-        let head_matches = n > 0 && head.len() >= n && Hash::of(&head[..n]) == c.head.sha256;
-        let tail_matches = if head_matches && !gz {
-            let size = f.size().await?;
-            if size < c.end {
-                Some(false)
-            } else {
-                let tail = f.read_at(c.end - c.tail.len, c.tail.len).await?;
-                Some(Hash::of(&tail) == c.tail.sha256)
-            }
-        } else {
-            None
-        };
-        f.close().await;
-        heads.insert(path.clone(), head);
-        candidates.push(Candidate {
-            path,
-            age,
-            gz,
-            head_matches,
-            tail_matches,
-        });
-        if head_matches {
-            break;
+    found.sort_by(|a, b| {
+        youngest_first(&a.1, &b.1)
+            .then_with(|| a.2.cmp(&b.2))
+            .then_with(|| a.0.cmp(&b.0))
+    });
+    Ok(found)
+}
+
+/// Whether the name still shows the first bytes seen through the handle opened earlier (or
+/// more of them: a file may grow): `None` for a name that was not there.
+async fn same_head(
+    t: &Target<'_>,
+    path: &str,
+    gz: bool,
+    head: Option<&[u8]>,
+) -> Result<bool, FileError> {
+    let f = match t.session.open(path).await {
+        Ok(f) => f,
+        Err(e) if e.is_not_found() => return Ok(head.is_none()),
+        Err(e) => return Err(e.into()),
+    };
+    let now = if gz {
+        gz_prefix(&f, HEAD_LEN).await
+    } else {
+        f.read_at(0, HEAD_LEN).await
+    };
+    f.close().await;
+    let now = now?;
+    Ok(head.is_some_and(|h| now.starts_with(h)))
+}
+
+/// A rotated copy shorter than what was collected from its generation: is it a prefix of what
+/// was collected? Its last bytes (up to [`TAIL_LEN`]) and `audit_samples` random blocks before
+/// them are compared with the archive. `false` when the archive cannot tell (those frames went
+/// to the archive tier): then it counts as cut, and raises the alarm.
+async fn copy_is_prefix(
+    t: &Target<'_>,
+    c: &Cursor,
+    f: &RemoteFile<'_>,
+    size: u64,
+) -> Result<bool, FileError> {
+    let len = size.min(TAIL_LEN);
+    let mut ranges = vec![(size - len, size)];
+    let first = c.spans.first().map_or(0, |s| s.start);
+    for _ in 0..t.ctx.config.audit_samples {
+        if size - len > first {
+            let p = rand::thread_rng().gen_range(first..size - len);
+            ranges.push((p, (p + AUDIT_BLOCK).min(size - len)));
         }
     }
-    Ok((candidates, heads))
+    for (a, b) in ranges {
+        let remote = f.read_at(a, b - a).await?;
+        match collected_bytes(t, c, a, b).await? {
+            Some(stored) if stored == remote => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// Source bytes `[a, b)` of the cursor's generation as the archive holds them (from the frames
+/// the cursor remembers); `None` when not all of them are in the local store.
+async fn collected_bytes(
+    t: &Target<'_>,
+    c: &Cursor,
+    a: u64,
+    b: u64,
+) -> Result<Option<Vec<u8>>, FileError> {
+    let store = t.ctx.store.clone();
+    let spans = c.spans.clone();
+    let read = move || -> anyhow::Result<Option<Vec<u8>>> {
+        let mut out = Vec::with_capacity((b - a) as usize);
+        let mut p = a;
+        while p < b {
+            let Some(span) = spans.iter().find(|s| s.start <= p && p < s.end) else {
+                return Ok(None);
+            };
+            let len = b.min(span.end) - p;
+            match archived_bytes(&store, span, p, len)? {
+                Some(v) if v.len() as u64 == len => out.extend_from_slice(&v),
+                _ => return Ok(None),
+            }
+            p += len;
+        }
+        Ok(Some(out))
+    };
+    Ok(tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|e| anyhow::anyhow!("archive read task failed: {e}"))??)
+}
+
+/// Carries out what the view calls for.
+async fn act(
+    t: &Target<'_>,
+    cursor: Option<&Cursor>,
+    view: &View<'_>,
+    report: &mut FileReport,
+) -> Result<(), FileError> {
+    if view.first_sight {
+        let size = view.seen.as_ref().map_or(0, |s| s.obs.size);
+        let steps = cursor::history(&view.candidates, view.live.is_some() && size > 0);
+        return run_steps(t, None, view, steps.into(), report).await;
+    }
+    let (Some(live), Some(seen)) = (&view.live, &view.seen) else {
+        return match (view.decision, cursor) {
+            (Decision::Search(change), Some(c)) => follow_change(t, c, change, view, report).await,
+            _ => Ok(()),
+        };
+    };
+    match view.decision {
+        Decision::UpToDate | Decision::Append { .. } => {
+            if let Some(c) = cursor
+                && let Some(finding) = audit(t, c, &live.file).await?
+            {
+                record(t, finding, report)?;
+                // The file changed under its identity: its content is a new generation.
+                return collect(
+                    t,
+                    live,
+                    Reading::Plain(0, seen.obs.size),
+                    None,
+                    Vec::new(),
+                    report,
+                )
+                .await;
+            }
+            if let Decision::Append { from } = view.decision {
+                let tail = seen.tail.clone().unwrap_or_default();
+                collect(
+                    t,
+                    live,
+                    Reading::Plain(from, seen.obs.size),
+                    None,
+                    tail,
+                    report,
+                )
+                .await?;
+            }
+            Ok(())
+        }
+        Decision::New => {
+            collect(
+                t,
+                live,
+                Reading::Plain(0, seen.obs.size),
+                None,
+                Vec::new(),
+                report,
+            )
+            .await
+        }
+        Decision::Search(change) => match cursor {
+            Some(c) => follow_change(t, c, change, view, report).await,
+            None => Ok(()),
+        },
+    }
+}
+
+/// How a step's bytes are read.
+enum Reading {
+    /// `[start, end)` of the file as it is.
+    Plain(u64, u64),
+    /// A gzip-compressed file, decompressed: everything from `skip` (at most `limit` bytes),
+    /// after checking the bytes before `skip` against `tail` when given.
+    Gz {
+        skip: u64,
+        tail: Option<Probe>,
+        limit: u64,
+    },
+}
+
+/// Collected content looked for in a file whose first bytes changed: the block and where it was
+/// collected.
+type Block = (u64, Vec<u8>);
+
+/// How far from where it was collected a block is looked for.
+const EDIT_SHIFT: u64 = 1 << 20;
+/// Bytes of a sampled block of collected content.
+const EDIT_BLOCK: u64 = 256;
+/// Sampled blocks, besides the 4 KiB before the cursor.
+const EDIT_SAMPLES: usize = 4;
+/// Files (the live one, then siblings youngest first) searched for collected content.
+const EDIT_FILES: usize = 8;
+/// Decompressed bytes of a `.gz` searched at most.
+const EDIT_GZ_MAX: u64 = 256 << 20;
+
+/// When no file carries the cursor's identity: the file in which collected content is found
+/// anyway (the live file first, then siblings youngest first): the collected generation with its
+/// first bytes edited. See docs/threat-model.md for the rule and its limits.
+async fn find_edited(
+    t: &Target<'_>,
+    c: &Cursor,
+    view: &View<'_>,
+) -> Result<Option<String>, FileError> {
+    let blocks = edit_blocks(t, c).await?;
+    if blocks.is_empty() {
+        return Ok(None);
+    }
+    let files = view
+        .live
+        .iter()
+        .chain(view.siblings.iter())
+        .take(EDIT_FILES);
+    for g in files {
+        if holds_any(g, &blocks).await? {
+            return Ok(Some(g.path.clone()));
+        }
+    }
+    Ok(None)
+}
+
+/// The collected content to look for: the 4 KiB before the cursor and a few random blocks of
+/// the generation's remembered frames, read from the archive. Blocks of few distinct bytes
+/// (padding, repeated characters) could be found anywhere and are left out.
+async fn edit_blocks(t: &Target<'_>, c: &Cursor) -> Result<Vec<Block>, FileError> {
+    let mut ranges = vec![(c.end - c.tail.len, c.end)];
+    if let Some(first) = c.spans.first() {
+        let limit = c.end - c.tail.len;
+        for _ in 0..EDIT_SAMPLES {
+            if limit >= first.start + EDIT_BLOCK {
+                let p = rand::thread_rng().gen_range(first.start..=limit - EDIT_BLOCK);
+                ranges.push((p, p + EDIT_BLOCK));
+            }
+        }
+    }
+    let mut blocks = Vec::new();
+    for (a, b) in ranges {
+        if let Some(bytes) = collected_bytes(t, c, a, b).await? {
+            let mut seen = [false; 256];
+            bytes.iter().for_each(|&x| seen[x as usize] = true);
+            if seen.iter().filter(|&&s| s).count() >= 16 {
+                blocks.push((a, bytes));
+            }
+        }
+    }
+    Ok(blocks)
+}
+
+/// Whether the file holds one of the blocks within [`EDIT_SHIFT`] of where it was collected.
+async fn holds_any(g: &Gen<'_>, blocks: &[Block]) -> Result<bool, FileError> {
+    let windows: Vec<(u64, u64)> = blocks
+        .iter()
+        .map(|(p, b)| {
+            (
+                p.saturating_sub(EDIT_SHIFT),
+                p + b.len() as u64 + EDIT_SHIFT,
+            )
+        })
+        .collect();
+    let texts = if g.gz {
+        gz_windows(&g.file, &windows).await?
+    } else {
+        let mut texts = Vec::new();
+        for (a, b) in &windows {
+            texts.push(g.file.read_at(*a, b - a).await?);
+        }
+        texts
+    };
+    Ok(blocks
+        .iter()
+        .zip(&texts)
+        .any(|((_, block), text)| memchr::memmem::find(text, block).is_some()))
+}
+
+/// The decompressed bytes of a `.gz` at each window (cut at its end, or at [`EDIT_GZ_MAX`]).
+async fn gz_windows(f: &RemoteFile<'_>, windows: &[(u64, u64)]) -> Result<Vec<Vec<u8>>, FileError> {
+    let size = f.size().await?;
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(CHANNEL_DEPTH);
+    let wanted = windows.to_vec();
+    let decoder = tokio::task::spawn_blocking(move || -> Vec<Vec<u8>> {
+        let stop = wanted
+            .iter()
+            .map(|w| w.1)
+            .max()
+            .unwrap_or(0)
+            .min(EDIT_GZ_MAX);
+        let mut out: Vec<Vec<u8>> = vec![Vec::new(); wanted.len()];
+        let mut d = flate2::read::MultiGzDecoder::new(ChannelReader {
+            rx,
+            buf: Vec::new(),
+            pos: 0,
+        });
+        let mut pos = 0u64;
+        let mut buf = vec![0u8; 256 * 1024];
+        while pos < stop {
+            let n = match d.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let (a, b) = (pos, pos + n as u64);
+            for (w, o) in wanted.iter().zip(out.iter_mut()) {
+                let (s, e) = (w.0.max(a), w.1.min(b));
+                if s < e {
+                    o.extend_from_slice(&buf[(s - a) as usize..(e - a) as usize]);
+                }
+            }
+            pos = b;
+        }
+        out
+    });
+    // The decoder hangs up when it has what it needs, which ends the stream early.
+    let read = f.stream(0, size, &tx).await;
+    drop(tx);
+    let texts = decoder
+        .await
+        .map_err(|e| anyhow::anyhow!("decompressing thread failed: {e}"))?;
+    read?;
+    Ok(texts)
+}
+
+async fn follow_change(
+    t: &Target<'_>,
+    c: &Cursor,
+    change: Change,
+    view: &View<'_>,
+    report: &mut FileReport,
+) -> Result<(), FileError> {
+    let found = view.candidates.iter().any(|c| c.head_matches);
+    let edited = match change {
+        Change::NewIdentity
+        | Change::Missing
+        | Change::Shrunk {
+            head_same: false, ..
+        } if !found && c.head.len > 0 => find_edited(t, c, view).await?,
+        _ => None,
+    };
+    let plan = cursor::plan(
+        c,
+        change,
+        t.path,
+        view.live.is_some(),
+        &view.candidates,
+        edited.as_deref(),
+    );
+    if let Some(finding) = plan.finding.clone() {
+        record(t, finding, report)?;
+    }
+    run_steps(t, Some(c), view, plan.steps.into(), report).await
+}
+
+/// Reads the steps of a plan in order, each through the handle its generation was seen through.
+async fn run_steps(
+    t: &Target<'_>,
+    c: Option<&Cursor>,
+    view: &View<'_>,
+    mut steps: std::collections::VecDeque<Step>,
+    report: &mut FileReport,
+) -> Result<(), FileError> {
+    while let Some(step) = steps.pop_front() {
+        if report.budget_reached {
+            // The rest of the plan waits for the next round: the cursor stays in the generation
+            // being read, which the next round finds among the siblings again.
+            break;
+        }
+        match step {
+            Step::Current => {
+                if let (Some(g), Some(s)) = (&view.live, &view.seen) {
+                    collect(
+                        t,
+                        g,
+                        Reading::Plain(0, s.obs.size),
+                        None,
+                        Vec::new(),
+                        report,
+                    )
+                    .await?;
+                }
+            }
+            Step::Tail { path, gz, from } => {
+                let (Some(g), Some(c)) = (view.sibling(&path), c) else {
+                    continue;
+                };
+                let result = if gz {
+                    let read = Reading::Gz {
+                        skip: from,
+                        tail: Some(c.tail),
+                        limit: u64::MAX,
+                    };
+                    collect(t, g, read, Some(&path), Vec::new(), report).await
+                } else {
+                    let size = g.file.size().await?;
+                    let read = Reading::Plain(from, size);
+                    collect(t, g, read, Some(&path), g.tail.clone(), report).await
+                };
+                match result {
+                    Err(FileError::Local(e)) => match e.downcast::<GzTail>() {
+                        Ok(GzTail::Short { len, window }) => {
+                            // The compressed copy ends before the cursor: copytruncate's race
+                            // when what it holds is what was collected.
+                            let wlen = window.len() as u64;
+                            let stored = collected_bytes(t, c, len - wlen, len).await?;
+                            if len > 0 && stored.as_deref() == Some(&window[..]) {
+                                record(
+                                    t,
+                                    Finding::CopyShort {
+                                        path: path.clone(),
+                                        copied: len,
+                                        collected: c.end,
+                                    },
+                                    report,
+                                )?;
+                            } else {
+                                rewritten_copy(t, c, &path, report)?;
+                                steps.push_front(Step::Whole { path, gz });
+                            }
+                        }
+                        Ok(GzTail::Mismatch) => {
+                            rewritten_copy(t, c, &path, report)?;
+                            steps.push_front(Step::Whole { path, gz });
+                        }
+                        Err(e) => return Err(FileError::Local(e)),
+                    },
+                    other => other?,
+                }
+            }
+            Step::Whole { path, gz } => {
+                let Some(g) = view.sibling(&path) else {
+                    continue;
+                };
+                let read = if gz {
+                    Reading::Gz {
+                        skip: 0,
+                        tail: None,
+                        limit: u64::MAX,
+                    }
+                } else {
+                    Reading::Plain(0, g.file.size().await?)
+                };
+                collect(t, g, read, Some(&path), Vec::new(), report).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The compressed copy's collected part differs: a rewrite, found while reading it.
+fn rewritten_copy(
+    t: &Target<'_>,
+    c: &Cursor,
+    path: &str,
+    report: &mut FileReport,
+) -> Result<(), FileError> {
+    record(
+        t,
+        Finding::Rewritten {
+            path: path.to_string(),
+            start: c.end - c.tail.len,
+            end: c.end,
+            how: "the rotated copy's collected bytes differ",
+        },
+        report,
+    )
 }
 
 /// A total order: numbered siblings by number, dated ones newest first, the rest after.
@@ -460,19 +862,23 @@ async fn gz_prefix(f: &RemoteFile<'_>, want: u64) -> Result<Vec<u8>, RemoteError
     Ok(out)
 }
 
-/// The collected part of a compressed generation did not match the cursor's tail.
+/// The collected part of a compressed generation is not what was collected.
 #[derive(Debug, thiserror::Error)]
-#[error("the rotated copy's collected bytes differ from what was collected")]
-struct TailMismatch;
+enum GzTail {
+    /// The bytes before the cursor differ.
+    #[error("the rotated copy's collected bytes differ from what was collected")]
+    Mismatch,
+    /// It ends before the cursor, at `len`; `window`: its last bytes (up to [`TAIL_LEN`]).
+    #[error("the rotated copy is shorter than what was collected from it")]
+    Short { len: u64, window: Vec<u8> },
+}
 
 /// Streams bytes of `file` into frames of the log's stored file for today and commits them.
-#[allow(clippy::too_many_arguments)]
 async fn collect(
     t: &Target<'_>,
-    file: &RemoteFile<'_>,
+    g: &Gen<'_>,
     read: Reading,
     from: Option<&str>,
-    head: Vec<u8>,
     tail: Vec<u8>,
     report: &mut FileReport,
 ) -> Result<(), FileError> {
@@ -510,13 +916,15 @@ async fn collect(
         from: from.map(str::to_string),
         via: Via::Pull,
         start,
-        head,
+        head: g.head.clone(),
         tail,
         max_frame: failpoint::size_override("LOGHOST_MAX_FRAME_RAW", MAX_FRAME_RAW),
         unchanged_if: None,
+        verified: !g.gz,
     };
     let gz = matches!(read, Reading::Gz { .. });
-    let written = transfer(t, file, read, job).await?;
+    let verify = (!g.gz).then_some(&g.head[..]);
+    let written = transfer(t, &g.file, read, job, verify).await?;
     report.raw_bytes += written.raw;
     report.stored_bytes += written.stored;
     report.frames += written.frames;
@@ -542,12 +950,16 @@ fn note_budget(t: &Target<'_>, report: &mut FileReport, budget: u64) {
     report.notes.push(note);
 }
 
-/// Runs one transfer: a reader feeding the writer thread.
+/// Runs one transfer: a reader feeding the writer thread. `verify`: the file's first bytes, read
+/// again through the same handle after each frame's bytes, before the frame may be committed
+/// (a file truncated in place and regrown meanwhile would otherwise pass new bytes off as the
+/// old generation's).
 async fn transfer(
     t: &Target<'_>,
     file: &RemoteFile<'_>,
     read: Reading,
     job: Job,
+    verify: Option<&[u8]>,
 ) -> Result<Written, FileError> {
     let ctx = t.ctx;
     let rel = layout::stored_file(
@@ -560,18 +972,22 @@ async fn transfer(
     let out = ctx
         .open_file(&rel)
         .with_context(|| format!("host {}: cannot store {}", t.host.name, Shown(t.path)))?;
+    let max_frame = job.max_frame;
     let (tx, rx) = mpsc::channel::<Chunk>(CHANNEL_DEPTH);
     let writer = {
         let rec = ctx.rec.clone();
         tokio::task::spawn_blocking(move || write_frames(&rec, out, job, rx))
     };
-    let result: Result<(), FileError> = match read {
-        Reading::Plain(start, end) => file
+    let result: Result<(), FileError> = match (read, verify) {
+        (Reading::Plain(start, end), Some(head)) => {
+            read_verified(file, head, start, end, max_frame, &tx).await
+        }
+        (Reading::Plain(start, end), None) => file
             .stream(start, end, &tx)
             .await
             .map(|_| ())
             .map_err(Into::into),
-        Reading::Gz { skip, tail, limit } => gz_stream(file, skip, tail, limit, &tx).await,
+        (Reading::Gz { skip, tail, limit }, _) => gz_stream(file, skip, tail, limit, &tx).await,
     };
     if result.is_ok() {
         let _ = tx.send(Chunk::End).await;
@@ -584,6 +1000,30 @@ async fn transfer(
     // A read error is the cause; the writer only saw the transfer end early.
     result?;
     Ok(written?)
+}
+
+/// Streams `[start, end)` frame by frame; after each frame's bytes, checks that the file still
+/// starts with `head` before confirming them to the writer.
+async fn read_verified(
+    file: &RemoteFile<'_>,
+    head: &[u8],
+    start: u64,
+    end: u64,
+    max_frame: u64,
+    tx: &mpsc::Sender<Chunk>,
+) -> Result<(), FileError> {
+    let mut a = start;
+    while a < end {
+        let b = end.min(a.saturating_add(max_frame));
+        a += file.stream(a, b, tx).await?;
+        if file.read_at(0, head.len() as u64).await? != head {
+            return Err(FileError::Local(Moving.into()));
+        }
+        if a < b || a >= end || tx.send(Chunk::Verified).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Streams a gzip file through a decompressing thread into the writer's channel: the bytes before
@@ -655,7 +1095,7 @@ fn decode(
             let have = window.len() as u64;
             let probe = &window[(have - t.len.min(have)) as usize..];
             if probe.len() as u64 != t.len || Hash::of(probe) != t.sha256 {
-                return Err(TailMismatch.into());
+                return Err(GzTail::Mismatch.into());
             }
         }
         Ok(out
@@ -698,8 +1138,8 @@ fn decode(
         }
     }
     if pos < skip {
-        // Shorter than what was collected from it: its collected part was cut.
-        return Err(TailMismatch.into());
+        // Shorter than what was collected from it: cut, or copytruncate's race.
+        return Err(GzTail::Short { len: pos, window }.into());
     }
     if !seeded {
         // Exactly as long as what was collected: nothing new, but still check it.
@@ -809,6 +1249,22 @@ fn record(t: &Target<'_>, finding: Finding, report: &mut FileReport) -> Result<(
                  and before the truncation is lost"
             ),
         ),
+        Finding::CopyShort {
+            path,
+            copied,
+            collected,
+        } => (
+            EventKind::CopyShort,
+            Some(*copied),
+            Some(*collected),
+            format!(
+                "the rotated copy {path} holds {copied} of the {collected} bytes collected from \
+                 its generation, and they are the ones collected: copytruncate's race (lines \
+                 written between its copy and its truncation); bytes {copied}..{collected} are \
+                 in the archive only",
+                path = Shown(path)
+            ),
+        ),
         Finding::Replaced { collected } => (
             EventKind::Replaced,
             None,
@@ -868,8 +1324,9 @@ async fn pull_snapshot(
             tail: Vec::new(),
             max_frame: u64::MAX,
             unchanged_if: cursor.as_ref().and_then(|c| c.content),
+            verified: false,
         };
-        transfer(t, &file, Reading::Plain(0, size), job).await
+        transfer(t, &file, Reading::Plain(0, size), job, None).await
     }
     .await;
     file.close().await;

@@ -104,6 +104,9 @@ pub struct HostConfig {
     pub user: String,
     pub schedule: Schedule,
     pub hourly: bool,
+    /// At first sight of a log, also collect the rotated generations the server still holds
+    /// (`auth.log.1`, `auth.log.2.gz`, …), oldest first; `false`: from now on only.
+    pub history: bool,
     /// Remote log files read incrementally (appended to); globs allowed in any component.
     pub paths: Vec<String>,
     /// Remote files rewritten in place (lastlog, utmp): stored whole when they change.
@@ -281,6 +284,7 @@ struct RawHost {
     cron: Option<CronExpr>,
     #[serde(default)]
     hourly: bool,
+    history: Option<bool>,
     #[serde(default)]
     paths: Vec<RemotePattern>,
     #[serde(default)]
@@ -802,6 +806,7 @@ impl Config {
                 user: h.user.map_or_else(|| "logpull".to_string(), |u| u.0),
                 schedule,
                 hourly: h.hourly,
+                history: h.history.unwrap_or(true),
                 paths: h.paths.into_iter().map(|p| p.0).collect(),
                 snapshot: h.snapshot.into_iter().map(|p| p.0).collect(),
                 tls_name: h.tls_name.map(|t| t.0),

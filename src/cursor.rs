@@ -232,6 +232,9 @@ pub struct Candidate {
     /// Its bytes before the cursor's offset are the ones collected (`None`: not checked yet, as
     /// for compressed siblings, whose check happens while reading them).
     pub tail_matches: Option<bool>,
+    /// It is shorter than what was collected from its generation, and what it holds is a prefix
+    /// of what was collected (checked against the archive): copytruncate's race. Its length.
+    pub copied: Option<u64>,
 }
 
 /// One read of a plan.
@@ -263,6 +266,14 @@ pub enum Finding {
     /// A different file under the old name, and the old generation is not among the siblings:
     /// bytes written to it after the last round, if any, are lost.
     Replaced { collected: u64 },
+    /// The rotated copy at `path` holds only `copied` of the `collected` bytes, and those are the
+    /// ones collected: copytruncate's own race lost the rest from the server, not from the
+    /// archive. Not an alarm.
+    CopyShort {
+        path: String,
+        copied: u64,
+        collected: u64,
+    },
 }
 
 /// What to do about a [`Decision::Search`].
@@ -274,13 +285,19 @@ pub struct Plan {
 
 /// Decides how to follow a changed log. `path` is the configured path; `current_exists` whether a
 /// file is there now; `candidates` its rotated siblings in the order they were probed, youngest
-/// first, probing stopped at the first whose head matched.
+/// first, probing stopped at the first whose head matched. `edited`: when no candidate carries
+/// the cursor's identity, the file (`path` or a candidate's) in which collected content was
+/// found anyway, moved: the collected generation edited at its start.
 ///
 /// - The cursor's generation found intact in a sibling: rotation. Read its unread tail, then every
 ///   younger generation whole (rotated more than once between rounds), then the new file from 0.
 ///   Nothing to report: this is what logrotate does.
 /// - Found, but edited before the cursor: the rotated copy was rewritten; alarm, and its content
 ///   is stored whole as a new generation.
+/// - Found, shorter than collected, and a prefix of it: copytruncate's race; noted, nothing of it
+///   is read again.
+/// - Not found by identity, but found by content (`edited`): the generation was edited at its
+///   start; alarm, and the edited file is stored whole as a new generation.
 /// - Not found: the same identity at the path with changed or cut collected bytes is a rewrite
 ///   (alarm); a shrunk file with new content is a truncation, a grown one a replacement (noted,
 ///   not an alarm: nothing collected is at stake).
@@ -290,6 +307,7 @@ pub fn plan(
     path: &str,
     current_exists: bool,
     candidates: &[Candidate],
+    edited: Option<&str>,
 ) -> Plan {
     let current = current_exists.then_some(Step::Current);
     let younger = |g: &Candidate| -> Vec<Step> {
@@ -311,6 +329,18 @@ pub fn plan(
         .iter()
         .find(|c| c.head_matches && c.tail_matches != Some(false));
     if let Some(g) = intact {
+        if let Some(copied) = g.copied {
+            let mut steps = younger(g);
+            steps.extend(current);
+            return Plan {
+                finding: Some(Finding::CopyShort {
+                    path: g.path.clone(),
+                    copied,
+                    collected: cursor.end,
+                }),
+                steps,
+            };
+        }
         let mut steps = vec![Step::Tail {
             path: g.path.clone(),
             gz: g.gz,
@@ -339,6 +369,38 @@ pub fn plan(
             }),
             steps,
         };
+    }
+    let moved = "its first bytes changed, and collected content was found in it at another \
+                 place: collected lines were edited, deleted or inserted";
+    if let Some(e) = edited {
+        if e == path && current_exists {
+            return Plan {
+                finding: Some(Finding::Rewritten {
+                    path: path.to_string(),
+                    start: 0,
+                    end: cursor.end,
+                    how: moved,
+                }),
+                steps: current.into_iter().collect(),
+            };
+        }
+        if let Some(g) = candidates.iter().find(|c| c.path == e) {
+            let mut steps = vec![Step::Whole {
+                path: g.path.clone(),
+                gz: g.gz,
+            }];
+            steps.extend(younger(g));
+            steps.extend(current);
+            return Plan {
+                finding: Some(Finding::Rewritten {
+                    path: g.path.clone(),
+                    start: 0,
+                    end: cursor.end,
+                    how: moved,
+                }),
+                steps,
+            };
+        }
     }
     let finding = match change {
         Change::Missing => None,
@@ -369,6 +431,23 @@ pub fn plan(
         finding,
         steps: current.into_iter().collect(),
     }
+}
+
+/// The generations to collect at first sight of a log (`history`): its rotated siblings that
+/// carry an order (`.N`, dates), oldest first, each whole, then the file at its path. `siblings`
+/// are distinct generations, youngest first.
+pub fn history(siblings: &[Candidate], current_exists: bool) -> Vec<Step> {
+    let mut steps: Vec<Step> = siblings
+        .iter()
+        .filter(|c| c.age != Age::Other)
+        .map(|c| Step::Whole {
+            path: c.path.clone(),
+            gz: c.gz,
+        })
+        .collect();
+    steps.reverse();
+    steps.extend(current_exists.then_some(Step::Current));
+    steps
 }
 
 #[cfg(test)]
@@ -529,6 +608,7 @@ mod tests {
             gz: path.ends_with(".gz"),
             head_matches: head,
             tail_matches: tail,
+            copied: None,
         }
     }
 
@@ -549,6 +629,7 @@ mod tests {
                 true,
                 Some(true),
             )],
+            None,
         );
         assert_eq!(plan.finding, None, "rotation is not an alarm");
         assert_eq!(
@@ -578,6 +659,7 @@ mod tests {
                 true,
                 Some(true),
             )],
+            None,
         );
         assert_eq!(p2.finding, None);
         assert_eq!(p2.steps.len(), 2);
@@ -593,6 +675,7 @@ mod tests {
                 true,
                 Some(true),
             )],
+            None,
         );
         assert_eq!(p3.steps.len(), 1);
     }
@@ -606,7 +689,7 @@ mod tests {
             cand("/var/log/auth.log.2.gz", Age::Numeric(2), false, None),
             cand("/var/log/auth.log.3.gz", Age::Numeric(3), true, None),
         ];
-        let plan = plan(&c, Change::NewIdentity, P, true, &cands);
+        let plan = plan(&c, Change::NewIdentity, P, true, &cands, None);
         assert_eq!(plan.finding, None);
         assert_eq!(
             plan.steps,
@@ -643,7 +726,7 @@ mod tests {
                 None,
             ),
         ];
-        let plan = super::plan(&c, Change::NewIdentity, P, true, &cands);
+        let plan = super::plan(&c, Change::NewIdentity, P, true, &cands, None);
         assert_eq!(
             plan.steps[1],
             Step::Whole {
@@ -658,7 +741,7 @@ mod tests {
     fn rewrites_are_alarms_and_truncations_are_not() {
         let c = cursor(10_000);
         let none: [Candidate; 0] = [];
-        let p = plan(&c, Change::TailChanged, P, true, &none);
+        let p = plan(&c, Change::TailChanged, P, true, &none, None);
         assert!(matches!(
             p.finding,
             Some(Finding::Rewritten {
@@ -678,6 +761,7 @@ mod tests {
             P,
             true,
             &none,
+            None,
         );
         assert!(
             matches!(
@@ -700,6 +784,7 @@ mod tests {
             P,
             true,
             &none,
+            None,
         );
         assert_eq!(
             p.finding,
@@ -708,9 +793,9 @@ mod tests {
                 collected: 10_000
             })
         );
-        let p = plan(&c, Change::NewIdentity, P, true, &none);
+        let p = plan(&c, Change::NewIdentity, P, true, &none, None);
         assert_eq!(p.finding, Some(Finding::Replaced { collected: 10_000 }));
-        let p = plan(&c, Change::Missing, P, false, &none);
+        let p = plan(&c, Change::Missing, P, false, &none, None);
         assert_eq!(
             p,
             Plan::default(),
@@ -728,6 +813,7 @@ mod tests {
                 true,
                 Some(false),
             )],
+            None,
         );
         assert!(matches!(p.finding, Some(Finding::Rewritten { .. })));
         assert_eq!(

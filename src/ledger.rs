@@ -122,6 +122,11 @@ pub enum EventKind {
     /// A different file appeared under the log's name and the previous one is not among its
     /// rotated siblings.
     Replaced,
+    /// A rotated copy holds less than was collected from its generation, and what it holds is a
+    /// prefix of what was collected: copytruncate's own race (lines written between its copy and
+    /// its truncation are in no copy). `start`..`end`: the collected bytes that are in the
+    /// archive only. Not an alarm.
+    CopyShort,
     /// A host-day (`host`, `source` = the date) was copied to the archive tier, read back and
     /// checked; its local files are then removed (`sha256`: the day's manifest).
     Archived,
@@ -132,7 +137,10 @@ impl EventKind {
     pub fn restarts_generation(self) -> bool {
         matches!(
             self,
-            EventKind::Rewritten | EventKind::Truncated | EventKind::Replaced
+            EventKind::Rewritten
+                | EventKind::Truncated
+                | EventKind::Replaced
+                | EventKind::CopyShort
         )
     }
 }

@@ -216,7 +216,9 @@ pub fn gather(config: &Config) -> Result<Status> {
                 };
                 match e.event {
                     EventKind::Rewritten => h.alarms.push(notice),
-                    EventKind::Truncated | EventKind::Replaced => h.notices.push(notice),
+                    EventKind::Truncated | EventKind::Replaced | EventKind::CopyShort => {
+                        h.notices.push(notice)
+                    }
                     EventKind::Archived => h.archived_days += 1,
                     EventKind::HostKeyPinned => {}
                 }

@@ -8,6 +8,10 @@
 //!
 //! The transfer ends with [`Chunk::End`]; if the channel closes without it (the read failed), the
 //! open frame is dropped and cut away. Frames committed before stay: they are complete and correct.
+//!
+//! A reader that must confirm what it read before it counts (a live file can be truncated in
+//! place while it is read: copytruncate) sets [`Job::verified`]: a full frame is then written
+//! but committed only when [`Chunk::Verified`] (or [`Chunk::End`]) follows it.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -106,6 +110,8 @@ pub enum Chunk {
     Seed(Vec<u8>),
     /// Raw source bytes, in order.
     Data(Vec<u8>),
+    /// Everything sent so far was confirmed by the reader: the frame it filled may be committed.
+    Verified,
     /// The read is complete: commit the last frame.
     End,
 }
@@ -132,6 +138,8 @@ pub struct Job {
     pub max_frame: u64,
     /// For snapshots: the content last stored; the same content is not stored again.
     pub unchanged_if: Option<Hash>,
+    /// A full frame waits for [`Chunk::Verified`] before it is committed.
+    pub verified: bool,
 }
 
 /// What a transfer committed.
@@ -155,6 +163,7 @@ pub fn write_frames(
         out: Some(out),
         frame: None,
         pending: None,
+        sealed: None,
         written: Written::default(),
     };
     let result = (|| -> Result<()> {
@@ -164,6 +173,12 @@ pub fn write_frames(
                 Some(Chunk::End) => break,
                 Some(Chunk::Seed(seed)) => {
                     job.tail = seed;
+                    continue;
+                }
+                Some(Chunk::Verified) => {
+                    if let Some(s) = state.sealed.take() {
+                        state.start_commit(s)?;
+                    }
                     continue;
                 }
                 Some(Chunk::Data(d)) => d,
@@ -177,12 +192,23 @@ pub fn write_frames(
                 data = &data[n..];
                 failpoint::hit_after_bytes(fw.raw_len());
                 if fw.raw_len() == job.max_frame {
-                    state.commit(&mut job)?;
+                    if job.verified {
+                        if state.sealed.is_some() {
+                            anyhow::bail!("a second frame filled before the first was verified");
+                        }
+                        state.sealed = state.seal(&mut job)?;
+                    } else {
+                        state.commit(&mut job)?;
+                    }
                 }
             }
         }
         if job.via == Via::Snapshot {
             state.open_frame()?; // an emptied snapshot is a change too
+        }
+        // The end confirms everything before it.
+        if let Some(s) = state.sealed.take() {
+            state.start_commit(s)?;
         }
         if state.frame.is_some() {
             state.commit(&mut job)?;
@@ -221,7 +247,18 @@ struct WriterState {
     out: Option<AppendFile>,
     frame: Option<FrameWriter>,
     pending: Option<PendingCommit>,
+    /// A frame written and synced-to-be, waiting for [`Chunk::Verified`].
+    sealed: Option<Sealed>,
     written: Written,
+}
+
+/// A frame written to the stored file whose commit has not started.
+struct Sealed {
+    entry: Frame,
+    file: crate::store::SyncHandle,
+    offset: u64,
+    raw: u64,
+    stored: u64,
 }
 
 impl WriterState {
@@ -289,20 +326,41 @@ impl WriterState {
                 Err(e) => tracing::warn!("{e}"),
             }
         }
-        let _ = self.wait_pending();
+        let committed = self.wait_pending().is_ok();
+        // A sealed frame was never confirmed: cut it (a failed commit before it cut it already).
+        if let Some(s) = self.sealed.take()
+            && committed
+        {
+            match self.out.take() {
+                Some(out) => self.out = out.truncated(s.offset).ok(),
+                None => {
+                    if let Err(cut) = crate::store::cut_back(&self.path, s.offset) {
+                        tracing::error!("{cut}");
+                    }
+                }
+            }
+        }
     }
 
     /// Finishes the open frame and starts its commit: sync the stored file, then append its
     /// ledger entry. The commit point of the whole design.
     fn commit(&mut self, job: &mut Job) -> Result<()> {
+        match self.seal(job)? {
+            Some(s) => self.start_commit(s),
+            None => Ok(()),
+        }
+    }
+
+    /// Finishes the open frame and writes it out (not yet synced): what its commit needs.
+    fn seal(&mut self, job: &mut Job) -> Result<Option<Sealed>> {
         let Some(fw) = self.frame.take() else {
-            return Ok(());
+            return Ok(None);
         };
         let (mut out, frame) = fw.finish()?;
         failpoint::hit("after-frame-write");
         if job.via == Via::Snapshot && job.unchanged_if == Some(frame.raw_sha256) {
             self.out = Some(out.truncated(frame.offset)?); // same content as the last snapshot
-            return Ok(());
+            return Ok(None);
         }
         let rel = out.rel().to_string();
         let file = match out.flush().and_then(|()| out.sync_handle()) {
@@ -316,8 +374,6 @@ impl WriterState {
                 return Err(e.into());
             }
         };
-        // One commit in flight at a time, in order.
-        self.wait_pending()?;
         let end = job.start + frame.raw_len;
         let head_len = (job.head.len() as u64).min(end).min(HEAD_LEN) as usize;
         let entry = Frame {
@@ -343,6 +399,27 @@ impl WriterState {
             sha256: frame.sha256,
             raw_sha256: frame.raw_sha256,
         };
+        job.start = end;
+        Ok(Some(Sealed {
+            entry,
+            file,
+            offset: frame.offset,
+            raw: frame.raw_len,
+            stored: frame.length,
+        }))
+    }
+
+    /// Syncs a sealed frame and appends its ledger entry, on a thread of its own.
+    fn start_commit(&mut self, s: Sealed) -> Result<()> {
+        // One commit in flight at a time, in order.
+        self.wait_pending()?;
+        let Sealed {
+            entry,
+            file,
+            offset,
+            raw,
+            stored,
+        } = s;
         let ctx = self.ctx.clone();
         let done = std::thread::Builder::new()
             .name("loghost-commit".into())
@@ -360,17 +437,16 @@ impl WriterState {
             Ok(done) => done,
             Err(e) => {
                 // The frame is written but will never be committed: cut it away.
-                self.out = self.out.take().and_then(|o| o.truncated(frame.offset).ok());
+                self.out = self.out.take().and_then(|o| o.truncated(offset).ok());
                 return Err(anyhow::Error::new(e).context("cannot start a commit thread"));
             }
         };
         self.pending = Some(PendingCommit {
-            offset: frame.offset,
-            raw: frame.raw_len,
-            stored: frame.length,
+            offset,
+            raw,
+            stored,
             done,
         });
-        job.start = end;
         Ok(())
     }
 }
