@@ -262,6 +262,17 @@ async fn look<'s>(t: &Target<'s>, cursor: Option<&Cursor>) -> Result<Option<View
         siblings: Vec::new(),
         candidates: Vec::new(),
     };
+    // An alarm at the path rests on reads made one after the other: they are evidence only if
+    // the file was not truncated in place (copytruncate) and regrown in between.
+    if matches!(
+        decision,
+        Decision::Search(Change::TailChanged | Change::Shrunk { head_same: true, .. })
+    ) && let Some(g) = &view.live
+        && !unchanged(g).await?
+    {
+        view.close().await;
+        return Ok(None);
+    }
     if !first_sight && search.is_none() {
         return Ok(Some(view));
     }
@@ -349,6 +360,11 @@ async fn look<'s>(t: &Target<'s>, cursor: Option<&Cursor>) -> Result<Option<View
         return Ok(None);
     }
     Ok(Some(view))
+}
+
+/// Whether the file still starts with the bytes first seen through this handle.
+async fn unchanged(g: &Gen<'_>) -> Result<bool, FileError> {
+    Ok(g.file.read_at(0, g.head.len() as u64).await? == g.head)
 }
 
 /// The rotated siblings of the log by name, youngest first; a plain file before its `.gz`.
@@ -490,6 +506,10 @@ async fn act(
             if let Some(c) = cursor
                 && let Some(finding) = audit(t, c, &live.file).await?
             {
+                // Not an edit if the file was truncated in place (copytruncate) meanwhile.
+                if !unchanged(live).await? {
+                    return Err(FileError::Local(Moving.into()));
+                }
                 record(t, finding, report)?;
                 // The file changed under its identity: its content is a new generation.
                 return collect(

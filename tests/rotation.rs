@@ -499,3 +499,232 @@ fn a_crash_while_following_rotations_loses_and_duplicates_nothing() {
         assert!(r.events().is_empty(), "{point}: {:?}", r.events());
     }
 }
+
+/// The first `n` lines written, as bytes.
+fn first_lines(written: &[u8], n: usize) -> Vec<u8> {
+    written
+        .split_inclusive(|&b| b == b'\n')
+        .take(n)
+        .flatten()
+        .copied()
+        .collect()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).expect("gzip");
+    e.finish().expect("gzip")
+}
+
+/// A pull that raises the rewrite alarm for `path`: exit 4, one `rewritten` event naming it.
+fn alarm_pull(r: &Rig, path: &str) {
+    let out = r.pull();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ALARM") && err.contains("rewritten"), "{err}");
+    let events = r.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["event"], "rewritten");
+    assert!(
+        events[0]["detail"].as_str().is_some_and(|d| d.contains(path)),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn copytruncate_race_stores_each_line_once_and_is_no_alarm() {
+    // logrotate's race, without timing: collected 1,000 lines; the copy holds 900 of them (the
+    // pull ran between the copy and the truncation); then truncated, and 50 new lines.
+    for gz in [false, true] {
+        let mut r = Rig::new("    copytruncate", "");
+        r.write(1000);
+        r.quiet_pull();
+        let copy = first_lines(&r.written, 900);
+        if gz {
+            std::fs::write(r.rotated("app.log.1.gz"), gzip(&copy)).expect("write copy");
+        } else {
+            std::fs::write(r.rotated("app.log.1"), &copy).expect("write copy");
+        }
+        std::fs::write(&r.log, b"").expect("truncate");
+        r.write(50);
+        let out = r.pull();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert!(!text(&out).contains("ALARM"), "{}", text(&out));
+        r.assert_complete(); // 1,050 lines, each once, in order
+        let events = r.events();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0]["event"], "copy_short");
+        assert_eq!(events[0]["start"].as_u64(), Some(copy.len() as u64));
+        assert_eq!(
+            events[0]["end"].as_u64(),
+            Some(first_lines(&r.written, 1000).len() as u64)
+        );
+        // A notice in status, not an alarm.
+        let out = r.env.run(&["status", "--json"]);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(json["hosts"][0]["alarms"].as_array().map(Vec::len), Some(0));
+        r.write(10);
+        r.quiet_pull_allowing_events();
+        r.assert_complete();
+    }
+}
+
+#[test]
+fn a_short_copy_that_is_not_a_prefix_is_an_alarm() {
+    let mut r = Rig::new("    copytruncate", "");
+    r.write(1000);
+    r.quiet_pull();
+    // The copy lacks the last 100 collected lines and one line in the middle was changed.
+    let copy = String::from_utf8(first_lines(&r.written, 900)).expect("utf8");
+    let copy = copy.replacen(&line(500), &line(500).replace("event", "EVENT"), 1);
+    std::fs::write(r.rotated("app.log.1"), copy.as_bytes()).expect("write copy");
+    std::fs::write(&r.log, b"").expect("truncate");
+    r.write(50);
+    // Audit samples find a changed 4 KiB block only by chance: sample the whole copy.
+    r.env.write_config(
+        &[host("web1", &r._sshd.address(), &[&r.log])],
+        "audit_samples = 1000",
+    );
+    alarm_pull(&r, "app.log.1");
+}
+
+/// Deletes line `n` from a text and edits its first line.
+fn edit_at_start(text: &[u8], delete: &str, edit_first: bool) -> Vec<u8> {
+    let mut s = String::from_utf8(text.to_vec()).expect("utf8");
+    s = s.replacen(delete, "", 1);
+    if edit_first {
+        s = s.replacen("web1", "WEB1", 1);
+    }
+    s.into_bytes()
+}
+
+#[test]
+fn an_edit_that_also_changes_the_first_4_kib_raises_the_alarm() {
+    // (first line edited + a collected line deleted further on, a line deleted within the
+    // first 4 KiB alone)
+    for (delete, edit_first) in [(500, true), (3, false), (999, true)] {
+        let mut r = Rig::new("    create", "");
+        r.write(1000);
+        r.quiet_pull();
+        let original = r.env.cat("web1", &r.log);
+        let edited = edit_at_start(&r.written, &line(delete), edit_first);
+        std::fs::write(&r.log, &edited).expect("rewrite");
+        alarm_pull(&r, "app.log");
+        // The original is kept; the edited file follows as a new generation.
+        let all = r.env.cat("web1", &r.log);
+        assert!(all.starts_with(&original));
+        assert_eq!(&all[original.len()..], &edited[..]);
+        let out = r.env.run(&["status"]);
+        let s = String::from_utf8_lossy(&out.stdout);
+        assert!(s.contains("ALARM") && s.contains("rewritten"), "{s}");
+    }
+}
+
+#[test]
+fn an_edit_of_the_first_4_kib_of_a_rotated_copy_raises_the_alarm() {
+    // The collected generation was rotated to app.log.1, then edited there.
+    let mut r = Rig::new("    create", "");
+    r.write(1000);
+    r.quiet_pull();
+    r.rotate();
+    let rotated = r.rotated("app.log.1");
+    let edited = edit_at_start(&std::fs::read(&rotated).expect("read"), &line(3), true);
+    std::fs::write(&rotated, &edited).expect("edit");
+    r.write(20);
+    alarm_pull(&r, "app.log.1");
+    // The edited copy is stored whole as a new generation, then the new file.
+    let all = r.env.cat("web1", &r.log);
+    let mut want = first_lines(&r.written, 1000);
+    want.extend_from_slice(&edited);
+    want.extend_from_slice(&r.written[first_lines(&r.written, 1000).len()..]);
+    assert_eq!(all, want);
+}
+
+#[test]
+fn an_edit_of_the_first_4_kib_of_a_compressed_copy_raises_the_alarm() {
+    // Rotated twice (app.log.2.gz holds the collected generation), then edited and recompressed.
+    let mut r = Rig::new("    create\n    compress", "");
+    r.write(1000);
+    r.quiet_pull();
+    r.rotate();
+    r.write(30);
+    r.rotate();
+    let gz = r.rotated("app.log.2.gz");
+    let plain = stock_decompress(&gz);
+    let edited = edit_at_start(&plain, &line(2), false);
+    std::fs::write(&gz, gzip(&edited)).expect("edit");
+    r.write(20);
+    alarm_pull(&r, "app.log.2.gz");
+}
+
+#[test]
+fn history_at_first_sight_numbered_and_compressed() {
+    // Generations rotated before loghost first saw the log: app.log.3.gz, app.log.2.gz,
+    // app.log.1 (delaycompress), then the live file. All collected, oldest first, each once.
+    let mut r = Rig::new("    create\n    compress\n    delaycompress", "");
+    for n in [300, 200, 150] {
+        r.write(n);
+        r.rotate();
+    }
+    r.write(40);
+    assert!(r.rotated("app.log.3.gz").exists() && r.rotated("app.log.1").exists());
+    r.quiet_pull();
+    r.assert_complete();
+    r.write(10);
+    r.rotate();
+    r.write(5);
+    r.quiet_pull();
+    r.assert_complete();
+}
+
+#[test]
+fn history_at_first_sight_dated_with_a_small_budget() {
+    // dateext names; a budget smaller than the history: it spreads over rounds, each line once.
+    let mut r = Rig::new("    create", "[ssh]\nmax_file_bytes_per_round = 20000");
+    let mut parts = Vec::new();
+    for (name, n) in [
+        ("app.log-20261119.gz", 300),
+        ("app.log-20261120.gz", 250),
+        ("app.log-20261121", 200),
+    ] {
+        let start = r.written.len();
+        r.write(n);
+        parts.push((name, r.written[start..].to_vec()));
+    }
+    for (name, data) in &parts {
+        let content = if name.ends_with(".gz") {
+            gzip(data)
+        } else {
+            data.clone()
+        };
+        std::fs::write(r.rotated(name), content).expect("write generation");
+    }
+    std::fs::write(&r.log, b"").expect("empty live log");
+    r.write(30);
+    let mut rounds = 0;
+    loop {
+        let out = r.pull();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        rounds += 1;
+        if r.env.cat("web1", &r.log).len() >= r.written.len() || rounds == 20 {
+            break;
+        }
+    }
+    assert!(rounds > 1, "the history took one round only");
+    r.assert_complete();
+    assert!(r.events().is_empty(), "{:?}", r.events());
+}
+
+#[test]
+fn history_false_collects_from_now_on() {
+    let mut r = Rig::new("    create", "");
+    r.write(100);
+    r.rotate();
+    r.write(20);
+    let config = std::fs::read_to_string(&r.env.config).expect("config");
+    std::fs::write(&r.env.config, format!("{config}history = false\n")).expect("config");
+    r.quiet_pull();
+    let got = r.env.cat("web1", &r.log);
+    assert_eq!(got, r.written[first_lines(&r.written, 100).len()..]);
+}

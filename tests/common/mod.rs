@@ -14,8 +14,14 @@ use std::time::{Duration, Instant};
 
 pub const SSHD: &str = "/usr/sbin/sshd";
 
+/// The binary under test; `LOGHOST_TEST_BIN` points elsewhere (scripts/soak.sh runs a copy, so
+/// that a build meanwhile does not change it under the loop).
 pub fn loghost_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_loghost")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("LOGHOST_TEST_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_loghost").to_string())
+    })
 }
 
 pub fn current_user() -> String {

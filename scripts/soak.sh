@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Repeats the rotation-under-load soak (tests/soak.rs) N times (default 50) on a copy of the
+# current debug build, and counts the runs that were exact. Extra arguments go to the test
+# binary (a test name, say). Set LOGHOST_SOAK_SECS to lengthen each run.
+#   scripts/soak.sh 50
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-50}
+shift || true
+cargo test --locked --test soak --no-run 2>/dev/null
+bin=$(ls -t target/debug/deps/soak-* | grep -v '\.d$' | head -1)
+dir=$(mktemp -d /tmp/loghost-soak.XXXXXX)
+cp target/debug/loghost "$dir/loghost"
+cp "$bin" "$dir/soak"
+exact=0
+for i in $(seq 1 "$runs"); do
+    if LOGHOST_TEST_BIN="$dir/loghost" "$dir/soak" --test-threads 2 "$@" >"$dir/run-$i.log" 2>&1; then
+        exact=$((exact + 1))
+    else
+        echo "run $i: NOT exact (log: $dir/run-$i.log)" >&2
+        grep -E "panicked|soak:" "$dir/run-$i.log" | head -5 >&2 || true
+    fi
+    echo "run $i: $exact of $i exact"
+done
+echo "soak: $exact of $runs runs exact (logs in $dir)"
+[ "$exact" -eq "$runs" ]
