@@ -170,6 +170,9 @@ async fn observe(file: &RemoteFile<'_>, cursor: Option<&Cursor>) -> Result<Seen,
     let size = file.size().await?;
     let plan = cursor::probe_plan(cursor, size);
     let head = file.read_at(0, plan.head_len).await?;
+    if let Some(d) = failpoint::pause_once("between-head-and-tail") {
+        tokio::time::sleep(d).await;
+    }
     let tail = match plan.tail {
         Some((a, b)) => Some(file.read_at(a, b - a).await?),
         None => None,
@@ -266,7 +269,13 @@ async fn look<'s>(t: &Target<'s>, cursor: Option<&Cursor>) -> Result<Option<View
     // the file was not truncated in place (copytruncate) and regrown in between.
     if matches!(
         decision,
-        Decision::Search(Change::TailChanged | Change::Shrunk { head_same: true, .. })
+        Decision::Search(
+            Change::TailChanged
+                | Change::Shrunk {
+                    head_same: true,
+                    ..
+                }
+        )
     ) && let Some(g) = &view.live
         && !unchanged(g).await?
     {
@@ -503,6 +512,9 @@ async fn act(
     };
     match view.decision {
         Decision::UpToDate | Decision::Append { .. } => {
+            if let Some(d) = failpoint::pause_once("before-audit") {
+                tokio::time::sleep(d).await;
+            }
             if let Some(c) = cursor
                 && let Some(finding) = audit(t, c, &live.file).await?
             {
@@ -1022,8 +1034,9 @@ async fn transfer(
     Ok(written?)
 }
 
-/// Streams `[start, end)` frame by frame; after each frame's bytes, checks that the file still
-/// starts with `head` before confirming them to the writer.
+/// Streams `[start, end)` frame by frame. After each frame's bytes have been read, the file's
+/// first bytes are read again (while the next frame streams) and must still be `head` before the
+/// frame is confirmed to the writer; the last frame is checked before the transfer ends.
 async fn read_verified(
     file: &RemoteFile<'_>,
     head: &[u8],
@@ -1032,16 +1045,41 @@ async fn read_verified(
     max_frame: u64,
     tx: &mpsc::Sender<Chunk>,
 ) -> Result<(), FileError> {
+    let same = || async {
+        if file.read_at(0, head.len() as u64).await? == head {
+            Ok(())
+        } else {
+            Err(FileError::Local(Moving.into()))
+        }
+    };
     let mut a = start;
+    // A frame whose bytes were all read and that waits for its check.
+    let mut unchecked = false;
     while a < end {
         let b = end.min(a.saturating_add(max_frame));
-        a += file.stream(a, b, tx).await?;
-        if file.read_at(0, head.len() as u64).await? != head {
-            return Err(FileError::Local(Moving.into()));
+        let check = async {
+            if unchecked {
+                same().await?;
+                // The writer may have hung up (its own error is reported).
+                let _ = tx.send(Chunk::Verified).await;
+            }
+            Ok::<(), FileError>(())
+        };
+        let (read, checked) = futures::join!(file.stream(a, b, tx), check);
+        checked?;
+        let n = read?;
+        if let Some(d) = failpoint::pause_once("after-frame-read") {
+            tokio::time::sleep(d).await;
         }
-        if a < b || a >= end || tx.send(Chunk::Verified).await.is_err() {
-            break;
+        let short = n < b - a;
+        a += n;
+        unchecked = true;
+        if short {
+            break; // end of file
         }
+    }
+    if unchecked {
+        same().await?;
     }
     Ok(())
 }

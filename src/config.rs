@@ -1042,6 +1042,9 @@ region = "eu-west-1"
         assert_eq!(c.hosts.len(), 2);
         assert_eq!(c.retention.online_days, 30);
         assert_eq!(c.ssh.identity, PathBuf::from("/etc/loghost/id_ed25519"));
+        assert!(c.hosts[0].history, "history is on by default");
+        let off = text.replacen("# history = false", "history = false", 1);
+        assert!(!parse(&off).expect("history = false loads").hosts[0].history);
     }
 
     #[test]

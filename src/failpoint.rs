@@ -97,3 +97,16 @@ pub fn fake_now() -> Option<jiff::Timestamp> {
         None
     }
 }
+
+/// [`pause`], only the first time the process reaches `name`.
+pub fn pause_once(name: &str) -> Option<std::time::Duration> {
+    use std::sync::Mutex;
+    static DONE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let d = pause(name)?;
+    let mut done = DONE.lock().ok()?;
+    if done.iter().any(|n| n == name) {
+        return None;
+    }
+    done.push(name.to_string());
+    Some(d)
+}

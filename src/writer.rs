@@ -163,7 +163,7 @@ pub fn write_frames(
         out: Some(out),
         frame: None,
         pending: None,
-        sealed: None,
+        sealed: std::collections::VecDeque::new(),
         written: Written::default(),
     };
     let result = (|| -> Result<()> {
@@ -176,7 +176,8 @@ pub fn write_frames(
                     continue;
                 }
                 Some(Chunk::Verified) => {
-                    if let Some(s) = state.sealed.take() {
+                    // Confirms the oldest frame waiting (one `Verified` per filled frame).
+                    if let Some(s) = state.sealed.pop_front() {
                         state.start_commit(s)?;
                     }
                     continue;
@@ -193,10 +194,11 @@ pub fn write_frames(
                 failpoint::hit_after_bytes(fw.raw_len());
                 if fw.raw_len() == job.max_frame {
                     if job.verified {
-                        if state.sealed.is_some() {
-                            anyhow::bail!("a second frame filled before the first was verified");
+                        if state.sealed.len() >= 2 {
+                            anyhow::bail!("a third frame filled before the first was verified");
                         }
-                        state.sealed = state.seal(&mut job)?;
+                        let sealed = state.seal(&mut job)?;
+                        state.sealed.extend(sealed);
                     } else {
                         state.commit(&mut job)?;
                     }
@@ -207,7 +209,7 @@ pub fn write_frames(
             state.open_frame()?; // an emptied snapshot is a change too
         }
         // The end confirms everything before it.
-        if let Some(s) = state.sealed.take() {
+        while let Some(s) = state.sealed.pop_front() {
             state.start_commit(s)?;
         }
         if state.frame.is_some() {
@@ -247,8 +249,8 @@ struct WriterState {
     out: Option<AppendFile>,
     frame: Option<FrameWriter>,
     pending: Option<PendingCommit>,
-    /// A frame written and synced-to-be, waiting for [`Chunk::Verified`].
-    sealed: Option<Sealed>,
+    /// Frames written, waiting for [`Chunk::Verified`] before their commit, oldest first.
+    sealed: std::collections::VecDeque<Sealed>,
     written: Written,
 }
 
@@ -327,8 +329,9 @@ impl WriterState {
             }
         }
         let committed = self.wait_pending().is_ok();
-        // A sealed frame was never confirmed: cut it (a failed commit before it cut it already).
-        if let Some(s) = self.sealed.take()
+        // Sealed frames were never confirmed: cut them (a failed commit before them cut them
+        // already).
+        if let Some(s) = self.sealed.pop_front()
             && committed
         {
             match self.out.take() {

@@ -527,7 +527,9 @@ fn alarm_pull(r: &Rig, path: &str) {
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["event"], "rewritten");
     assert!(
-        events[0]["detail"].as_str().is_some_and(|d| d.contains(path)),
+        events[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(path)),
         "{events:?}"
     );
 }
@@ -727,4 +729,75 @@ fn history_false_collects_from_now_on() {
     r.quiet_pull();
     let got = r.env.cat("web1", &r.log);
     assert_eq!(got, r.written[first_lines(&r.written, 100).len()..]);
+}
+
+#[test]
+fn truncated_in_place_while_read_stores_no_new_byte_as_old() {
+    // copytruncate between two frames of one read: the first frame's bytes are the old
+    // generation's, the next read would return the new generation's at the same offsets.
+    // Nothing is committed unless the file still starts as it did after the frame was read.
+    let mut r = Rig::new("    copytruncate", "");
+    r.write(200);
+    r.quiet_pull();
+    r.write(4000);
+    let child = r.env.spawn(
+        &["pull"],
+        &[
+            ("LOGHOST_PAUSE_AT", "after-frame-read:2500"),
+            ("LOGHOST_MAX_FRAME_RAW", "100000"),
+        ],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    std::fs::copy(&r.log, r.rotated("app.log.1")).expect("copy");
+    std::fs::write(&r.log, b"").expect("truncate");
+    r.write(5000);
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    r.quiet_pull();
+    r.assert_complete();
+    assert!(r.events().is_empty(), "{:?}", r.events());
+}
+
+#[test]
+fn truncated_in_place_before_the_audit_samples_is_no_alarm() {
+    // copytruncate between the look at the file and its audit samples: the samples read the new
+    // generation's bytes where old ones were. Not an edit: the file no longer starts as it did.
+    let mut r = Rig::new("    copytruncate", "audit_samples = 1000");
+    r.write(1000);
+    r.quiet_pull();
+    r.write(10);
+    let child = r
+        .env
+        .spawn(&["pull"], &[("LOGHOST_PAUSE_AT", "before-audit:2500")]);
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    std::fs::copy(&r.log, r.rotated("app.log.1")).expect("copy");
+    std::fs::write(&r.log, b"").expect("truncate");
+    r.write(1500);
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    r.quiet_pull();
+    r.assert_complete();
+    assert!(r.events().is_empty(), "{:?}", r.events());
+}
+
+#[test]
+fn truncated_in_place_between_the_identity_and_the_tail_check_is_no_alarm() {
+    // `> file` and regrown past the cursor between the identity read and the tail read: the tail
+    // window then holds new bytes. A notice (the old content has no copy), not a rewrite.
+    let mut r = Rig::new("    copytruncate", "");
+    r.write(1000);
+    r.quiet_pull();
+    let child = r.env.spawn(
+        &["pull"],
+        &[("LOGHOST_PAUSE_AT", "between-head-and-tail:2500")],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    std::fs::write(&r.log, b"").expect("truncate");
+    r.write(1500);
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    r.assert_complete();
+    let events = r.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_ne!(events[0]["event"], "rewritten", "{events:?}");
 }
