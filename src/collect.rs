@@ -248,8 +248,21 @@ async fn look<'s>(t: &Target<'s>, cursor: Option<&Cursor>) -> Result<Option<View
         None => None,
     };
     let decision = cursor::decide(cursor, seen.as_ref().map(|s| s.obs));
-    let first_sight = cursor.is_none() && t.host.history;
-    let search = cursor.filter(|c| matches!(decision, Decision::Search(_)) && c.head.len > 0);
+    // First sight, or a cursor that starts over with nothing of the new generation collected:
+    // generations rotated away meanwhile (never collected) are looked for too.
+    let first_sight = t.host.history && cursor.is_none_or(|c| c.head.len == 0);
+    // The identity was lost from the path: look for it among the siblings. (A path that still
+    // carries it, with collected bytes changed or cut, is an edit whatever the siblings hold.)
+    let search = cursor.filter(|c| {
+        c.head.len > 0
+            && matches!(
+                decision,
+                Decision::Search(
+                    Change::NewIdentity | Change::Missing | Change::Shrunk { head_same: false, .. }
+                )
+            )
+    });
+    let known = cursor.filter(|c| !c.known.is_empty());
     let live = live.zip(seen.as_ref()).map(|(file, s)| Gen {
         path: t.path.to_string(),
         file,
@@ -304,11 +317,13 @@ async fn look<'s>(t: &Target<'s>, cursor: Option<&Cursor>) -> Result<Option<View
         };
         shown.push((path.clone(), *gz, head.clone()));
         // An empty file holds nothing to collect; a `.gz` beside the plain file of the same
-        // generation (compression in progress, `delaycompress`) is the same generation.
+        // generation (compression in progress, `delaycompress`) is the same generation; so is
+        // a copy in progress of the live file (copytruncate), whose first bytes it starts with.
         let twin = view.siblings.iter().zip(&view.candidates).any(|(g, c)| {
             c.age == *age && g.gz != *gz && (g.head.starts_with(&head) || head.starts_with(&g.head))
         });
-        if head.is_empty() || twin {
+        let live_copy = view.live.as_ref().is_some_and(|l| l.head.starts_with(&head));
+        if head.is_empty() || twin || live_copy {
             f.close().await;
             continue;
         }
@@ -319,6 +334,7 @@ async fn look<'s>(t: &Target<'s>, cursor: Option<&Cursor>) -> Result<Option<View
             head_matches: false,
             tail_matches: None,
             copied: None,
+            known: false,
         };
         let mut tail = Vec::new();
         if let Some(c) = search {
@@ -334,11 +350,16 @@ async fn look<'s>(t: &Target<'s>, cursor: Option<&Cursor>) -> Result<Option<View
                     candidate.copied = prefix.then_some(size);
                 } else {
                     tail = f.read_at(c.end - c.tail.len, c.tail.len).await?;
-                    candidate.tail_matches = Some(Hash::of(&tail) == c.tail.sha256);
+                    // The same audit samples as the live file gets: an edit that keeps the
+                    // length is found in a rotated copy too.
+                    let intact = Hash::of(&tail) == c.tail.sha256
+                        && audit(t, c, &f).await?.is_none();
+                    candidate.tail_matches = Some(intact);
                 }
             }
         }
-        let found = candidate.head_matches;
+        candidate.known = !candidate.head_matches && known.is_some_and(|c| c.knows(&head));
+        let found = candidate.head_matches || candidate.known;
         view.siblings.push(Gen {
             path: path.clone(),
             file: f,
@@ -442,6 +463,11 @@ async fn copy_is_prefix(
     f: &RemoteFile<'_>,
     size: u64,
 ) -> Result<bool, FileError> {
+    // The race loses only what the round between logrotate's copy and its truncation read: the
+    // copy holds at least everything before that round's frame.
+    if c.spans.last().is_some_and(|s| size < s.start) {
+        return Ok(false);
+    }
     let len = size.min(TAIL_LEN);
     let mut ranges = vec![(size - len, size)];
     let first = c.spans.first().map_or(0, |s| s.start);
@@ -579,9 +605,13 @@ enum Reading {
     },
 }
 
-/// Collected content looked for in a file whose first bytes changed: the block and where it was
-/// collected.
-type Block = (u64, Vec<u8>);
+/// Collected content looked for in a file whose first bytes changed: where it was collected,
+/// the bytes, and whether it is the window just before the cursor (a sampled block otherwise).
+struct Block {
+    at: u64,
+    bytes: Vec<u8>,
+    tail: bool,
+}
 
 /// How far from where it was collected a block is looked for.
 const EDIT_SHIFT: u64 = 1 << 20;
@@ -589,30 +619,27 @@ const EDIT_SHIFT: u64 = 1 << 20;
 const EDIT_BLOCK: u64 = 256;
 /// Sampled blocks, besides the 4 KiB before the cursor.
 const EDIT_SAMPLES: usize = 4;
+/// Sampled blocks that must be found when the window before the cursor is not (one could be a
+/// banner that every generation of the log starts with).
+const EDIT_SAMPLES_FOUND: usize = 2;
 /// Files (the live one, then siblings youngest first) searched for collected content.
 const EDIT_FILES: usize = 8;
 /// Decompressed bytes of a `.gz` searched at most.
 const EDIT_GZ_MAX: u64 = 256 << 20;
 
-/// When no file carries the cursor's identity: the file in which collected content is found
-/// anyway (the live file first, then siblings youngest first): the collected generation with its
-/// first bytes edited. See docs/threat-model.md for the rule and its limits.
-async fn find_edited(
+/// The first of `files` in which collected content is found: the collected generation, edited
+/// at its start. See docs/threat-model.md for the rule and its limits.
+async fn find_edited<'a, 's: 'a>(
     t: &Target<'_>,
     c: &Cursor,
-    view: &View<'_>,
+    files: impl Iterator<Item = &'a Gen<'s>>,
 ) -> Result<Option<String>, FileError> {
     let blocks = edit_blocks(t, c).await?;
     if blocks.is_empty() {
         return Ok(None);
     }
-    let files = view
-        .live
-        .iter()
-        .chain(view.siblings.iter())
-        .take(EDIT_FILES);
-    for g in files {
-        if holds_any(g, &blocks).await? {
+    for g in files.take(EDIT_FILES) {
+        if holds_collected(g, &blocks).await? {
             return Ok(Some(g.path.clone()));
         }
     }
@@ -623,37 +650,38 @@ async fn find_edited(
 /// the generation's remembered frames, read from the archive. Blocks of few distinct bytes
 /// (padding, repeated characters) could be found anywhere and are left out.
 async fn edit_blocks(t: &Target<'_>, c: &Cursor) -> Result<Vec<Block>, FileError> {
-    let mut ranges = vec![(c.end - c.tail.len, c.end)];
+    let mut ranges = vec![(c.end - c.tail.len, c.end, true)];
     if let Some(first) = c.spans.first() {
         let limit = c.end - c.tail.len;
         for _ in 0..EDIT_SAMPLES {
             if limit >= first.start + EDIT_BLOCK {
                 let p = rand::thread_rng().gen_range(first.start..=limit - EDIT_BLOCK);
-                ranges.push((p, p + EDIT_BLOCK));
+                ranges.push((p, p + EDIT_BLOCK, false));
             }
         }
     }
     let mut blocks = Vec::new();
-    for (a, b) in ranges {
+    for (a, b, tail) in ranges {
         if let Some(bytes) = collected_bytes(t, c, a, b).await? {
             let mut seen = [false; 256];
             bytes.iter().for_each(|&x| seen[x as usize] = true);
             if seen.iter().filter(|&&s| s).count() >= 16 {
-                blocks.push((a, bytes));
+                blocks.push(Block { at: a, bytes, tail });
             }
         }
     }
     Ok(blocks)
 }
 
-/// Whether the file holds one of the blocks within [`EDIT_SHIFT`] of where it was collected.
-async fn holds_any(g: &Gen<'_>, blocks: &[Block]) -> Result<bool, FileError> {
+/// Whether the file holds collected content within [`EDIT_SHIFT`] of where it was collected:
+/// the window before the cursor, or [`EDIT_SAMPLES_FOUND`] sampled blocks.
+async fn holds_collected(g: &Gen<'_>, blocks: &[Block]) -> Result<bool, FileError> {
     let windows: Vec<(u64, u64)> = blocks
         .iter()
-        .map(|(p, b)| {
+        .map(|b| {
             (
-                p.saturating_sub(EDIT_SHIFT),
-                p + b.len() as u64 + EDIT_SHIFT,
+                b.at.saturating_sub(EDIT_SHIFT),
+                b.at + b.bytes.len() as u64 + EDIT_SHIFT,
             )
         })
         .collect();
@@ -666,10 +694,14 @@ async fn holds_any(g: &Gen<'_>, blocks: &[Block]) -> Result<bool, FileError> {
         }
         texts
     };
-    Ok(blocks
+    let found = |b: &Block, text: &Vec<u8>| memchr::memmem::find(text, &b.bytes).is_some();
+    let tail = blocks.iter().zip(&texts).any(|(b, x)| b.tail && found(b, x));
+    let samples = blocks
         .iter()
         .zip(&texts)
-        .any(|((_, block), text)| memchr::memmem::find(text, block).is_some()))
+        .filter(|(b, x)| !b.tail && found(b, x))
+        .count();
+    Ok(tail || samples >= EDIT_SAMPLES_FOUND)
 }
 
 /// The decompressed bytes of a `.gz` at each window (cut at its end, or at [`EDIT_GZ_MAX`]).
@@ -726,12 +758,24 @@ async fn follow_change(
     report: &mut FileReport,
 ) -> Result<(), FileError> {
     let found = view.candidates.iter().any(|c| c.head_matches);
+    let intact = view
+        .candidates
+        .iter()
+        .any(|c| c.head_matches && c.tail_matches != Some(false));
+    let live = view.live.as_ref().filter(|_| {
+        view.seen
+            .as_ref()
+            .is_some_and(|s| s.obs.size > 0)
+    });
     let edited = match change {
+        _ if c.head.len == 0 => None,
+        // A rotation: the new live file must hold nothing collected.
+        _ if intact => find_edited(t, c, live.into_iter()).await?,
         Change::NewIdentity
         | Change::Missing
         | Change::Shrunk {
             head_same: false, ..
-        } if !found && c.head.len > 0 => find_edited(t, c, view).await?,
+        } if !found => find_edited(t, c, live.into_iter().chain(view.siblings.iter())).await?,
         _ => None,
     };
     let plan = cursor::plan(
@@ -1321,6 +1365,15 @@ fn record(t: &Target<'_>, finding: Finding, report: &mut FileReport) -> Result<(
                  written between its copy and its truncation); bytes {copied}..{collected} are \
                  in the archive only",
                 path = Shown(path)
+            ),
+        ),
+        Finding::Gone { collected } => (
+            EventKind::Gone,
+            None,
+            Some(*collected),
+            format!(
+                "gone from its path, and no rotated sibling carries it (collected up to byte \
+                 {collected}); anything written to it after the last round is lost"
             ),
         ),
         Finding::Replaced { collected } => (

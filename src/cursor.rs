@@ -39,7 +39,15 @@ pub struct Cursor {
     /// for audit samples: re-reading random collected blocks and comparing with the archive.
     #[serde(default)]
     pub spans: Vec<Span>,
+    /// The identities of the source's recent generations (at most [`MAX_KNOWN`], oldest first,
+    /// the current one included; kept across events that restart the generation): a rotated
+    /// sibling that carries one of them has been collected. No serde default, so an index cache
+    /// written before this field existed is rebuilt from the ledger.
+    pub known: Vec<Probe>,
 }
+
+/// How many generation identities a cursor remembers.
+pub const MAX_KNOWN: usize = 64;
 
 /// How many frames of a generation the cursor remembers for audit samples.
 pub const MAX_SPANS: usize = 1000;
@@ -70,7 +78,16 @@ impl Cursor {
             },
             content: None,
             spans: Vec::new(),
+            known: Vec::new(),
         }
+    }
+
+    /// Whether `head` (a file's first bytes) starts with one of the known identities.
+    pub fn knows(&self, head: &[u8]) -> bool {
+        self.known.iter().any(|p| {
+            usize::try_from(p.len).is_ok_and(|n| n > 0 && head.len() >= n)
+                && Hash::of(&head[..p.len as usize]) == p.sha256
+        })
     }
 }
 
@@ -235,6 +252,8 @@ pub struct Candidate {
     /// It is shorter than what was collected from its generation, and what it holds is a prefix
     /// of what was collected (checked against the archive): copytruncate's race. Its length.
     pub copied: Option<u64>,
+    /// Not the cursor's generation, but one collected before (its identity is known).
+    pub known: bool,
 }
 
 /// One read of a plan.
@@ -266,6 +285,9 @@ pub enum Finding {
     /// A different file under the old name, and the old generation is not among the siblings:
     /// bytes written to it after the last round, if any, are lost.
     Replaced { collected: u64 },
+    /// The log is gone from its path, and no rotated sibling carries it (deleted, or rotated
+    /// with `rotate 0`): bytes written after the last round, if any, are lost.
+    Gone { collected: u64 },
     /// The rotated copy at `path` holds only `copied` of the `collected` bytes, and those are the
     /// ones collected: copytruncate's own race lost the rest from the server, not from the
     /// archive. Not an alarm.
@@ -328,16 +350,26 @@ pub fn plan(
     let intact = candidates
         .iter()
         .find(|c| c.head_matches && c.tail_matches != Some(false));
+    // The live file holds collected content although the identity is in a sibling: not a
+    // rotation (logrotate never leaves collected lines at the path), but a copy kept under a
+    // sibling name and the original edited.
+    let live_edited = (edited == Some(path) && current_exists).then(|| Finding::Rewritten {
+        path: path.to_string(),
+        start: 0,
+        end: cursor.end,
+        how: "collected content was found in the file at the path, with a copy of the \
+              collected generation beside it: the log was edited after a copy was set aside",
+    });
     if let Some(g) = intact {
         if let Some(copied) = g.copied {
             let mut steps = younger(g);
             steps.extend(current);
             return Plan {
-                finding: Some(Finding::CopyShort {
+                finding: live_edited.or(Some(Finding::CopyShort {
                     path: g.path.clone(),
                     copied,
                     collected: cursor.end,
-                }),
+                })),
                 steps,
             };
         }
@@ -349,7 +381,7 @@ pub fn plan(
         steps.extend(younger(g));
         steps.extend(current);
         return Plan {
-            finding: None,
+            finding: live_edited,
             steps,
         };
     }
@@ -403,6 +435,9 @@ pub fn plan(
         }
     }
     let finding = match change {
+        Change::Missing if cursor.head.len > 0 => Some(Finding::Gone {
+            collected: cursor.end,
+        }),
         Change::Missing => None,
         Change::TailChanged => Some(Finding::Rewritten {
             path: path.to_string(),
@@ -427,18 +462,22 @@ pub fn plan(
             collected: cursor.end,
         }),
     };
-    Plan {
-        finding,
-        steps: current.into_iter().collect(),
-    }
+    // The cursor's generation is gone. Generations rotated since it was last seen (younger than
+    // the youngest known one, or all of them when none is known) were never collected.
+    let mut steps = match change {
+        Change::TailChanged | Change::Shrunk { head_same: true, .. } => Vec::new(),
+        _ => unseen(candidates),
+    };
+    steps.extend(current);
+    Plan { finding, steps }
 }
 
-/// The generations to collect at first sight of a log (`history`): its rotated siblings that
-/// carry an order (`.N`, dates), oldest first, each whole, then the file at its path. `siblings`
-/// are distinct generations, youngest first.
-pub fn history(siblings: &[Candidate], current_exists: bool) -> Vec<Step> {
-    let mut steps: Vec<Step> = siblings
+/// The siblings probed before the first known generation (all of them when none is), that
+/// carry an order: never collected. Oldest first.
+fn unseen(candidates: &[Candidate]) -> Vec<Step> {
+    let mut steps: Vec<Step> = candidates
         .iter()
+        .take_while(|c| !c.known && !c.head_matches)
         .filter(|c| c.age != Age::Other)
         .map(|c| Step::Whole {
             path: c.path.clone(),
@@ -446,6 +485,15 @@ pub fn history(siblings: &[Candidate], current_exists: bool) -> Vec<Step> {
         })
         .collect();
     steps.reverse();
+    steps
+}
+
+/// The generations to collect at first sight of a log (`history`), or when its cursor starts
+/// over with nothing collected of the new generation: its rotated siblings that carry an order
+/// (`.N`, dates) and were never collected (probed youngest first, up to the first known one),
+/// oldest first, each whole, then the file at its path.
+pub fn history(siblings: &[Candidate], current_exists: bool) -> Vec<Step> {
+    let mut steps = unseen(siblings);
     steps.extend(current_exists.then_some(Step::Current));
     steps
 }
@@ -471,6 +519,7 @@ mod tests {
             },
             content: None,
             spans: Vec::new(),
+            known: Vec::new(),
         }
     }
 
@@ -609,6 +658,7 @@ mod tests {
             head_matches: head,
             tail_matches: tail,
             copied: None,
+            known: false,
         }
     }
 
@@ -797,10 +847,13 @@ mod tests {
         assert_eq!(p.finding, Some(Finding::Replaced { collected: 10_000 }));
         let p = plan(&c, Change::Missing, P, false, &none, None);
         assert_eq!(
-            p,
-            Plan::default(),
-            "gone without a trace: nothing to do, nothing to say"
+            p.finding,
+            Some(Finding::Gone { collected: 10_000 }),
+            "gone without a trace: nothing to read, a notice"
         );
+        assert!(p.steps.is_empty());
+        let p = plan(&Cursor::empty(), Change::Missing, P, false, &none, None);
+        assert_eq!(p, Plan::default(), "told once: the cursor starts over");
         // The rotated copy was edited before the cursor: alarm, stored whole.
         let p = plan(
             &c,

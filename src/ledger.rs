@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::cursor::{Cursor, MAX_SPANS, Probe, Span};
+use crate::cursor::{Cursor, MAX_KNOWN, MAX_SPANS, Probe, Span};
 use crate::hash::Hash;
 use crate::layout;
 use crate::merkle::{self, Frontier};
@@ -122,6 +122,9 @@ pub enum EventKind {
     /// A different file appeared under the log's name and the previous one is not among its
     /// rotated siblings.
     Replaced,
+    /// The log is gone from its path and no rotated sibling carries it: deleted, or rotated
+    /// with `rotate 0`. `end`: what was collected.
+    Gone,
     /// A rotated copy holds less than was collected from its generation, and what it holds is a
     /// prefix of what was collected: copytruncate's own race (lines written between its copy and
     /// its truncation are in no copy). `start`..`end`: the collected bytes that are in the
@@ -141,6 +144,7 @@ impl EventKind {
                 | EventKind::Truncated
                 | EventKind::Replaced
                 | EventKind::CopyShort
+                | EventKind::Gone
         )
     }
 }
@@ -281,20 +285,36 @@ impl Index {
                         spans.drain(..spans.len() - MAX_SPANS);
                     }
                 }
+                let mut known = std::mem::take(&mut slot.known);
+                if f.head.len > 0 && !known.contains(&f.head) {
+                    known.push(f.head);
+                    if known.len() > MAX_KNOWN {
+                        known.drain(..known.len() - MAX_KNOWN);
+                    }
+                }
                 *slot = Cursor {
                     end: f.end,
                     head: f.head,
                     tail: f.tail,
                     content: (f.via == Via::Snapshot).then_some(f.raw_sha256),
                     spans,
+                    known,
                 };
             }
             Entry::Event(e) if e.event.restarts_generation() => {
                 if let (Some(host), Some(source)) = (&e.host, &e.source) {
-                    self.cursors
+                    let slot = self
+                        .cursors
                         .entry(host.clone())
                         .or_default()
-                        .insert(source.clone(), Cursor::empty());
+                        .entry(source.clone())
+                        .or_insert_with(Cursor::empty);
+                    // The generations collected before stay known.
+                    let known = std::mem::take(&mut slot.known);
+                    *slot = Cursor {
+                        known,
+                        ..Cursor::empty()
+                    };
                 }
             }
             Entry::Event(_) => {}

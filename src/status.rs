@@ -216,7 +216,10 @@ pub fn gather(config: &Config) -> Result<Status> {
                 };
                 match e.event {
                     EventKind::Rewritten => h.alarms.push(notice),
-                    EventKind::Truncated | EventKind::Replaced | EventKind::CopyShort => {
+                    EventKind::Truncated
+                    | EventKind::Replaced
+                    | EventKind::CopyShort
+                    | EventKind::Gone => {
                         h.notices.push(notice)
                     }
                     EventKind::Archived => h.archived_days += 1,

@@ -801,3 +801,126 @@ fn truncated_in_place_between_the_identity_and_the_tail_check_is_no_alarm() {
     assert_eq!(events.len(), 1, "{events:?}");
     assert_ne!(events[0]["event"], "rewritten", "{events:?}");
 }
+
+#[test]
+fn a_copy_set_aside_under_a_sibling_name_excuses_no_edit() {
+    // The intruder keeps a pristine copy as app.log.0 and edits the log (in the middle; then
+    // also its first line): not a rotation, the alarm. Removing the copy later changes nothing.
+    for edit_first in [false, true] {
+        let mut r = Rig::new("    create", "");
+        r.write(1000);
+        r.quiet_pull();
+        std::fs::copy(&r.log, r.rotated("app.log.0")).expect("copy");
+        let edited = edit_at_start(&r.written, &line(600), edit_first);
+        std::fs::write(&r.log, &edited).expect("edit");
+        alarm_pull(&r, "app.log");
+        std::fs::remove_file(r.rotated("app.log.0")).expect("rm");
+        r.quiet_pull_allowing_events();
+        assert_eq!(r.events().len(), 1, "{:?}", r.events());
+    }
+}
+
+#[test]
+fn a_deleted_log_is_a_notice_once_and_a_new_one_is_collected_whole() {
+    let mut r = Rig::new("    create", "");
+    r.write(100);
+    r.quiet_pull();
+    std::fs::remove_file(&r.log).expect("rm");
+    let out = r.pull();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let events = r.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["event"], "gone");
+    r.quiet_pull_allowing_events();
+    assert_eq!(r.events().len(), 1, "told once");
+    r.write(30);
+    r.quiet_pull_allowing_events();
+    r.assert_complete();
+    assert_eq!(r.events().len(), 1, "{:?}", r.events());
+}
+
+#[test]
+fn generations_rotated_past_rotate_n_leave_the_rest_collected() {
+    // rotate 2 and three rotations between two pulls: the collected generation is deleted by
+    // logrotate; the two generations still on the server are collected, oldest first, once.
+    let mut r = Rig::new("    create\n    rotate 2", "");
+    r.write(300);
+    r.quiet_pull();
+    r.write(50); // the lost tail: deleted before anyone could read it
+    r.rotate();
+    let b = r.written.len();
+    r.write(200);
+    r.rotate();
+    r.write(150);
+    r.rotate();
+    r.write(40);
+    let out = r.pull();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let numbers = |data: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(data)
+            .lines()
+            .map(|l| l.split(" event ").nth(1).unwrap_or("?").to_string())
+            .map(|l| l.split(' ').next().unwrap_or("?").to_string())
+            .collect()
+    };
+    let mut want = first_lines(&r.written, 300);
+    want.extend_from_slice(&r.written[b..]);
+    assert_eq!(numbers(&r.env.cat("web1", &r.log)), numbers(&want));
+    assert!(r.events().iter().all(|e| e["event"] != "rewritten"));
+}
+
+#[test]
+fn after_a_truncation_a_generation_rotated_before_any_pull_is_collected() {
+    let mut r = Rig::new("    create", "");
+    r.write(100);
+    r.quiet_pull();
+    std::fs::write(&r.log, b"").expect("truncate");
+    r.quiet_pull_allowing_events(); // `truncated`; nothing of the new generation yet
+    r.write(80); // a generation never pulled...
+    r.rotate(); // ...rotated away
+    r.write(20);
+    r.quiet_pull_allowing_events();
+    r.assert_complete();
+    let events = r.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["event"], "truncated");
+}
+
+#[test]
+fn a_copytruncate_copy_in_progress_is_not_a_generation_of_its_own() {
+    // Cursor in A. copytruncate #1: A -> app.log.1, B regrows in app.log. copytruncate #2 is
+    // half-way: app.log.1 -> app.log.2, B half copied into app.log.1, app.log not truncated yet.
+    let mut r = Rig::new("    copytruncate", "");
+    r.write(300);
+    r.quiet_pull();
+    r.write(100);
+    let a_end = r.written.len();
+    std::fs::write(r.rotated("app.log.1"), &r.written).expect("copy 1");
+    std::fs::write(&r.log, b"").expect("truncate 1");
+    r.write(500);
+    let b = r.written[a_end..].to_vec();
+    std::fs::rename(r.rotated("app.log.1"), r.rotated("app.log.2")).expect("rename");
+    std::fs::write(r.rotated("app.log.1"), &b[..b.len() / 2]).expect("copy 2 half");
+    let out = r.pull();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The copy completes, the truncation comes, new lines follow.
+    std::fs::write(r.rotated("app.log.1"), &b).expect("copy 2 whole");
+    std::fs::write(&r.log, b"").expect("truncate 2");
+    r.write(60);
+    r.quiet_pull();
+    r.assert_complete();
+}
+
+#[test]
+fn a_same_length_edit_of_a_rotated_copy_is_found_by_audit_samples() {
+    let mut r = Rig::new("    create", "audit_samples = 1000");
+    r.write(1000);
+    r.quiet_pull();
+    r.write(10);
+    r.rotate();
+    let rotated = r.rotated("app.log.1");
+    let text_now = String::from_utf8(std::fs::read(&rotated).expect("read")).expect("utf8");
+    let edited = text_now.replacen(&line(500), &line(500).replace("event", "EVENT"), 1);
+    std::fs::write(&rotated, edited).expect("edit");
+    alarm_pull(&r, "app.log.1");
+}
