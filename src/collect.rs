@@ -146,13 +146,23 @@ async fn pull_log(t: &Target<'_>, report: &mut FileReport) -> Result<(), FileErr
             }
         }
     }
-    let note = format!(
-        "{} kept changing while it was read (rotations in progress): what was read is kept, the \
-         rest follows next round",
-        Shown(t.path)
+    let detail = format!(
+        "kept changing while it was read ({ATTEMPTS} looks): what could be read is kept, the \
+         rest waits for the next round; a log that never settles is being rewritten"
     );
-    tracing::warn!("{}: {note}", t.host.name);
-    report.notes.push(note);
+    tracing::warn!("{}: {}: {detail}", t.host.name, Shown(t.path));
+    report.notes.push(detail.clone());
+    t.ctx.append(Entry::Event(Event {
+        seq: 0,
+        time: String::new(),
+        event: EventKind::Unsettled,
+        host: Some(t.host.name.clone()),
+        source: Some(t.path.to_string()),
+        start: None,
+        end: None,
+        sha256: None,
+        detail,
+    }))?;
     if report.frames > 0 && report.outcome == Outcome::UpToDate {
         report.outcome = Outcome::Collected;
     }
@@ -258,7 +268,12 @@ async fn look<'s>(t: &Target<'s>, cursor: Option<&Cursor>) -> Result<Option<View
             && matches!(
                 decision,
                 Decision::Search(
-                    Change::NewIdentity | Change::Missing | Change::Shrunk { head_same: false, .. }
+                    Change::NewIdentity
+                        | Change::Missing
+                        | Change::Shrunk {
+                            head_same: false,
+                            ..
+                        }
                 )
             )
     });
@@ -322,7 +337,10 @@ async fn look<'s>(t: &Target<'s>, cursor: Option<&Cursor>) -> Result<Option<View
         let twin = view.siblings.iter().zip(&view.candidates).any(|(g, c)| {
             c.age == *age && g.gz != *gz && (g.head.starts_with(&head) || head.starts_with(&g.head))
         });
-        let live_copy = view.live.as_ref().is_some_and(|l| l.head.starts_with(&head));
+        let live_copy = view
+            .live
+            .as_ref()
+            .is_some_and(|l| l.head.starts_with(&head));
         if head.is_empty() || twin || live_copy {
             f.close().await;
             continue;
@@ -352,8 +370,8 @@ async fn look<'s>(t: &Target<'s>, cursor: Option<&Cursor>) -> Result<Option<View
                     tail = f.read_at(c.end - c.tail.len, c.tail.len).await?;
                     // The same audit samples as the live file gets: an edit that keeps the
                     // length is found in a rotated copy too.
-                    let intact = Hash::of(&tail) == c.tail.sha256
-                        && audit(t, c, &f).await?.is_none();
+                    let intact =
+                        Hash::of(&tail) == c.tail.sha256 && audit(t, c, &f).await?.is_none();
                     candidate.tail_matches = Some(intact);
                 }
             }
@@ -695,7 +713,10 @@ async fn holds_collected(g: &Gen<'_>, blocks: &[Block]) -> Result<bool, FileErro
         texts
     };
     let found = |b: &Block, text: &Vec<u8>| memchr::memmem::find(text, &b.bytes).is_some();
-    let tail = blocks.iter().zip(&texts).any(|(b, x)| b.tail && found(b, x));
+    let tail = blocks
+        .iter()
+        .zip(&texts)
+        .any(|(b, x)| b.tail && found(b, x));
     let samples = blocks
         .iter()
         .zip(&texts)
@@ -762,11 +783,10 @@ async fn follow_change(
         .candidates
         .iter()
         .any(|c| c.head_matches && c.tail_matches != Some(false));
-    let live = view.live.as_ref().filter(|_| {
-        view.seen
-            .as_ref()
-            .is_some_and(|s| s.obs.size > 0)
-    });
+    let live = view
+        .live
+        .as_ref()
+        .filter(|_| view.seen.as_ref().is_some_and(|s| s.obs.size > 0));
     let edited = match change {
         _ if c.head.len == 0 => None,
         // A rotation: the new live file must hold nothing collected.
@@ -785,6 +805,7 @@ async fn follow_change(
         view.live.is_some(),
         &view.candidates,
         edited.as_deref(),
+        t.host.history,
     );
     if let Some(finding) = plan.finding.clone() {
         record(t, finding, report)?;
@@ -923,19 +944,26 @@ fn youngest_first(a: &cursor::Age, b: &cursor::Age) -> std::cmp::Ordering {
 
 /// Reads the beginning of a gzip file and returns up to `want` decompressed bytes.
 async fn gz_prefix(f: &RemoteFile<'_>, want: u64) -> Result<Vec<u8>, RemoteError> {
-    let compressed = f.read_at(0, GZ_PREFIX).await?;
-    let mut out = Vec::new();
-    // A prefix of a gzip stream decompresses up to where it was cut: keep what came out.
-    let mut d = flate2::read::MultiGzDecoder::new(&compressed[..]);
-    let mut buf = [0u8; 4096];
-    while (out.len() as u64) < want {
-        match d.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
+    // 4 KiB of log text compress to far less than 16 KiB; a file that does not is read further.
+    let mut take = 16 * 1024;
+    loop {
+        let compressed = f.read_at(0, take).await?;
+        let mut out = Vec::new();
+        // A prefix of a gzip stream decompresses up to where it was cut: keep what came out.
+        let mut d = flate2::read::MultiGzDecoder::new(&compressed[..]);
+        let mut buf = [0u8; 4096];
+        while (out.len() as u64) < want {
+            match d.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
         }
+        out.truncate(want as usize);
+        if out.len() as u64 >= want || (compressed.len() as u64) < take || take >= GZ_PREFIX {
+            return Ok(out);
+        }
+        take = GZ_PREFIX;
     }
-    out.truncate(want as usize);
-    Ok(out)
 }
 
 /// The collected part of a compressed generation is not what was collected.

@@ -309,7 +309,8 @@ pub struct Plan {
 /// file is there now; `candidates` its rotated siblings in the order they were probed, youngest
 /// first, probing stopped at the first whose head matched. `edited`: when no candidate carries
 /// the cursor's identity, the file (`path` or a candidate's) in which collected content was
-/// found anyway, moved: the collected generation edited at its start.
+/// found anyway, moved: the collected generation edited at its start. `history`: when the
+/// cursor's generation is gone, collect the generations rotated since (never collected).
 ///
 /// - The cursor's generation found intact in a sibling: rotation. Read its unread tail, then every
 ///   younger generation whole (rotated more than once between rounds), then the new file from 0.
@@ -330,6 +331,7 @@ pub fn plan(
     current_exists: bool,
     candidates: &[Candidate],
     edited: Option<&str>,
+    history: bool,
 ) -> Plan {
     let current = current_exists.then_some(Step::Current);
     let younger = |g: &Candidate| -> Vec<Step> {
@@ -465,7 +467,11 @@ pub fn plan(
     // The cursor's generation is gone. Generations rotated since it was last seen (younger than
     // the youngest known one, or all of them when none is known) were never collected.
     let mut steps = match change {
-        Change::TailChanged | Change::Shrunk { head_same: true, .. } => Vec::new(),
+        Change::TailChanged
+        | Change::Shrunk {
+            head_same: true, ..
+        } => Vec::new(),
+        _ if !history => Vec::new(),
         _ => unseen(candidates),
     };
     steps.extend(current);
@@ -680,6 +686,7 @@ mod tests {
                 Some(true),
             )],
             None,
+            true,
         );
         assert_eq!(plan.finding, None, "rotation is not an alarm");
         assert_eq!(
@@ -710,6 +717,7 @@ mod tests {
                 Some(true),
             )],
             None,
+            true,
         );
         assert_eq!(p2.finding, None);
         assert_eq!(p2.steps.len(), 2);
@@ -726,6 +734,7 @@ mod tests {
                 Some(true),
             )],
             None,
+            true,
         );
         assert_eq!(p3.steps.len(), 1);
     }
@@ -739,7 +748,7 @@ mod tests {
             cand("/var/log/auth.log.2.gz", Age::Numeric(2), false, None),
             cand("/var/log/auth.log.3.gz", Age::Numeric(3), true, None),
         ];
-        let plan = plan(&c, Change::NewIdentity, P, true, &cands, None);
+        let plan = plan(&c, Change::NewIdentity, P, true, &cands, None, true);
         assert_eq!(plan.finding, None);
         assert_eq!(
             plan.steps,
@@ -776,7 +785,7 @@ mod tests {
                 None,
             ),
         ];
-        let plan = super::plan(&c, Change::NewIdentity, P, true, &cands, None);
+        let plan = super::plan(&c, Change::NewIdentity, P, true, &cands, None, true);
         assert_eq!(
             plan.steps[1],
             Step::Whole {
@@ -791,7 +800,7 @@ mod tests {
     fn rewrites_are_alarms_and_truncations_are_not() {
         let c = cursor(10_000);
         let none: [Candidate; 0] = [];
-        let p = plan(&c, Change::TailChanged, P, true, &none, None);
+        let p = plan(&c, Change::TailChanged, P, true, &none, None, true);
         assert!(matches!(
             p.finding,
             Some(Finding::Rewritten {
@@ -812,6 +821,7 @@ mod tests {
             true,
             &none,
             None,
+            true,
         );
         assert!(
             matches!(
@@ -835,6 +845,7 @@ mod tests {
             true,
             &none,
             None,
+            true,
         );
         assert_eq!(
             p.finding,
@@ -843,16 +854,24 @@ mod tests {
                 collected: 10_000
             })
         );
-        let p = plan(&c, Change::NewIdentity, P, true, &none, None);
+        let p = plan(&c, Change::NewIdentity, P, true, &none, None, true);
         assert_eq!(p.finding, Some(Finding::Replaced { collected: 10_000 }));
-        let p = plan(&c, Change::Missing, P, false, &none, None);
+        let p = plan(&c, Change::Missing, P, false, &none, None, true);
         assert_eq!(
             p.finding,
             Some(Finding::Gone { collected: 10_000 }),
             "gone without a trace: nothing to read, a notice"
         );
         assert!(p.steps.is_empty());
-        let p = plan(&Cursor::empty(), Change::Missing, P, false, &none, None);
+        let p = plan(
+            &Cursor::empty(),
+            Change::Missing,
+            P,
+            false,
+            &none,
+            None,
+            true,
+        );
         assert_eq!(p, Plan::default(), "told once: the cursor starts over");
         // The rotated copy was edited before the cursor: alarm, stored whole.
         let p = plan(
@@ -867,6 +886,7 @@ mod tests {
                 Some(false),
             )],
             None,
+            true,
         );
         assert!(matches!(p.finding, Some(Finding::Rewritten { .. })));
         assert_eq!(
@@ -876,5 +896,96 @@ mod tests {
                 gz: false
             }
         );
+    }
+
+    #[test]
+    fn copytruncate_races_edits_found_by_content_and_lost_generations() {
+        let c = cursor(10_000);
+        let none: [Candidate; 0] = [];
+        // A short copy that is a prefix: a notice, nothing read from it, then the new file.
+        let mut copy = cand("/var/log/auth.log.1", Age::Numeric(1), true, Some(true));
+        copy.copied = Some(9_000);
+        let change = Change::Shrunk {
+            size: 10,
+            collected: 10_000,
+            head_same: false,
+        };
+        let p = plan(&c, change, P, true, std::slice::from_ref(&copy), None, true);
+        assert!(matches!(
+            p.finding,
+            Some(Finding::CopyShort {
+                copied: 9_000,
+                collected: 10_000,
+                ..
+            })
+        ));
+        assert_eq!(p.steps, vec![Step::Current]);
+        // The live file edited at its start (found by content): alarm, stored whole.
+        let p = plan(&c, Change::NewIdentity, P, true, &none, Some(P), true);
+        assert!(matches!(
+            p.finding,
+            Some(Finding::Rewritten {
+                start: 0,
+                end: 10_000,
+                ..
+            })
+        ));
+        assert_eq!(p.steps, vec![Step::Current]);
+        // A rotated copy edited at its start: alarm, the copy whole, then the new file.
+        let one = cand("/var/log/auth.log.1", Age::Numeric(1), false, None);
+        let p = plan(
+            &c,
+            Change::NewIdentity,
+            P,
+            true,
+            std::slice::from_ref(&one),
+            Some("/var/log/auth.log.1"),
+            true,
+        );
+        assert!(matches!(p.finding, Some(Finding::Rewritten { .. })));
+        assert_eq!(
+            p.steps,
+            vec![
+                Step::Whole {
+                    path: "/var/log/auth.log.1".into(),
+                    gz: false
+                },
+                Step::Current
+            ]
+        );
+        // A rotation whose new live file holds collected content: the alarm, the plan as usual.
+        let ours = cand("/var/log/auth.log.0", Age::Numeric(0), true, Some(true));
+        let p = plan(&c, Change::NewIdentity, P, true, &[ours], Some(P), true);
+        assert!(matches!(p.finding, Some(Finding::Rewritten { .. })));
+        assert_eq!(p.steps.len(), 2);
+        // The cursor's generation rotated past `rotate N`: the younger ones are collected, up to
+        // the youngest known one; with history off, only the new file.
+        let mut known = cand("/var/log/auth.log.3", Age::Numeric(3), false, None);
+        known.known = true;
+        let cands = [
+            cand("/var/log/auth.log.1", Age::Numeric(1), false, None),
+            cand("/var/log/auth.log.2.gz", Age::Numeric(2), false, None),
+            known,
+        ];
+        let p = plan(&c, Change::NewIdentity, P, true, &cands, None, true);
+        assert_eq!(p.finding, Some(Finding::Replaced { collected: 10_000 }));
+        assert_eq!(
+            p.steps,
+            vec![
+                Step::Whole {
+                    path: "/var/log/auth.log.2.gz".into(),
+                    gz: true
+                },
+                Step::Whole {
+                    path: "/var/log/auth.log.1".into(),
+                    gz: false
+                },
+                Step::Current
+            ]
+        );
+        let p = plan(&c, Change::NewIdentity, P, true, &cands, None, false);
+        assert_eq!(p.steps, vec![Step::Current]);
+        assert_eq!(history(&cands, true).len(), 3);
+        assert_eq!(history(&cands, false).len(), 2);
     }
 }

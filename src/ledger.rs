@@ -125,6 +125,10 @@ pub enum EventKind {
     /// The log is gone from its path and no rotated sibling carries it: deleted, or rotated
     /// with `rotate 0`. `end`: what was collected.
     Gone,
+    /// The log kept changing while it was looked at and read (every try saw it move): what
+    /// could be read was kept, the rest waits for the next round. Logrotate settles in
+    /// milliseconds; a log that never settles is being rewritten.
+    Unsettled,
     /// A rotated copy holds less than was collected from its generation, and what it holds is a
     /// prefix of what was collected: copytruncate's own race (lines written between its copy and
     /// its truncation are in no copy). `start`..`end`: the collected bytes that are in the

@@ -219,9 +219,8 @@ pub fn gather(config: &Config) -> Result<Status> {
                     EventKind::Truncated
                     | EventKind::Replaced
                     | EventKind::CopyShort
-                    | EventKind::Gone => {
-                        h.notices.push(notice)
-                    }
+                    | EventKind::Gone
+                    | EventKind::Unsettled => h.notices.push(notice),
                     EventKind::Archived => h.archived_days += 1,
                     EventKind::HostKeyPinned => {}
                 }

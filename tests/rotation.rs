@@ -924,3 +924,40 @@ fn a_same_length_edit_of_a_rotated_copy_is_found_by_audit_samples() {
     std::fs::write(&rotated, edited).expect("edit");
     alarm_pull(&r, "app.log.1");
 }
+
+#[test]
+fn a_log_rewritten_in_a_loop_is_never_silent() {
+    // The intruder rewrites a byte of the first 4 KiB over and over, so that no look at the log
+    // holds still: the round ends with the alarm or with the notice `unsettled`, never silently.
+    use std::os::unix::fs::FileExt as _;
+    let mut r = Rig::new("    create", "");
+    r.write(1000);
+    r.quiet_pull();
+    r.write(10);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, log) = (stop.clone(), r.log.clone());
+        std::thread::spawn(move || {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&log)
+                .expect("open");
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                f.write_at(format!("{:02}", i % 100).as_bytes(), 14)
+                    .expect("pwrite");
+                i += 1;
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        })
+    };
+    let out = r.pull();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.join().expect("writer");
+    let events: Vec<_> = r.events().iter().map(|e| e["event"].clone()).collect();
+    assert!(
+        out.status.code() == Some(4) || events.iter().any(|e| e == "unsettled"),
+        "{events:?} {}",
+        text(&out)
+    );
+}
