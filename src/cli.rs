@@ -642,21 +642,6 @@ pub async fn trust(
     Ok(0)
 }
 
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
 /// Prints a round's outcome: problems always (stderr), the summary when asked (stdout).
 pub fn print_report(report: &RoundReport, summary: bool) {
     match &report.checkpoint {
@@ -693,8 +678,8 @@ pub fn print_report(report: &RoundReport, summary: bool) {
                 "{:<16} {status:<6} {} files, {collected} with new data: {} collected, {} stored, {:.1}s",
                 h.host,
                 h.files.len(),
-                human(h.raw_bytes()),
-                human(h.stored_bytes()),
+                crate::units::human(h.raw_bytes()),
+                crate::units::human(h.stored_bytes()),
                 h.seconds
             );
         }
@@ -727,8 +712,8 @@ mod tests {
 
     #[test]
     fn human_sizes() {
-        assert_eq!(human(5), "5 B");
-        assert_eq!(human(1536), "1.5 KiB");
-        assert_eq!(human(3 * 1024 * 1024), "3.0 MiB");
+        assert_eq!(crate::units::human(5), "5 B");
+        assert_eq!(crate::units::human(1536), "1.5 KiB");
+        assert_eq!(crate::units::human(3 * 1024 * 1024), "3.0 MiB");
     }
 }

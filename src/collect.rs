@@ -1048,7 +1048,7 @@ fn note_budget(t: &Target<'_>, report: &mut FileReport, budget: u64) {
         "{}: {} read this round, the limit for one log (max_file_bytes_per_round = {budget}); \
          the rest follows in the next rounds",
         Shown(t.path),
-        crate::cli::human(report.raw_bytes)
+        crate::units::human(report.raw_bytes)
     );
     tracing::warn!("{}: {note}", t.host.name);
     report.notes.push(note);

@@ -569,12 +569,12 @@ pub fn check_remote_pattern(s: &str) -> Result<(), String> {
                 "invalid remote path {s:?}: empty, '.' and '..' components are not allowed"
             ));
         }
-        if crate::remote::is_glob(comp) {
+        if is_glob(comp) {
             globset::Glob::new(comp)
                 .map_err(|e| format!("invalid glob {comp:?} in remote path {s:?}: {e}"))?;
         }
     }
-    if crate::remote::is_glob(s.rsplit('/').next().unwrap_or_default()) && s.ends_with('/') {
+    if is_glob(s.rsplit('/').next().unwrap_or_default()) && s.ends_with('/') {
         return Err(format!("invalid remote path {s:?}: must name files"));
     }
     Ok(())
@@ -966,6 +966,11 @@ fn default_origin() -> String {
         .filter(|s| !s.is_empty() && signed_note::is_key_name_valid(s))
         .unwrap_or_else(|| "localhost".to_string());
     format!("{host}/loghost")
+}
+
+/// Whether a path component is a glob pattern (`*`, `?`, `[`).
+pub fn is_glob(component: &str) -> bool {
+    component.contains(['*', '?', '['])
 }
 
 #[cfg(test)]

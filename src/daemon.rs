@@ -186,9 +186,13 @@ async fn checkpoint_now(rec: &Arc<Recorder>, metrics: Option<&Metrics>) {
         }
         Err(e) => tracing::error!("checkpoint: {e}"),
     }
-    if let Err(e) =
-        crate::status::save_checkpoint(&rec.store, outcome.as_ref().map_err(String::as_str))
-    {
+    if let Err(e) = crate::rounds::save_checkpoint(
+        &rec.store,
+        outcome
+            .as_ref()
+            .map(|c| &c.anchor_errors[..])
+            .map_err(String::as_str),
+    ) {
         tracing::warn!("cannot save the checkpoint outcome for status: {e}");
     }
 }
@@ -284,7 +288,14 @@ async fn scheduler(rec: Arc<Recorder>, stopping: watch::Receiver<bool>, metrics:
             };
             match crate::pull::run_round_with(&rec, &[host], false).await {
                 Ok(report) => {
-                    metrics.pulled(&report);
+                    for h in &report.hosts {
+                        let failed = h
+                            .files
+                            .iter()
+                            .filter(|f| matches!(f.outcome, crate::pull::Outcome::Failed(_)))
+                            .count();
+                        metrics.pulled(h.ok(), h.raw_bytes(), failed as u64, h.alarms() as u64);
+                    }
                     for h in &report.hosts {
                         if let Some(e) = &h.error {
                             tracing::error!("{}: {e}", h.host);

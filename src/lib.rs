@@ -49,6 +49,7 @@ pub mod proof;
 pub mod pull;
 pub mod receiver;
 pub mod remote;
+pub mod rounds;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod sanitize;
@@ -57,5 +58,6 @@ pub mod status;
 pub mod store;
 pub mod syslog;
 pub mod tls;
+pub mod units;
 pub mod verify;
 pub mod writer;

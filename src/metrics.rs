@@ -39,24 +39,18 @@ fn now_secs() -> u64 {
 }
 
 impl Metrics {
-    /// Notes a pull round's outcome.
-    pub fn pulled(&self, report: &crate::pull::RoundReport) {
-        for h in &report.hosts {
-            if h.ok() {
-                self.pulls_ok.fetch_add(1, Ordering::Relaxed);
-            } else {
-                self.pulls_failed.fetch_add(1, Ordering::Relaxed);
-            }
-            self.pull_bytes.fetch_add(h.raw_bytes(), Ordering::Relaxed);
-            let failed = h
-                .files
-                .iter()
-                .filter(|f| matches!(f.outcome, crate::pull::Outcome::Failed(_)))
-                .count();
-            self.pull_file_errors
-                .fetch_add(failed as u64, Ordering::Relaxed);
-            self.alarms.fetch_add(h.alarms() as u64, Ordering::Relaxed);
+    /// Notes one host's pull: whether it succeeded, raw bytes read, files that failed, rewrite
+    /// alarms raised.
+    pub fn pulled(&self, ok: bool, raw_bytes: u64, failed_files: u64, alarms: u64) {
+        if ok {
+            self.pulls_ok.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.pulls_failed.fetch_add(1, Ordering::Relaxed);
         }
+        self.pull_bytes.fetch_add(raw_bytes, Ordering::Relaxed);
+        self.pull_file_errors
+            .fetch_add(failed_files, Ordering::Relaxed);
+        self.alarms.fetch_add(alarms, Ordering::Relaxed);
     }
 
     /// Notes a checkpoint.

@@ -222,7 +222,25 @@ pub async fn run_round_with(
         checkpoint,
     };
     let time = crate::ledger::format_time(rec.ledger()?.now());
-    if let Err(e) = crate::status::save_round(&rec.store, &time, &report) {
+    let hosts: Vec<crate::rounds::HostOutcome> = report
+        .hosts
+        .iter()
+        .map(|h| crate::rounds::HostOutcome {
+            host: h.host.clone(),
+            error: (!h.ok()).then(|| {
+                let failed = h.files.iter().find_map(|f| match &f.outcome {
+                    Outcome::Failed(e) => Some(format!("{}: {e}", f.source)),
+                    _ => None,
+                });
+                h.error.clone().or(failed).unwrap_or_default()
+            }),
+        })
+        .collect();
+    let checkpoint = report.checkpoint.as_ref().map(|c| match c {
+        Ok(c) => Ok(&c.anchor_errors[..]),
+        Err(e) => Err(e.as_str()),
+    });
+    if let Err(e) = crate::rounds::save_round(&rec.store, &time, &hosts, checkpoint) {
         tracing::warn!("cannot save the round summary for `loghost status`: {e}");
     }
     Ok(report)

@@ -299,10 +299,6 @@ fn file_type(a: &FileAttributes) -> Option<u32> {
 }
 
 /// True when a path component contains glob syntax.
-pub fn is_glob(component: &str) -> bool {
-    component.contains(['*', '?', '['])
-}
-
 impl Session {
     /// Connects, checks the host key against `pins`, logs in with `identity` and starts SFTP.
     pub async fn connect(
@@ -446,7 +442,7 @@ impl Session {
         while let Some((dir, i)) = stack.pop() {
             let comp = comps[i];
             let last = i + 1 == comps.len();
-            if !is_glob(comp) {
+            if !crate::config::is_glob(comp) {
                 let path = format!("{dir}/{comp}");
                 if last {
                     match self.stat(&path).await {
@@ -457,7 +453,7 @@ impl Session {
                         }),
                         Ok(_) => warnings
                             .push(format!("{} is not a regular file; skipped", Shown(&path))),
-                        Err(e) if e.is_not_found() && is_glob(pattern) => {}
+                        Err(e) if e.is_not_found() && crate::config::is_glob(pattern) => {}
                         Err(e) if e.is_not_found() => {
                             warnings.push(format!("{} does not exist (yet)", Shown(&path)));
                         }

@@ -9,102 +9,13 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use anyhow::Result;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::config::Config;
 use crate::layout;
 use crate::ledger::{self, Entry, EventKind};
-use crate::pull::RoundReport;
+use crate::rounds::{HostRound, load_rounds};
 use crate::store::Store;
-
-/// What the last rounds left for `status` (a cache: losing it loses only this summary).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Rounds {
-    pub last_round: Option<String>,
-    pub hosts: BTreeMap<String, HostRound>,
-    /// Why the last round could not sign a checkpoint, if it could not.
-    pub checkpoint_error: Option<String>,
-    /// Anchors that failed in the last round.
-    pub anchor_errors: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct HostRound {
-    pub last_attempt: Option<String>,
-    pub last_success: Option<String>,
-    pub last_error: Option<String>,
-}
-
-fn rounds_path(store: &Store) -> std::path::PathBuf {
-    store.path(layout::STATE_DIR).join("rounds.json")
-}
-
-/// Loads the rounds summary (empty when missing or unreadable).
-pub fn load_rounds(store: &Store) -> Rounds {
-    std::fs::read(rounds_path(store))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
-}
-
-/// Serialises read-modify-write of the summary: the daemon's rounds for different hosts end
-/// concurrently.
-static SAVING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Folds a round's outcome into the summary and saves it.
-pub fn save_round(store: &Store, time: &str, report: &RoundReport) -> std::io::Result<()> {
-    let _saving = SAVING
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut rounds = load_rounds(store);
-    rounds.last_round = Some(time.to_string());
-    for h in &report.hosts {
-        let entry = rounds.hosts.entry(h.host.clone()).or_default();
-        entry.last_attempt = Some(time.to_string());
-        if h.ok() {
-            entry.last_success = Some(time.to_string());
-            entry.last_error = None;
-        } else {
-            let failed = h.files.iter().find_map(|f| match &f.outcome {
-                crate::pull::Outcome::Failed(e) => Some(format!("{}: {e}", f.source)),
-                _ => None,
-            });
-            entry.last_error = h.error.clone().or(failed);
-        }
-    }
-    if let Some(c) = &report.checkpoint {
-        note_checkpoint(&mut rounds, c.as_ref().map_err(String::as_str));
-    }
-    save_rounds(store, &rounds)
-}
-
-/// Records the outcome of a checkpoint (after a round, or the daemon's timer).
-pub fn save_checkpoint(
-    store: &Store,
-    result: Result<&crate::checkpoint::RoundCheckpoint, &str>,
-) -> std::io::Result<()> {
-    let _saving = SAVING
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut rounds = load_rounds(store);
-    note_checkpoint(&mut rounds, result);
-    save_rounds(store, &rounds)
-}
-
-fn note_checkpoint(rounds: &mut Rounds, result: Result<&crate::checkpoint::RoundCheckpoint, &str>) {
-    match result {
-        Ok(c) => {
-            rounds.checkpoint_error = None;
-            rounds.anchor_errors = c.anchor_errors.clone();
-        }
-        Err(e) => rounds.checkpoint_error = Some(e.to_string()),
-    }
-}
-
-fn save_rounds(store: &Store, rounds: &Rounds) -> std::io::Result<()> {
-    let data = serde_json::to_vec_pretty(rounds).map_err(std::io::Error::other)?;
-    crate::store::write_atomic(&rounds_path(store), &data)
-}
 
 /// A rewrite alarm or a notice, from the ledger.
 #[derive(Debug, Clone, Serialize)]
@@ -302,7 +213,7 @@ impl Status {
                 "\n{}: {} files tracked, {} collected today, last data {}",
                 h.host,
                 h.files_tracked,
-                crate::cli::human(h.bytes_today),
+                crate::units::human(h.bytes_today),
                 h.last_collected.as_deref().unwrap_or("never")
             )?;
             writeln!(
