@@ -41,15 +41,15 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::checkpoint::{self, Checkpoint};
 use crate::config::Config;
 use crate::hash::Hash;
-use crate::layout;
+use crate::ledger::checkpoint::{self, Checkpoint};
+use crate::ledger::merkle;
+use crate::ledger::writer::Recorder;
 use crate::ledger::{self, Entry, Event, EventKind, Frame};
-use crate::merkle;
 use crate::store;
+use crate::store::layout;
 use crate::verify::{FrameRef, check_copy};
-use crate::writer::Recorder;
 
 /// The manifest format, its first field.
 pub const MANIFEST_FORMAT: &str = "loghost-archive-manifest@1";

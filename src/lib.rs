@@ -28,36 +28,19 @@
 //! without [`layout`] encoding it.
 
 pub mod archive;
-pub mod audit;
-pub mod cat;
-pub mod checkpoint;
 pub mod cli;
-pub mod collect;
 pub mod config;
-pub mod cursor;
 pub mod daemon;
-pub mod demo;
 pub mod failpoint;
 pub mod hash;
 pub mod keys;
-pub mod known_hosts;
-pub mod layout;
 pub mod ledger;
-pub mod merkle;
 pub mod metrics;
-pub mod proof;
 pub mod pull;
-pub mod receiver;
-pub mod remote;
-pub mod rounds;
+pub mod receive;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod sanitize;
-pub mod schedule;
-pub mod status;
 pub mod store;
-pub mod syslog;
-pub mod tls;
 pub mod units;
 pub mod verify;
-pub mod writer;

@@ -54,7 +54,7 @@ impl Metrics {
     }
 
     /// Notes a checkpoint.
-    pub fn checkpointed(&self, c: &crate::checkpoint::RoundCheckpoint) {
+    pub fn checkpointed(&self, c: &crate::ledger::checkpoint::RoundCheckpoint) {
         self.ledger_entries.store(c.size, Ordering::Relaxed);
         self.last_checkpoint.store(now_secs(), Ordering::Relaxed);
         if c.anchor_errors.is_empty() {

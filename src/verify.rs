@@ -28,12 +28,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
-use crate::checkpoint::{self, Checkpoint};
 use crate::config::{Compression, Config};
 use crate::hash::Hash;
-use crate::layout;
+use crate::ledger::checkpoint::{self, Checkpoint};
+use crate::ledger::merkle::{self, Frontier};
 use crate::ledger::{self, Entry};
-use crate::merkle::{self, Frontier};
+use crate::store::layout;
 use crate::store::{self, Store};
 
 /// What to check beyond the default.

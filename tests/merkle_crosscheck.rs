@@ -4,7 +4,7 @@
 
 use ct_merkle::mem_backed_tree::MemoryBackedTree;
 use loghost::hash::Hash;
-use loghost::merkle;
+use loghost::ledger::merkle;
 
 fn flat(hashes: &[Hash]) -> Vec<u8> {
     hashes.iter().flat_map(|h| h.0).collect()

@@ -155,7 +155,9 @@ impl Daemon {
         out.stdout
             .split(|&b| b == b'\n')
             .filter(|l| !l.is_empty())
-            .map(|l| String::from_utf8_lossy(&loghost::syslog::unescape_line(l)).into_owned())
+            .map(|l| {
+                String::from_utf8_lossy(&loghost::receive::syslog::unescape_line(l)).into_owned()
+            })
             .collect()
     }
 

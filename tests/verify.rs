@@ -266,12 +266,12 @@ fn a_forged_checkpoint_is_found() {
     let lines = a.ledger_lines();
     let leaves: Vec<_> = lines
         .iter()
-        .map(|l| loghost::merkle::leaf_hash(l.as_bytes()))
+        .map(|l| loghost::ledger::merkle::leaf_hash(l.as_bytes()))
         .collect();
-    let forged = loghost::checkpoint::Checkpoint {
+    let forged = loghost::ledger::checkpoint::Checkpoint {
         origin: "forger.example/log".into(),
         size: lines.len() as u64,
-        root: loghost::merkle::root(&leaves),
+        root: loghost::ledger::merkle::root(&leaves),
     }
     .sign(&key)
     .expect("sign");

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use loghost::checkpoint::{Checkpoint, open};
+use loghost::ledger::checkpoint::{Checkpoint, open};
 
 /// The verifier key of the seed checkpoints and proofs (fuzz/seeds/, from `loghost demo`).
 const VKEY: &str =

@@ -14,5 +14,5 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(entry.seq(), seq);
         assert_eq!(entry.to_line(), &data[1..], "accepted lines are canonical");
     }
-    let _ = loghost::layout::parse_log_path(&String::from_utf8_lossy(data));
+    let _ = loghost::store::layout::parse_log_path(&String::from_utf8_lossy(data));
 });

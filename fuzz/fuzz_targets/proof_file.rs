@@ -8,5 +8,5 @@ const VKEY: &str =
     "demo.loghost.invalid/archive+926d2c42+AUhowbnWb5pGZvS2YGqCCJB7y0VxQz/O3mNFJrlDBMc0";
 
 fuzz_target!(|data: &[u8]| {
-    let _ = loghost::proof::check(data, VKEY);
+    let _ = loghost::ledger::proof::check(data, VKEY);
 });

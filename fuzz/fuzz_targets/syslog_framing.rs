@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use loghost::syslog::{Deframer, Frame};
+use loghost::receive::syslog::{Deframer, Frame};
 
 #[derive(Debug, PartialEq, Eq)]
 enum Owned {

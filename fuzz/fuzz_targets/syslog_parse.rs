@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use loghost::syslog::{classify, escape_line, unescape_line};
+use loghost::receive::syslog::{classify, escape_line, unescape_line};
 
 fuzz_target!(|msg: &[u8]| {
     let (_, host) = classify(msg);

@@ -22,10 +22,10 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
-use crate::checkpoint::{self, Checkpoint};
 use crate::hash::Hash;
+use crate::ledger::checkpoint::{self, Checkpoint};
+use crate::ledger::merkle;
 use crate::ledger::{self, Entry};
-use crate::merkle;
 
 pub const INCLUSION_HEADER: &str = "c2sp.org/tlog-proof@v1";
 pub const CONSISTENCY_HEADER: &str = "loghost/consistency-proof@v1";

@@ -8,14 +8,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::checkpoint::{self, Checkpoint};
 use crate::config::{Config, SetupError};
 use crate::hash::Hash;
-use crate::layout;
+use crate::ledger::checkpoint::{self, Checkpoint};
+use crate::ledger::merkle;
+use crate::ledger::proof::{self, Proven};
 use crate::ledger::{self, Entry};
-use crate::merkle;
-use crate::proof::{self, Proven};
 use crate::store::Store;
+use crate::store::layout;
 
 /// The log's verifier key, from the signing key.
 pub fn verifier_key(config: &Config) -> Result<String> {

@@ -4,6 +4,11 @@
 //! Exit statuses: 0 success; 1 a host failed (pull), a fingerprint did not match (trust) or
 //! another command failed at its job; 2 bad configuration, store or arguments.
 
+pub mod audit;
+pub mod cat;
+pub mod demo;
+pub mod status;
+
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -11,8 +16,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, SetupError};
-use crate::known_hosts::{self, KnownHosts};
 use crate::ledger::{Entry, Event, EventKind, Ledger};
+use crate::pull::known_hosts::{self, KnownHosts};
 use crate::pull::{Outcome, RoundReport};
 use crate::sanitize::Shown;
 use crate::store::Store;
@@ -308,7 +313,7 @@ fn load_config(flag: Option<&Path>) -> Result<Config> {
 
 async fn run(cli: Cli) -> Result<i32> {
     match cli.command {
-        Command::Demo { keep } => crate::demo::run(keep.as_deref()).await,
+        Command::Demo { keep } => crate::cli::demo::run(keep.as_deref()).await,
         Command::Init => {
             let config = load_config(cli.config.as_deref())?;
             init(&config)?;
@@ -347,7 +352,7 @@ async fn run(cli: Cli) -> Result<i32> {
                 let opts = crate::verify::Options {
                     deep,
                     external: checkpoints,
-                    verifier_key: key.map(|k| crate::audit::read_vkey(&k)).transpose()?,
+                    verifier_key: key.map(|k| crate::cli::audit::read_vkey(&k)).transpose()?,
                     progress: std::io::stderr().is_terminal(),
                 };
                 let mut report = crate::verify::run(&config, &opts)?;
@@ -384,14 +389,14 @@ async fn run(cli: Cli) -> Result<i32> {
                     crate::failpoint::fake_now().unwrap_or_else(jiff::Timestamp::now),
                 )?,
             };
-            let rec = crate::writer::Recorder::open(&config)?;
+            let rec = crate::ledger::writer::Recorder::open(&config)?;
             let report =
                 crate::archive::run(&rec, through, std::io::stderr().is_terminal()).await?;
             Ok(print_archive_report(&report))
         }
         Command::Key => {
             let config = load_config(cli.config.as_deref())?;
-            println!("{}", crate::audit::verifier_key(&config)?);
+            println!("{}", crate::cli::audit::verifier_key(&config)?);
             Ok(0)
         }
         Command::Prove { what } => {
@@ -405,13 +410,13 @@ async fn run(cli: Cli) -> Result<i32> {
                     out: dest,
                 } => {
                     let target = match (entry, file) {
-                        (Some(n), None) => crate::audit::Target::Entry(n),
-                        (None, Some(f)) => crate::audit::Target::File(f),
+                        (Some(n), None) => crate::cli::audit::Target::Entry(n),
+                        (None, Some(f)) => crate::cli::audit::Target::File(f),
                         _ => {
                             return Err(SetupError("give an entry number or --file".into()).into());
                         }
                     };
-                    crate::audit::prove_inclusion(
+                    crate::cli::audit::prove_inclusion(
                         &config,
                         &target,
                         checkpoint.as_deref(),
@@ -424,7 +429,7 @@ async fn run(cli: Cli) -> Result<i32> {
                     new,
                     out: dest,
                 } => {
-                    crate::audit::prove_consistency(
+                    crate::cli::audit::prove_consistency(
                         &config,
                         &old,
                         &new,
@@ -436,12 +441,12 @@ async fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::VerifyProof { key, data, files } => {
-            let vkey = crate::audit::read_vkey(&key)?;
-            crate::audit::verify_proofs(&vkey, &files, data.as_deref(), &mut std::io::stdout())
+            let vkey = crate::cli::audit::read_vkey(&key)?;
+            crate::cli::audit::verify_proofs(&vkey, &files, data.as_deref(), &mut std::io::stdout())
         }
         Command::Status { json } => {
             let config = load_config(cli.config.as_deref())?;
-            let status = crate::status::gather(&config)?;
+            let status = crate::cli::status::gather(&config)?;
             let mut out = std::io::stdout();
             if json {
                 serde_json::to_writer_pretty(&mut out, &status)?;
@@ -456,12 +461,12 @@ async fn run(cli: Cli) -> Result<i32> {
             let stdout = std::io::stdout();
             let terminal = stdout.is_terminal();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            let sel = crate::cat::Selection {
+            let sel = crate::cli::cat::Selection {
                 host: &host,
                 log: log.as_deref(),
                 date: date.as_deref(),
             };
-            match crate::cat::run(&config, &sel, &mut out, terminal) {
+            match crate::cli::cat::run(&config, &sel, &mut out, terminal) {
                 Ok(()) => Ok(0),
                 // A closed pipe (`loghost cat … | head`) is not an error.
                 Err(e) if is_broken_pipe(&e) => Ok(0),
@@ -541,7 +546,7 @@ pub async fn trust(
         ))
         .into());
     };
-    let key = crate::remote::offered_host_key(address, config.ssh.connect_timeout).await?;
+    let key = crate::pull::remote::offered_host_key(address, config.ssh.connect_timeout).await?;
     let (ktype, fp) = (known_hosts::key_type(&key), known_hosts::fingerprint(&key));
     writeln!(out, "{name} ({address}) offers {ktype} {fp}")?;
     let mut kh = KnownHosts::load(&config.ssh.known_hosts).map_err(SetupError)?;

@@ -6,7 +6,10 @@
 //! the end the ledger has committed, cutting away leftovers of an interrupted pull, and refusing
 //! to write when the file is *shorter* than the ledger says (that is damage to evidence, not a
 //! crash artifact). Paths given to the store are store-relative and come from
-//! [`crate::layout`], never from the network directly.
+//! [`crate::store::layout`], never from the network directly.
+
+pub mod layout;
+pub mod rounds;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -17,7 +20,6 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Compression;
 use crate::hash::Hash;
-use crate::layout;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -1,11 +1,11 @@
 //! Collecting one remote file in a round (DESIGN §4): what to read, reading it, and what to tell
 //! the auditor.
 //!
-//! For a log: observe the file at its path, ask [`cursor::decide`]. When it simply grew, read the
+//! For a log: observe the file at its path, ask [`rotation::decide`]. When it simply grew, read the
 //! new bytes (after audit samples: a few random collected blocks re-read and compared with the
 //! archive). When something changed, probe its rotated siblings (`auth.log.1`,
 //! `auth.log.2.gz`, `auth.log-20261128`) youngest first for the generation the cursor belongs
-//! to, and follow [`cursor::plan`]: the old generation's unread tail, every generation rotated
+//! to, and follow [`rotation::plan`]: the old generation's unread tail, every generation rotated
 //! away in between, then the new file from 0. Compressed generations are decompressed on the way,
 //! and their collected part is checked as it streams past. A rewrite (collected bytes changed) is
 //! an alarm; a truncation or replacement is noted. Both are ledger events, after which the file's
@@ -22,17 +22,16 @@ use rand::Rng;
 use tokio::sync::mpsc;
 
 use crate::config::HostConfig;
-use crate::cursor::{
-    self, Candidate, Change, Cursor, Decision, Finding, HEAD_LEN, Observed, Probe, Step, TAIL_LEN,
-};
 use crate::failpoint;
 use crate::hash::Hash;
-use crate::layout;
+use crate::ledger::cursor::{Cursor, HEAD_LEN, Probe, Span, TAIL_LEN};
+use crate::ledger::writer::{Chunk, Job, Written, write_frames};
 use crate::ledger::{Entry, Event, EventKind, Via};
+use crate::pull::remote::{RemoteError, RemoteFile, Session};
+use crate::pull::rotation::{self, Candidate, Change, Decision, Finding, Observed, Step};
 use crate::pull::{Ctx, FileReport, MAX_FRAME_RAW, Outcome};
-use crate::remote::{RemoteError, RemoteFile, Session};
 use crate::sanitize::Shown;
-use crate::writer::{Chunk, Job, Written, write_frames};
+use crate::store::layout;
 
 /// Chunks buffered between a reader and the writer (each up to 255 KiB).
 const CHANNEL_DEPTH: usize = 32;
@@ -178,7 +177,7 @@ struct Seen {
 
 async fn observe(file: &RemoteFile<'_>, cursor: Option<&Cursor>) -> Result<Seen, RemoteError> {
     let size = file.size().await?;
-    let plan = cursor::probe_plan(cursor, size);
+    let plan = rotation::probe_plan(cursor, size);
     let head = file.read_at(0, plan.head_len).await?;
     if let Some(d) = failpoint::pause_once("between-head-and-tail") {
         tokio::time::sleep(d).await;
@@ -224,7 +223,7 @@ struct View<'s> {
     first_sight: bool,
     /// Distinct generations among the rotated siblings, probed youngest first.
     siblings: Vec<Gen<'s>>,
-    /// What `cursor::plan` needs of each of `siblings`, in the same order.
+    /// What `rotation::plan` needs of each of `siblings`, in the same order.
     candidates: Vec<Candidate>,
 }
 
@@ -257,7 +256,7 @@ async fn look<'s>(t: &Target<'s>, cursor: Option<&Cursor>) -> Result<Option<View
         Some(f) => Some(observe(f, cursor).await?),
         None => None,
     };
-    let decision = cursor::decide(cursor, seen.as_ref().map(|s| s.obs));
+    let decision = rotation::decide(cursor, seen.as_ref().map(|s| s.obs));
     // First sight, or a cursor that starts over with nothing of the new generation collected:
     // generations rotated away meanwhile (never collected) are looked for too.
     let first_sight = t.host.history && cursor.is_none_or(|c| c.head.len == 0);
@@ -416,7 +415,7 @@ async fn unchanged(g: &Gen<'_>) -> Result<bool, FileError> {
 }
 
 /// The rotated siblings of the log by name, youngest first; a plain file before its `.gz`.
-async fn sibling_names(t: &Target<'_>) -> Result<Vec<(String, cursor::Age, bool)>, FileError> {
+async fn sibling_names(t: &Target<'_>) -> Result<Vec<(String, rotation::Age, bool)>, FileError> {
     let (dir, base) = match t.path.rsplit_once('/') {
         Some(("", b)) => ("/", b),
         Some((d, b)) => (d, b),
@@ -427,11 +426,11 @@ async fn sibling_names(t: &Target<'_>) -> Result<Vec<(String, cursor::Age, bool)
         Err(e) if e.is_not_found() => Vec::new(),
         Err(e) => return Err(e.into()),
     };
-    let mut found: Vec<(String, cursor::Age, bool)> = entries
+    let mut found: Vec<(String, rotation::Age, bool)> = entries
         .into_iter()
         .filter(|(_, regular)| *regular)
         .filter_map(|(name, _)| {
-            let (age, gz) = cursor::sibling(base, &name)?;
+            let (age, gz) = rotation::sibling(base, &name)?;
             let path = if dir == "/" {
                 format!("/{name}")
             } else {
@@ -545,7 +544,7 @@ async fn act(
 ) -> Result<(), FileError> {
     if view.first_sight {
         let size = view.seen.as_ref().map_or(0, |s| s.obs.size);
-        let steps = cursor::history(&view.candidates, view.live.is_some() && size > 0);
+        let steps = rotation::history(&view.candidates, view.live.is_some() && size > 0);
         return run_steps(t, None, view, steps.into(), report).await;
     }
     let (Some(live), Some(seen)) = (&view.live, &view.seen) else {
@@ -798,7 +797,7 @@ async fn follow_change(
         } if !found => find_edited(t, c, live.into_iter().chain(view.siblings.iter())).await?,
         _ => None,
     };
-    let plan = cursor::plan(
+    let plan = rotation::plan(
         c,
         change,
         t.path,
@@ -928,8 +927,8 @@ fn rewritten_copy(
 }
 
 /// A total order: numbered siblings by number, dated ones newest first, the rest after.
-fn youngest_first(a: &cursor::Age, b: &cursor::Age) -> std::cmp::Ordering {
-    use cursor::Age::*;
+fn youngest_first(a: &rotation::Age, b: &rotation::Age) -> std::cmp::Ordering {
+    use rotation::Age::*;
     use std::cmp::Ordering::*;
     match (a, b) {
         (Numeric(x), Numeric(y)) => x.cmp(y),
@@ -1244,7 +1243,7 @@ fn decode(
         let mut data = &buf[..];
         if pos < skip {
             let k = ((skip - pos) as usize).min(data.len());
-            crate::writer::push_tail(&mut window, &data[..k]);
+            crate::ledger::writer::push_tail(&mut window, &data[..k]);
             pos += k as u64;
             data = &data[k..];
         }
@@ -1324,7 +1323,7 @@ async fn audit(
 /// when that file is no longer in the store (its day was archived).
 fn archived_bytes(
     store: &crate::store::Store,
-    span: &cursor::Span,
+    span: &Span,
     p: u64,
     len: u64,
 ) -> anyhow::Result<Option<Vec<u8>>> {

@@ -14,9 +14,9 @@ use anyhow::{Context, Result, bail};
 
 use crate::config::Config;
 use crate::hash::Hash;
-use crate::layout;
 use crate::ledger::{self, Entry, Frame};
 use crate::sanitize::{Shown, escape_for_terminal};
+use crate::store::layout;
 use crate::store::{self, Store};
 
 /// What to print.

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::layout;
 use crate::store::Store;
+use crate::store::layout;
 
 /// What the last rounds left for `status` (a cache: losing it loses only this summary).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

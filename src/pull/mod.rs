@@ -1,8 +1,8 @@
 //! One pull round (DESIGN §4): every selected host, at most `ssh.concurrency` at once, each
 //! independent of the others.
 //!
-//! Per host: connect ([`crate::remote`]), expand the configured paths on the remote side, then per
-//! file observe its size, ask [`crate::cursor::decide`] what to read, and stream those bytes into
+//! Per host: connect ([`crate::pull::remote`]), expand the configured paths on the remote side, then per
+//! file observe its size, ask [`crate::pull::rotation::decide`] what to read, and stream those bytes into
 //! a compression frame appended to today's stored file. A transfer larger than [`MAX_FRAME_RAW`]
 //! is cut into several frames, each committed on its own, so a crash costs at most one frame's
 //! work and proofs stay small.
@@ -15,6 +15,11 @@
 //! Memory stays bounded whatever the file size: reads are pipelined into a bounded channel that a
 //! blocking writer thread drains into the compressor.
 
+pub mod collect;
+pub mod known_hosts;
+pub mod remote;
+pub mod rotation;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,14 +28,14 @@ use jiff::Timestamp;
 use russh::keys::PrivateKey;
 use tokio::sync::Semaphore;
 
-use crate::collect::{self, FileError};
+use self::collect::FileError;
 use crate::config::{Config, HostConfig};
 use crate::failpoint;
-use crate::known_hosts::KnownHosts;
 use crate::ledger::Via;
-use crate::remote::{RemoteError, Session};
+use crate::ledger::writer::Recorder;
+use crate::pull::known_hosts::KnownHosts;
+use crate::pull::remote::{RemoteError, Session};
 use crate::sanitize::Shown;
-use crate::writer::Recorder;
 
 /// Largest raw content in one frame.
 pub const MAX_FRAME_RAW: u64 = 16 * 1024 * 1024;
@@ -116,7 +121,7 @@ pub struct RoundReport {
     pub hosts: Vec<HostReport>,
     /// The checkpoint after the round, or why none could be signed (`None`: the round did not
     /// checkpoint; the daemon checkpoints on its own timer).
-    pub checkpoint: Option<Result<crate::checkpoint::RoundCheckpoint, String>>,
+    pub checkpoint: Option<Result<crate::ledger::checkpoint::RoundCheckpoint, String>>,
 }
 
 impl RoundReport {
@@ -222,10 +227,10 @@ pub async fn run_round_with(
         checkpoint,
     };
     let time = crate::ledger::format_time(rec.ledger()?.now());
-    let hosts: Vec<crate::rounds::HostOutcome> = report
+    let hosts: Vec<crate::store::rounds::HostOutcome> = report
         .hosts
         .iter()
-        .map(|h| crate::rounds::HostOutcome {
+        .map(|h| crate::store::rounds::HostOutcome {
             host: h.host.clone(),
             error: (!h.ok()).then(|| {
                 let failed = h.files.iter().find_map(|f| match &f.outcome {
@@ -240,7 +245,7 @@ pub async fn run_round_with(
         Ok(c) => Ok(&c.anchor_errors[..]),
         Err(e) => Err(e.as_str()),
     });
-    if let Err(e) = crate::rounds::save_round(&rec.store, &time, &hosts, checkpoint) {
+    if let Err(e) = crate::store::rounds::save_round(&rec.store, &time, &hosts, checkpoint) {
         tracing::warn!("cannot save the round summary for `loghost status`: {e}");
     }
     Ok(report)
@@ -328,7 +333,7 @@ async fn pull_host(ctx: &Arc<Ctx>, host: &HostConfig) -> HostReport {
                 && *live != path
                 && match (live.rsplit_once('/'), path.rsplit_once('/')) {
                     (Some((d1, base)), Some((d2, name))) => {
-                        d1 == d2 && crate::cursor::sibling(base, name).is_some()
+                        d1 == d2 && crate::pull::rotation::sibling(base, name).is_some()
                     }
                     _ => false,
                 }

@@ -19,10 +19,10 @@ use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::cursor::{Cursor, HEAD_LEN, Probe, TAIL_LEN};
 use crate::failpoint;
 use crate::hash::Hash;
 use crate::keys::SigningKey;
+use crate::ledger::cursor::{Cursor, HEAD_LEN, Probe, TAIL_LEN};
 use crate::ledger::{Entry, Frame, Ledger, Via};
 use crate::store::{AppendFile, FrameWriter, Store, StoreLock};
 
@@ -82,10 +82,10 @@ impl Recorder {
     }
 
     /// Signs a checkpoint if the tree grew, copies it to the anchors, saves the index cache.
-    pub fn checkpoint(&self) -> anyhow::Result<crate::checkpoint::RoundCheckpoint> {
+    pub fn checkpoint(&self) -> anyhow::Result<crate::ledger::checkpoint::RoundCheckpoint> {
         let mut round = {
             let mut ledger = self.ledger()?;
-            let result = crate::checkpoint::write_round(
+            let result = crate::ledger::checkpoint::write_round(
                 self.store.root(),
                 &mut ledger,
                 &self.signing_key,
@@ -97,7 +97,7 @@ impl Recorder {
             result?
         };
         // Outside the ledger lock: a slow anchor must not hold up the receiver or the pulls.
-        crate::checkpoint::anchor_round(&self.config, &mut round);
+        crate::ledger::checkpoint::anchor_round(&self.config, &mut round);
         Ok(round)
     }
 }

@@ -2,8 +2,8 @@
 //! logs, stored in the same tamper-evident archive as pulled logs.
 //!
 //! Each accepted connection gets a task: TLS handshake (within `handshake_timeout`), the client
-//! certificate's identity decides the host ([`crate::tls`]), then reads of up to 256 KiB are cut
-//! into frames ([`crate::syslog::Deframer`]); each message is classified, counted and appended in
+//! certificate's identity decides the host ([`crate::receive::tls`]), then reads of up to 256 KiB are cut
+//! into frames ([`crate::receive::syslog::Deframer`]); each message is classified, counted and appended in
 //! stored form (one escaped line) to its host's pending buffer. A flusher commits each host's
 //! buffer as one compression frame of `<host>/<date>/%syslog-tls.zst` every second, or sooner
 //! when it holds 1 MiB: write, sync, ledger entry (source `syslog-tls`, the byte range of the
@@ -13,6 +13,9 @@
 //! Loss window: messages are acknowledged by nothing in syslog; what was received but not yet
 //! flushed (at most one second, or 1 MiB, per host) is lost if the process is killed. SIGTERM
 //! drains: no new connections, open ones are read until they pause, every buffer is flushed.
+
+pub mod syslog;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,13 +30,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
+use self::syslog::{Deframer, Format};
 use crate::config::{HostConfig, ReceiverConfig};
-use crate::cursor::Probe;
 use crate::hash::Hash;
+use crate::ledger::cursor::Probe;
+use crate::ledger::writer::Recorder;
 use crate::ledger::{Entry, Frame, Via};
-use crate::syslog::{self, Deframer, Format};
-use crate::tls::Identity;
-use crate::writer::Recorder;
+use crate::receive::tls::Identity;
 
 /// The ledger source of received messages.
 pub const SOURCE: &str = "syslog-tls";
@@ -146,7 +149,7 @@ impl Shared {
         let path = self
             .rec
             .store
-            .path(crate::layout::STATE_DIR)
+            .path(crate::store::layout::STATE_DIR)
             .join("receiver.json");
         if let Ok(data) = serde_json::to_vec_pretty(&self.counts())
             && let Err(e) = crate::store::write_atomic(&path, &data)
@@ -158,7 +161,9 @@ impl Shared {
 
 /// The receiver counts saved by the last running daemon, for `loghost status`.
 pub fn load_counts(store: &crate::store::Store) -> Option<Counts> {
-    let path = store.path(crate::layout::STATE_DIR).join("receiver.json");
+    let path = store
+        .path(crate::store::layout::STATE_DIR)
+        .join("receiver.json");
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
@@ -171,7 +176,7 @@ pub async fn serve(
     let Some(cfg) = rec.config.receiver.clone() else {
         return Ok(());
     };
-    let tls = TlsAcceptor::from(crate::tls::server_config(&cfg)?);
+    let tls = TlsAcceptor::from(crate::receive::tls::server_config(&cfg)?);
     let mut sinks = HashMap::new();
     for h in &rec.config.hosts {
         if let Some(t) = &h.tls_name {
@@ -308,7 +313,8 @@ async fn flush_all(shared: &Arc<Shared>, min: usize) {
 /// Writes `data` as one frame of the host's received file and commits it. Returns its length.
 fn commit(rec: &Recorder, host: &HostConfig, start: u64, data: &[u8]) -> Result<u64> {
     let time = rec.ledger()?.now();
-    let rel = crate::layout::received_file(&host.name, time, host.hourly, rec.config.compression);
+    let rel =
+        crate::store::layout::received_file(&host.name, time, host.hourly, rec.config.compression);
     let out = rec.open_file(&rel)?;
     let path = out.path().to_path_buf();
     // On an error (a full disk, say) nothing of the frame stays behind, nor a file it created;

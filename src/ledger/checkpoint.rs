@@ -21,7 +21,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use crate::config::Config;
 use crate::hash::Hash;
 use crate::keys::SigningKey;
-use crate::layout;
+use crate::store::layout;
 
 /// A checkpoint's content.
 #[derive(Debug, Clone, PartialEq, Eq)]

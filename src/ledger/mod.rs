@@ -20,6 +20,12 @@
 //! its last ledger entry are therefore uncommitted leftovers of an interrupted pull; the writer cuts
 //! them away before appending (see `store`). A torn last ledger line is likewise cut away.
 
+pub mod checkpoint;
+pub mod cursor;
+pub mod merkle;
+pub mod proof;
+pub mod writer;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -28,10 +34,10 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::cursor::{Cursor, MAX_KNOWN, MAX_SPANS, Probe, Span};
+use self::merkle::Frontier;
 use crate::hash::Hash;
-use crate::layout;
-use crate::merkle::{self, Frontier};
+use crate::ledger::cursor::{Cursor, MAX_KNOWN, MAX_SPANS, Probe, Span};
+use crate::store::layout;
 use crate::store::{Store, StoreLock};
 
 /// One ledger line.
@@ -409,13 +415,14 @@ impl Ledger {
         let mut index = load_cache(&cache_path, &mut file).unwrap_or_default();
         // The root at the newest checkpoint's size must be known once the ledger is past it;
         // a cache that went past without recording it is rebuilt.
-        let newest = crate::checkpoint::sizes_in(&crate::checkpoint::dir(store.root()))
-            .map_err(|err| LedgerError::Io {
-                path: crate::checkpoint::dir(store.root()),
-                err,
-            })?
-            .last()
-            .copied();
+        let newest =
+            crate::ledger::checkpoint::sizes_in(&crate::ledger::checkpoint::dir(store.root()))
+                .map_err(|err| LedgerError::Io {
+                    path: crate::ledger::checkpoint::dir(store.root()),
+                    err,
+                })?
+                .last()
+                .copied();
         if let Some(n) = newest {
             let known = index.root_at_checkpoint.is_some_and(|(s, _)| s == n);
             if !known && index.entries > n {

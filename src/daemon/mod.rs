@@ -1,7 +1,7 @@
 //! `loghost run`: the long-running service.
 //!
 //! It opens the store once (holding its lock) and runs, until told to stop:
-//! - the pull scheduler ([`crate::schedule`]): each host with an address on its `every`/`cron`
+//! - the pull scheduler ([`crate::daemon::schedule`]): each host with an address on its `every`/`cron`
 //!   schedule, at most `ssh.concurrency` at once, never one host twice at once;
 //! - the syslog-over-TLS receiver when `[receiver]` is configured;
 //! - a checkpoint every `checkpoint_every` when the ledger grew;
@@ -14,6 +14,8 @@
 //! is logged; otherwise every part is stopped as above and started again with the new one
 //! (senders reconnect; the process and its pid stay).
 
+pub mod schedule;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -23,8 +25,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, SetupError};
+use crate::ledger::writer::Recorder;
 use crate::metrics::Metrics;
-use crate::writer::Recorder;
 
 /// The parts running for one configuration.
 struct Parts {
@@ -113,7 +115,7 @@ fn start(config: &Config, metrics: &Arc<Metrics>) -> Result<Parts> {
     let rec = Arc::new(Recorder::open(config)?);
     let (stop, stopping) = watch::channel(false);
     let receiver = config.receiver.is_some().then(|| {
-        tokio::spawn(crate::receiver::serve(
+        tokio::spawn(crate::receive::serve(
             rec.clone(),
             stopping.clone(),
             metrics.clone(),
@@ -186,7 +188,7 @@ async fn checkpoint_now(rec: &Arc<Recorder>, metrics: Option<&Metrics>) {
         }
         Err(e) => tracing::error!("checkpoint: {e}"),
     }
-    if let Err(e) = crate::rounds::save_checkpoint(
+    if let Err(e) = crate::store::rounds::save_checkpoint(
         &rec.store,
         outcome
             .as_ref()
@@ -280,7 +282,7 @@ async fn scheduler(rec: Arc<Recorder>, stopping: watch::Receiver<bool>, metrics:
         .map(|h| (h.name.clone(), h.schedule.clone()))
         .collect();
     let concurrency = rec.config.ssh.concurrency;
-    crate::schedule::run(hosts, concurrency, stopping, move |name: String| {
+    crate::daemon::schedule::run(hosts, concurrency, stopping, move |name: String| {
         let (rec, metrics) = (rec.clone(), metrics.clone());
         async move {
             let Some(host) = rec.config.host(&name).cloned() else {

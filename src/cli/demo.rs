@@ -24,7 +24,7 @@ use russh_sftp::protocol::{
 };
 
 use crate::config::Config;
-use crate::known_hosts;
+use crate::pull::known_hosts;
 
 const HOST: &str = "demo-web";
 
@@ -155,7 +155,7 @@ anchors = ["file://{anchor}"]
 
     section("6. The store");
     print_tree(&config.store, &config.store)?;
-    let ledger_path = config.store.join(crate::layout::LEDGER_FILE);
+    let ledger_path = config.store.join(crate::store::layout::LEDGER_FILE);
     let ledger = std::fs::read_to_string(&ledger_path)?;
     println!(
         "\n{} holds {} entries; the newest:",
@@ -170,9 +170,9 @@ anchors = ["file://{anchor}"]
     let mut all_equal = true;
     for log in logs {
         let mut out = Vec::new();
-        crate::cat::run(
+        crate::cli::cat::run(
             &config,
-            &crate::cat::Selection {
+            &crate::cli::cat::Selection {
                 host: HOST,
                 log: Some(&format!("/var/log/{log}")),
                 date: None,
@@ -189,7 +189,7 @@ anchors = ["file://{anchor}"]
             out.len()
         );
     }
-    let sample = config.store.join(crate::layout::stored_file(
+    let sample = config.store.join(crate::store::layout::stored_file(
         HOST,
         jiff::Timestamp::now(),
         false,
@@ -209,14 +209,14 @@ anchors = ["file://{anchor}"]
     section("8. loghost verify: every frame, entry and checkpoint recomputed");
     let verified = crate::verify::run(&config, &crate::verify::Options::default())?;
     let verify_code = verified.print(&mut std::io::stdout())?;
-    let ckpt_dir = crate::checkpoint::dir(&config.store);
-    if let Some(size) = crate::checkpoint::sizes_in(&ckpt_dir)?.last() {
-        let path = ckpt_dir.join(crate::checkpoint::file_name(*size));
+    let ckpt_dir = crate::ledger::checkpoint::dir(&config.store);
+    if let Some(size) = crate::ledger::checkpoint::sizes_in(&ckpt_dir)?.last() {
+        let path = ckpt_dir.join(crate::ledger::checkpoint::file_name(*size));
         println!("\nThe newest signed checkpoint, {}:", path.display());
         print!("{}", String::from_utf8_lossy(&std::fs::read(&path)?));
         println!(
             "\nAuditors check it with the verifier key (`loghost key`):\n  {}",
-            crate::audit::verifier_key(&config)?
+            crate::cli::audit::verifier_key(&config)?
         );
     }
 
@@ -246,7 +246,9 @@ fn print_tree(root: &Path, dir: &Path) -> Result<()> {
     for e in entries {
         let p = e.path();
         let rel = p.strip_prefix(root).unwrap_or(&p);
-        if rel == Path::new(crate::layout::LOCK_FILE) || rel.starts_with(crate::layout::STATE_DIR) {
+        if rel == Path::new(crate::store::layout::LOCK_FILE)
+            || rel.starts_with(crate::store::layout::STATE_DIR)
+        {
             continue;
         }
         if e.file_type()?.is_dir() {

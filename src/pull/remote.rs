@@ -27,7 +27,7 @@ use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 
 use crate::config::{Address, HostConfig, SshConfig};
-use crate::known_hosts::{fingerprint, key_type};
+use crate::pull::known_hosts::{fingerprint, key_type};
 use crate::sanitize::Shown;
 
 /// Bytes asked for in one SFTP read: OpenSSH's sftp-server maximum (256 KiB − 1 KiB).

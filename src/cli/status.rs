@@ -12,10 +12,10 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::layout;
 use crate::ledger::{self, Entry, EventKind};
-use crate::rounds::{HostRound, load_rounds};
 use crate::store::Store;
+use crate::store::layout;
+use crate::store::rounds::{HostRound, load_rounds};
 
 /// A rewrite alarm or a notice, from the ledger.
 #[derive(Debug, Clone, Serialize)]
@@ -60,7 +60,7 @@ pub struct Status {
     pub checkpoint_error: Option<String>,
     pub anchor_errors: Vec<String>,
     /// The receiver's counts, as the daemon last saved them.
-    pub receiver: Option<crate::receiver::Counts>,
+    pub receiver: Option<crate::receive::Counts>,
 }
 
 impl Status {
@@ -149,7 +149,7 @@ pub fn gather(config: &Config) -> Result<Status> {
         };
         let limit = hc
             .stale_after
-            .unwrap_or_else(|| crate::schedule::default_stale_after(&hc.schedule, now));
+            .unwrap_or_else(|| crate::daemon::schedule::default_stale_after(&hc.schedule, now));
         let last = if hc.is_pulled() {
             h.round.last_success.as_deref()
         } else {
@@ -165,7 +165,7 @@ pub fn gather(config: &Config) -> Result<Status> {
         ledger_entries: entries,
         checkpoint_error: rounds.checkpoint_error,
         anchor_errors: rounds.anchor_errors,
-        receiver: crate::receiver::load_counts(&store),
+        receiver: crate::receive::load_counts(&store),
     })
 }
 

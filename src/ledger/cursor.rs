@@ -1,0 +1,87 @@
+//! The recorded form of a cursor: how far each remote file has been collected, derived from the
+//! ledger's frames and events (DESIGN §4). The decisions made with it belong to the puller
+//! (`pull::rotation`); the ledger only keeps it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::hash::Hash;
+
+/// How many leading bytes identify a file.
+pub const HEAD_LEN: u64 = 4096;
+/// How many bytes before the cursor are re-checked each round.
+pub const TAIL_LEN: u64 = 4096;
+
+/// The hash of a byte range: `[0, len)` for a head, `[end - len, end)` for a tail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    pub len: u64,
+    pub sha256: Hash,
+}
+
+/// What is known of a remote file after the last committed frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Bytes of the current generation collected: the next read starts here.
+    pub end: u64,
+    /// Identity of the current generation.
+    pub head: Probe,
+    /// The bytes just before `end`.
+    pub tail: Probe,
+    /// For snapshot files: the hash of the whole content last stored.
+    pub content: Option<Hash>,
+    /// Where the current generation's most recent frames are stored (at most [`MAX_SPANS`]),
+    /// for audit samples: re-reading random collected blocks and comparing with the archive.
+    #[serde(default)]
+    pub spans: Vec<Span>,
+    /// The identities of the source's recent generations (at most [`MAX_KNOWN`], oldest first,
+    /// the current one included; kept across events that restart the generation): a rotated
+    /// sibling that carries one of them has been collected. No serde default, so an index cache
+    /// written before this field existed is rebuilt from the ledger.
+    pub known: Vec<Probe>,
+}
+
+/// How many generation identities a cursor remembers.
+pub const MAX_KNOWN: usize = 64;
+
+/// How many frames of a generation the cursor remembers for audit samples.
+pub const MAX_SPANS: usize = 1000;
+
+/// One stored frame of a generation: source bytes `[start, end)` are `length` stored bytes at
+/// `offset` of `file`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    pub start: u64,
+    pub end: u64,
+    pub file: String,
+    pub offset: u64,
+    pub length: u64,
+}
+
+impl Cursor {
+    /// The cursor of a generation that starts over (after a truncation, say): nothing collected.
+    pub fn empty() -> Cursor {
+        Cursor {
+            end: 0,
+            head: Probe {
+                len: 0,
+                sha256: Hash::of(b""),
+            },
+            tail: Probe {
+                len: 0,
+                sha256: Hash::of(b""),
+            },
+            content: None,
+            spans: Vec::new(),
+            known: Vec::new(),
+        }
+    }
+
+    /// Whether `head` (a file's first bytes) starts with one of the known identities.
+    pub fn knows(&self, head: &[u8]) -> bool {
+        self.known.iter().any(|p| {
+            usize::try_from(p.len).is_ok_and(|n| n > 0 && head.len() >= n)
+                && Hash::of(&head[..p.len as usize]) == p.sha256
+        })
+    }
+}
