@@ -961,3 +961,172 @@ fn a_log_rewritten_in_a_loop_is_never_silent() {
         text(&out)
     );
 }
+
+/// The numbers of the `line(i)` lines in stored content, in order.
+fn numbers(data: &[u8]) -> Vec<usize> {
+    String::from_utf8_lossy(data)
+        .lines()
+        .filter_map(|l| l.split(" event ").nth(1)?.split(' ').next()?.parse().ok())
+        .collect()
+}
+
+/// Every written line stored once (other lines, such as planted junk, ignored).
+fn assert_each_line_once(r: &Rig) {
+    let mut got = numbers(&r.env.cat("web1", &r.log));
+    got.sort_unstable();
+    assert_eq!(got, (0..r.next).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_planted_sibling_name_does_not_derail_later_rotations() {
+    // app.log.0 sorts before every real generation; planted once, it is collected once (as a
+    // generation never seen), then known, and later rotations go on as before.
+    let mut r = Rig::new("    create", "");
+    r.write(100);
+    r.quiet_pull();
+    std::fs::write(
+        r.rotated("app.log.0"),
+        b"planted junk line one, not a log line at all\n",
+    )
+    .expect("plant");
+    for _ in 0..3 {
+        r.write(50);
+        r.rotate();
+        r.write(20);
+        let out = r.pull();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    assert_each_line_once(&r);
+    assert!(r.events().is_empty(), "{:?}", r.events());
+    let junk = String::from_utf8_lossy(&r.env.cat("web1", &r.log))
+        .matches("planted junk")
+        .count();
+    assert_eq!(junk, 1);
+}
+
+#[test]
+fn switching_to_dateext_leaves_no_generation_behind() {
+    // Numbered rotations, then dateext: the old app.log.1 stays and sorts before every dated
+    // name. Two rotations between pulls, each line once, no notice.
+    let mut r = Rig::new("    create", "");
+    r.write(100);
+    r.quiet_pull();
+    r.write(30);
+    r.rotate();
+    r.quiet_pull();
+    let conf = std::fs::read_to_string(&r.conf).expect("conf");
+    std::fs::write(
+        &r.conf,
+        conf.replace("create", "create\n    dateext\n    dateformat -%Y%m%d-%s"),
+    )
+    .expect("conf");
+    for _ in 0..2 {
+        r.write(40);
+        r.rotate();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        r.write(40);
+        r.rotate();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        r.write(10);
+        r.quiet_pull();
+    }
+    assert_each_line_once(&r);
+}
+
+#[test]
+fn junk_names_do_not_hide_an_edited_copy_from_the_search() {
+    let mut r = Rig::new("    create", "");
+    r.write(1000);
+    r.quiet_pull();
+    r.rotate();
+    for n in [
+        "0", "00", "000", "0000", "00000", "000000", "0000000", "00000000",
+    ] {
+        std::fs::write(r.rotated(&format!("app.log.{n}")), format!("junk {n}\n")).expect("junk");
+    }
+    let rotated = r.rotated("app.log.1");
+    let edited = edit_at_start(&std::fs::read(&rotated).expect("read"), &line(3), true);
+    std::fs::write(&rotated, &edited).expect("edit");
+    r.write(20);
+    let out = r.pull();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+}
+
+#[test]
+fn a_banner_that_every_generation_starts_with_is_no_identity() {
+    // Only the banner was collected when the log rotated: the new file starts with it too. The
+    // rotated generation's lines are collected from the rotated file, the new one from 0.
+    let mut r = Rig::new("    create", "");
+    let banner = b"=== myapp 2.4 starting ===\n";
+    std::fs::write(&r.log, banner).expect("banner");
+    r.written.extend_from_slice(banner);
+    r.quiet_pull();
+    r.write(50);
+    r.rotate();
+    append(Path::new(&r.log), banner);
+    r.written.extend_from_slice(banner);
+    r.write(10);
+    r.quiet_pull();
+    r.assert_complete();
+}
+
+#[test]
+fn a_line_deleted_from_a_small_log_raises_the_alarm() {
+    // 25 lines (under 2 KiB): too small for sampled blocks; its lines are the evidence.
+    let mut r = Rig::new("    create", "");
+    r.write(25);
+    r.quiet_pull();
+    let edited = edit_at_start(&r.written, &line(12), false);
+    std::fs::write(&r.log, &edited).expect("sed -i");
+    // sed -i writes a new file; the first line changed too in this variant.
+    let out = r.pull();
+    // Deleting line 12 keeps the first 4 KiB's start but shortens the file: the tail check
+    // sees it. Deleting the first line changes the identity: the line rule sees it.
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let mut r = Rig::new("    create", "");
+    r.write(25);
+    r.quiet_pull();
+    let edited = edit_at_start(&r.written, &line(0), false);
+    std::fs::write(&r.log, &edited).expect("sed -i");
+    r.write(3);
+    alarm_pull(&r, "app.log");
+}
+
+#[test]
+fn a_cut_compressed_copy_does_not_stop_collection() {
+    let mut r = Rig::new("    create\n    compress", "");
+    r.write(300);
+    r.quiet_pull();
+    r.write(300);
+    r.rotate();
+    let gz = r.rotated("app.log.1.gz");
+    let data = std::fs::read(&gz).expect("read gz");
+    std::fs::write(&gz, &data[..data.len() - 2000]).expect("cut gz");
+    r.write(40);
+    let out = r.pull();
+    assert_ne!(out.status.code(), Some(1), "{}", text(&out));
+    r.write(10);
+    let out = r.pull();
+    assert_ne!(out.status.code(), Some(1), "{}", text(&out));
+    // The live file's lines are collected.
+    let got = numbers(&r.env.cat("web1", &r.log));
+    assert!(got.contains(&645) && got.contains(&649), "{got:?}");
+}
+
+#[test]
+fn generations_are_remembered_once_each_however_many_frames() {
+    // A quiet log growing one line a round: many frames, one generation. Then `> app.log`:
+    // the rotated generation must not be collected again.
+    let mut r = Rig::new("    create", "");
+    r.write(20);
+    r.quiet_pull();
+    r.rotate();
+    for _ in 0..70 {
+        r.write(1);
+        r.quiet_pull();
+    }
+    std::fs::write(&r.log, b"").expect("truncate");
+    r.write(2);
+    r.quiet_pull_allowing_events();
+    r.assert_complete();
+}

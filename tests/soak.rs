@@ -231,7 +231,9 @@ fn server_lines(log: &Path) -> Vec<u64> {
 }
 
 /// Every line on the server once in the archive, none twice, nothing torn, no alarm, verify OK;
-/// with `all`, also every line written (no mode but copytruncate loses any).
+/// with `all`, also every line written (no mode but copytruncate loses any). Without `all`, a
+/// line cut by copytruncate's race (half collected, the rest in no copy) may end a `copy_short`
+/// generation.
 fn check(o: &Outcome, all: bool) {
     let summary = format!(
         "{} lines written, {} rotations, {} pulls, {} distinct lines stored",
@@ -243,7 +245,17 @@ fn check(o: &Outcome, all: bool) {
     eprintln!("soak: {summary}");
     assert!(o.rotations >= 3, "too few rotations: {summary}");
     assert!(o.failed_pulls.is_empty(), "{summary}: {:?}", o.failed_pulls);
-    assert_eq!(o.torn, 0, "{summary}: torn or foreign lines in the archive");
+    let races = o
+        .events
+        .iter()
+        .filter(|e| e["event"] == "copy_short")
+        .count();
+    let torn_allowed = if all { 0 } else { races };
+    assert!(
+        o.torn <= torn_allowed,
+        "{summary}: {} torn or foreign lines in the archive ({races} copytruncate races)",
+        o.torn
+    );
     let twice: Vec<_> = o.stored.iter().filter(|(_, c)| **c > 1).collect();
     assert!(
         twice.is_empty(),

@@ -34,15 +34,16 @@ pub struct Cursor {
     /// for audit samples: re-reading random collected blocks and comparing with the archive.
     #[serde(default)]
     pub spans: Vec<Span>,
-    /// The identities of the source's recent generations (at most [`MAX_KNOWN`], oldest first,
-    /// the current one included; kept across events that restart the generation): a rotated
-    /// sibling that carries one of them has been collected. No serde default, so an index cache
+    /// The identities of the source's recent generations, one each (its longest: the first
+    /// bytes of its last frame), at most [`MAX_KNOWN`], oldest first, the current one included;
+    /// kept across events that restart the generation. A rotated sibling that carries one of
+    /// them has been collected. No serde default, so an index cache
     /// written before this field existed is rebuilt from the ledger.
     pub known: Vec<Probe>,
 }
 
 /// How many generation identities a cursor remembers.
-pub const MAX_KNOWN: usize = 64;
+pub const MAX_KNOWN: usize = 256;
 
 /// How many frames of a generation the cursor remembers for audit samples.
 pub const MAX_SPANS: usize = 1000;
@@ -77,11 +78,17 @@ impl Cursor {
         }
     }
 
-    /// Whether `head` (a file's first bytes) starts with one of the known identities.
+    /// Whether `head` (a file's first bytes, up to [`HEAD_LEN`]) is a known generation's. An
+    /// identity shorter than [`HEAD_LEN`] (a generation collected while it was small) proves
+    /// only a file of exactly that length: a new file that starts with the same banner is not
+    /// taken for it.
     pub fn knows(&self, head: &[u8]) -> bool {
         self.known.iter().any(|p| {
-            usize::try_from(p.len).is_ok_and(|n| n > 0 && head.len() >= n)
-                && Hash::of(&head[..p.len as usize]) == p.sha256
+            let n = p.len as usize;
+            n > 0
+                && (p.len == HEAD_LEN || head.len() == n)
+                && head.len() >= n
+                && Hash::of(&head[..n]) == p.sha256
         })
     }
 }

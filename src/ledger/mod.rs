@@ -295,9 +295,16 @@ impl Index {
                         spans.drain(..spans.len() - MAX_SPANS);
                     }
                 }
+                // One identity per generation: a frame that continues the current generation
+                // replaces its identity (the same or longer), one that starts at 0 adds one.
                 let mut known = std::mem::take(&mut slot.known);
-                if f.head.len > 0 && !known.contains(&f.head) {
-                    known.push(f.head);
+                if f.head.len > 0 {
+                    let continues = f.start > 0 && slot.head.len > 0;
+                    match known.iter().rposition(|p| *p == slot.head) {
+                        Some(i) if continues => known[i] = f.head,
+                        _ if known.contains(&f.head) => {}
+                        _ => known.push(f.head),
+                    }
                     if known.len() > MAX_KNOWN {
                         known.drain(..known.len() - MAX_KNOWN);
                     }

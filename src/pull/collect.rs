@@ -276,6 +276,14 @@ async fn look<'s>(t: &Target<'s>, cursor: Option<&Cursor>) -> Result<Option<View
                 )
             )
     });
+    // An identity shorter than 4 KiB (little was collected) could be a banner that the next
+    // generation starts with too: the path still showing it proves nothing if a sibling that
+    // was never collected shows it as well (the log was rotated).
+    let weak = cursor.filter(|c| {
+        c.head.len > 0
+            && c.head.len < HEAD_LEN
+            && matches!(decision, Decision::Append { .. } | Decision::UpToDate)
+    });
     let known = cursor.filter(|c| !c.known.is_empty());
     let live = live.zip(seen.as_ref()).map(|(file, s)| Gen {
         path: t.path.to_string(),
@@ -309,9 +317,10 @@ async fn look<'s>(t: &Target<'s>, cursor: Option<&Cursor>) -> Result<Option<View
         view.close().await;
         return Ok(None);
     }
-    if !first_sight && search.is_none() {
+    if !first_sight && search.is_none() && weak.is_none() {
         return Ok(Some(view));
     }
+    let search = search.or(weak);
     let names = sibling_names(t).await?;
     // Every name opened and the first bytes it showed, for the check that nothing moved.
     let mut shown: Vec<(String, bool, Vec<u8>)> = Vec::new();
@@ -375,8 +384,16 @@ async fn look<'s>(t: &Target<'s>, cursor: Option<&Cursor>) -> Result<Option<View
                 }
             }
         }
-        candidate.known = !candidate.head_matches && known.is_some_and(|c| c.knows(&head));
-        let found = candidate.head_matches || candidate.known;
+        let knows_it = known.is_some_and(|c| c.knows(&head));
+        candidate.known = !candidate.head_matches && knows_it;
+        // Weak identity: the first sibling that shows it decides (a rotation when it was never
+        // collected).
+        let rotated = weak.is_some()
+            && candidate.head_matches
+            && !knows_it
+            && candidate.tail_matches != Some(false)
+            && candidate.copied.is_none();
+        let stop = weak.is_some() && candidate.head_matches;
         view.siblings.push(Gen {
             path: path.clone(),
             file: f,
@@ -385,7 +402,10 @@ async fn look<'s>(t: &Target<'s>, cursor: Option<&Cursor>) -> Result<Option<View
             tail,
         });
         view.candidates.push(candidate);
-        if found {
+        if rotated {
+            view.decision = Decision::Search(Change::NewIdentity);
+        }
+        if stop {
             break;
         }
     }
@@ -623,11 +643,21 @@ enum Reading {
 }
 
 /// Collected content looked for in a file whose first bytes changed: where it was collected,
-/// the bytes, and whether it is the window just before the cursor (a sampled block otherwise).
+/// the bytes, and what it is.
 struct Block {
     at: u64,
     bytes: Vec<u8>,
-    tail: bool,
+    kind: Kind,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// The window just before the cursor.
+    Tail,
+    /// A block sampled at random.
+    Sample,
+    /// A whole line of a small generation, and its number (from 0).
+    Line(usize),
 }
 
 /// How far from where it was collected a block is looked for.
@@ -639,8 +669,13 @@ const EDIT_SAMPLES: usize = 4;
 /// Sampled blocks that must be found when the window before the cursor is not (one could be a
 /// banner that every generation of the log starts with).
 const EDIT_SAMPLES_FOUND: usize = 2;
-/// Files (the live one, then siblings youngest first) searched for collected content.
-const EDIT_FILES: usize = 8;
+/// A generation collected up to this size is searched line by line (too small for samples).
+const EDIT_SMALL: u64 = 16 * 1024;
+/// Lines of a small generation at its start that prove nothing alone (a banner).
+const EDIT_BANNER_LINES: usize = 4;
+/// Files searched at most (the live one, then siblings youngest first, each at least as large
+/// as what was collected less [`EDIT_SHIFT`]).
+const EDIT_FILES: usize = 32;
 /// Decompressed bytes of a `.gz` searched at most.
 const EDIT_GZ_MAX: u64 = 256 << 20;
 
@@ -655,46 +690,98 @@ async fn find_edited<'a, 's: 'a>(
     if blocks.is_empty() {
         return Ok(None);
     }
-    for g in files.take(EDIT_FILES) {
-        if holds_collected(g, &blocks).await? {
+    let mut searched = 0;
+    for g in files {
+        if searched == EDIT_FILES {
+            break;
+        }
+        // Too small to hold what was collected, give or take what an edit moves.
+        if content_size(g).await? < c.end.saturating_sub(EDIT_SHIFT) {
+            continue;
+        }
+        searched += 1;
+        if holds_collected(g, c, &blocks).await? {
             return Ok(Some(g.path.clone()));
         }
     }
     Ok(None)
 }
 
+/// The size of a file's content: its size, or for a `.gz` the size its trailer gives (modulo
+/// 2^32, as gzip records it; `u64::MAX` when it cannot tell).
+async fn content_size(g: &Gen<'_>) -> Result<u64, FileError> {
+    let size = g.file.size().await?;
+    if !g.gz {
+        return Ok(size);
+    }
+    if size < 18 {
+        return Ok(0);
+    }
+    let trailer = g.file.read_at(size - 4, 4).await?;
+    Ok(match <[u8; 4]>::try_from(&trailer[..]) {
+        Ok(b) if size < (1 << 31) => u64::from(u32::from_le_bytes(b)),
+        _ => u64::MAX,
+    })
+}
+
 /// The collected content to look for: the 4 KiB before the cursor and a few random blocks of
-/// the generation's remembered frames, read from the archive. Blocks of few distinct bytes
-/// (padding, repeated characters) could be found anywhere and are left out.
+/// the generation's remembered frames, read from the archive; for a small generation, its
+/// lines. Blocks of few distinct bytes (padding, repeated characters) could be found anywhere
+/// and are left out.
 async fn edit_blocks(t: &Target<'_>, c: &Cursor) -> Result<Vec<Block>, FileError> {
-    let mut ranges = vec![(c.end - c.tail.len, c.end, true)];
+    let varied = |b: &[u8], n: usize| {
+        let mut seen = [false; 256];
+        b.iter().for_each(|&x| seen[x as usize] = true);
+        seen.iter().filter(|&&s| s).count() >= n
+    };
+    let mut blocks = Vec::new();
+    if c.end <= EDIT_SMALL {
+        // The window before the cursor would be (nearly) all of it: a banner that the next
+        // generation repeats would match. Its lines, with the banner rule, are the evidence.
+        let Some(all) = collected_bytes(t, c, 0, c.end).await? else {
+            return Ok(blocks);
+        };
+        let mut at = 0u64;
+        for (i, line) in all.split_inclusive(|&b| b == b'\n').enumerate() {
+            if line.len() >= 24 && varied(line, 8) {
+                blocks.push(Block {
+                    at,
+                    bytes: line.to_vec(),
+                    kind: Kind::Line(i),
+                });
+            }
+            at += line.len() as u64;
+        }
+        return Ok(blocks);
+    }
+    let mut ranges = vec![(c.end - c.tail.len, c.end, Kind::Tail)];
     if let Some(first) = c.spans.first() {
         let limit = c.end - c.tail.len;
         for _ in 0..EDIT_SAMPLES {
             if limit >= first.start + EDIT_BLOCK {
                 let p = rand::thread_rng().gen_range(first.start..=limit - EDIT_BLOCK);
-                ranges.push((p, p + EDIT_BLOCK, false));
+                ranges.push((p, p + EDIT_BLOCK, Kind::Sample));
             }
         }
     }
-    let mut blocks = Vec::new();
-    for (a, b, tail) in ranges {
-        if let Some(bytes) = collected_bytes(t, c, a, b).await? {
-            let mut seen = [false; 256];
-            bytes.iter().for_each(|&x| seen[x as usize] = true);
-            if seen.iter().filter(|&&s| s).count() >= 16 {
-                blocks.push(Block { at: a, bytes, tail });
-            }
+    for (a, b, kind) in ranges {
+        if let Some(bytes) = collected_bytes(t, c, a, b).await?
+            && varied(&bytes, 16)
+        {
+            blocks.push(Block { at: a, bytes, kind });
         }
     }
     Ok(blocks)
 }
 
 /// Whether the file holds collected content within [`EDIT_SHIFT`] of where it was collected:
-/// the window before the cursor, or [`EDIT_SAMPLES_FOUND`] sampled blocks.
-async fn holds_collected(g: &Gen<'_>, blocks: &[Block]) -> Result<bool, FileError> {
-    let windows: Vec<(u64, u64)> = blocks
+/// the window before the cursor, or [`EDIT_SAMPLES_FOUND`] sampled blocks, or (a small
+/// generation) more than half of its lines, one of them past its first
+/// [`EDIT_BANNER_LINES`].
+async fn holds_collected(g: &Gen<'_>, c: &Cursor, blocks: &[Block]) -> Result<bool, FileError> {
+    let mut windows: Vec<(u64, u64)> = blocks
         .iter()
+        .filter(|b| !matches!(b.kind, Kind::Line(_)))
         .map(|b| {
             (
                 b.at.saturating_sub(EDIT_SHIFT),
@@ -702,6 +789,8 @@ async fn holds_collected(g: &Gen<'_>, blocks: &[Block]) -> Result<bool, FileErro
             )
         })
         .collect();
+    // One window holds the whole of a small generation's lines.
+    windows.push((0, c.end + EDIT_SHIFT));
     let texts = if g.gz {
         gz_windows(&g.file, &windows).await?
     } else {
@@ -711,17 +800,37 @@ async fn holds_collected(g: &Gen<'_>, blocks: &[Block]) -> Result<bool, FileErro
         }
         texts
     };
-    let found = |b: &Block, text: &Vec<u8>| memchr::memmem::find(text, &b.bytes).is_some();
-    let tail = blocks
+    let (whole, texts) = texts
+        .split_last()
+        .map_or((&[][..], &[][..]), |(w, t)| (&w[..], t));
+    let found = |b: &Block, text: &[u8]| memchr::memmem::find(text, &b.bytes).is_some();
+    let others = blocks.iter().filter(|b| !matches!(b.kind, Kind::Line(_)));
+    let mut tail = false;
+    let mut samples = 0;
+    for (b, text) in others.zip(texts) {
+        match b.kind {
+            Kind::Tail => tail |= found(b, text),
+            _ => samples += usize::from(found(b, text)),
+        }
+    }
+    let lines: Vec<usize> = blocks
         .iter()
-        .zip(&texts)
-        .any(|(b, x)| b.tail && found(b, x));
-    let samples = blocks
+        .filter_map(|b| match b.kind {
+            Kind::Line(i) => Some(i),
+            _ => None,
+        })
+        .collect();
+    let lines_found: Vec<usize> = blocks
         .iter()
-        .zip(&texts)
-        .filter(|(b, x)| !b.tail && found(b, x))
-        .count();
-    Ok(tail || samples >= EDIT_SAMPLES_FOUND)
+        .filter_map(|b| match b.kind {
+            Kind::Line(i) if found(b, whole) => Some(i),
+            _ => None,
+        })
+        .collect();
+    let small_edit = lines.len() >= 2
+        && lines_found.len() * 2 > lines.len()
+        && lines_found.iter().any(|&i| i >= EDIT_BANNER_LINES);
+    Ok(tail || samples >= EDIT_SAMPLES_FOUND || small_edit)
 }
 
 /// The decompressed bytes of a `.gz` at each window (cut at its end, or at [`EDIT_GZ_MAX`]).
@@ -1027,7 +1136,16 @@ async fn collect(
     };
     let gz = matches!(read, Reading::Gz { .. });
     let verify = (!g.gz).then_some(&g.head[..]);
-    let written = transfer(t, &g.file, read, job, verify).await?;
+    let (written, damaged) = transfer(t, &g.file, read, job, verify).await?;
+    if let Some(at) = damaged {
+        let note = format!(
+            "{} is damaged or cut after byte {at} of its content (or still being written): what \
+             came before is stored, the rest is looked for next round",
+            Shown(&g.path)
+        );
+        tracing::warn!("{}: {note}", t.host.name);
+        report.notes.push(note);
+    }
     report.raw_bytes += written.raw;
     report.stored_bytes += written.stored;
     report.frames += written.frames;
@@ -1063,7 +1181,7 @@ async fn transfer(
     read: Reading,
     job: Job,
     verify: Option<&[u8]>,
-) -> Result<Written, FileError> {
+) -> Result<(Written, Option<u64>), FileError> {
     let ctx = t.ctx;
     let rel = layout::stored_file(
         &t.host.name,
@@ -1081,14 +1199,16 @@ async fn transfer(
         let rec = ctx.rec.clone();
         tokio::task::spawn_blocking(move || write_frames(&rec, out, job, rx))
     };
-    let result: Result<(), FileError> = match (read, verify) {
+    let result: Result<Option<u64>, FileError> = match (read, verify) {
         (Reading::Plain(start, end), Some(head)) => {
-            read_verified(file, head, start, end, max_frame, &tx).await
+            read_verified(file, head, start, end, max_frame, &tx)
+                .await
+                .map(|()| None)
         }
         (Reading::Plain(start, end), None) => file
             .stream(start, end, &tx)
             .await
-            .map(|_| ())
+            .map(|_| None)
             .map_err(Into::into),
         (Reading::Gz { skip, tail, limit }, _) => gz_stream(file, skip, tail, limit, &tx).await,
     };
@@ -1101,8 +1221,8 @@ async fn transfer(
         Err(e) => Err(anyhow::anyhow!("writer task failed: {e}")),
     };
     // A read error is the cause; the writer only saw the transfer end early.
-    result?;
-    Ok(written?)
+    let damaged = result?;
+    Ok((written?, damaged))
 }
 
 /// Streams `[start, end)` frame by frame. After each frame's bytes have been read, the file's
@@ -1163,7 +1283,7 @@ async fn gz_stream(
     tail: Option<Probe>,
     limit: u64,
     out: &mpsc::Sender<Chunk>,
-) -> Result<(), FileError> {
+) -> Result<Option<u64>, FileError> {
     let size = file.size().await?;
     let (ctx_tx, ctx_rx) = mpsc::channel::<Vec<u8>>(CHANNEL_DEPTH);
     let sink = out.clone();
@@ -1209,7 +1329,7 @@ fn decode(
     tail: Option<Probe>,
     limit: u64,
     out: mpsc::Sender<Chunk>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<u64>> {
     let mut d = flate2::read::MultiGzDecoder::new(ChannelReader {
         rx,
         buf: Vec::new(),
@@ -1233,9 +1353,13 @@ fn decode(
     };
     loop {
         let mut buf = vec![0u8; 256 * 1024];
-        let n = d
-            .read(&mut buf)
-            .context("cannot decompress the rotated file")?;
+        let n = match d.read(&mut buf) {
+            Ok(n) => n,
+            // Damaged, cut, or not finished yet: what came before is good (gzip streams decode
+            // in order). Before the cursor, it is a short copy; after, the rest waits.
+            Err(_) if pos < skip => return Err(GzTail::Short { len: pos, window }.into()),
+            Err(_) => return Ok(Some(pos)),
+        };
         if n == 0 {
             break;
         }
@@ -1249,7 +1373,7 @@ fn decode(
         }
         if !seeded && pos == skip {
             if !seed(&mut window)? {
-                return Ok(());
+                return Ok(None);
             }
             seeded = true;
         }
@@ -1259,10 +1383,10 @@ fn decode(
             let data = &data[..data.len().min(usize::try_from(room).unwrap_or(usize::MAX))];
             pos += data.len() as u64;
             if !data.is_empty() && out.blocking_send(Chunk::Data(data.to_vec())).is_err() {
-                return Ok(());
+                return Ok(None);
             }
             if pos >= skip.saturating_add(limit) {
-                return Ok(());
+                return Ok(None);
             }
         }
     }
@@ -1274,7 +1398,7 @@ fn decode(
         // Exactly as long as what was collected: nothing new, but still check it.
         seed(&mut window)?;
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Audit samples: re-reads random collected blocks of the file and compares them with the
@@ -1464,7 +1588,9 @@ async fn pull_snapshot(
             unchanged_if: cursor.as_ref().and_then(|c| c.content),
             verified: false,
         };
-        transfer(t, &file, Reading::Plain(0, size), job, None).await
+        transfer(t, &file, Reading::Plain(0, size), job, None)
+            .await
+            .map(|(w, _)| w)
     }
     .await;
     file.close().await;

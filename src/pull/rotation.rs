@@ -253,21 +253,7 @@ pub fn plan(
     history: bool,
 ) -> Plan {
     let current = current_exists.then_some(Step::Current);
-    let younger = |g: &Candidate| -> Vec<Step> {
-        // Probed before g (so younger by probe order), comparable with it, a different
-        // generation: collected whole, oldest first.
-        let mut steps: Vec<Step> = candidates
-            .iter()
-            .take_while(|c| c.path != g.path)
-            .filter(|c| !c.head_matches && c.age.younger_than(&g.age) == Some(true))
-            .map(|c| Step::Whole {
-                path: c.path.clone(),
-                gz: c.gz,
-            })
-            .collect();
-        steps.reverse();
-        steps
-    };
+    let younger = |g: &Candidate| uncollected(candidates, Some(g), history);
     let intact = candidates
         .iter()
         .find(|c| c.head_matches && c.tail_matches != Some(false));
@@ -383,42 +369,55 @@ pub fn plan(
             collected: cursor.end,
         }),
     };
-    // The cursor's generation is gone. Generations rotated since it was last seen (younger than
-    // the youngest known one, or all of them when none is known) were never collected.
+    // The cursor's generation is gone; generations rotated since were never collected.
     let mut steps = match change {
         Change::TailChanged
         | Change::Shrunk {
             head_same: true, ..
         } => Vec::new(),
-        _ if !history => Vec::new(),
-        _ => unseen(candidates),
+        _ => uncollected(candidates, None, history),
     };
     steps.extend(current);
     Plan { finding, steps }
 }
 
-/// The siblings probed before the first known generation (all of them when none is), that
-/// carry an order: never collected. Oldest first.
-fn unseen(candidates: &[Candidate]) -> Vec<Step> {
-    let mut steps: Vec<Step> = candidates
-        .iter()
-        .take_while(|c| !c.known && !c.head_matches)
-        .filter(|c| c.age != Age::Other)
-        .map(|c| Step::Whole {
-            path: c.path.clone(),
-            gz: c.gz,
-        })
-        .collect();
+/// Rotated generations never collected, oldest first, as whole reads. With `history`: every
+/// sibling with an order (`.N`, a date) that carries neither the cursor's identity nor a known
+/// one, wherever its name sorts (a leftover or planted name may sort anywhere; identities do not
+/// lie). Without: only those younger by name than `g`, the cursor's generation.
+fn uncollected(candidates: &[Candidate], g: Option<&Candidate>, history: bool) -> Vec<Step> {
+    let fresh = |c: &&Candidate| !c.head_matches && !c.known && c.age != Age::Other;
+    let mut steps: Vec<Step> = match (history, g) {
+        (true, _) => candidates
+            .iter()
+            .filter(fresh)
+            .filter(|c| g.is_none_or(|g| c.path != g.path))
+            .map(|c| Step::Whole {
+                path: c.path.clone(),
+                gz: c.gz,
+            })
+            .collect(),
+        (false, Some(g)) => candidates
+            .iter()
+            .take_while(|c| c.path != g.path)
+            .filter(fresh)
+            .filter(|c| c.age.younger_than(&g.age) == Some(true))
+            .map(|c| Step::Whole {
+                path: c.path.clone(),
+                gz: c.gz,
+            })
+            .collect(),
+        (false, None) => Vec::new(),
+    };
     steps.reverse();
     steps
 }
 
 /// The generations to collect at first sight of a log (`history`), or when its cursor starts
 /// over with nothing collected of the new generation: its rotated siblings that carry an order
-/// (`.N`, dates) and were never collected (probed youngest first, up to the first known one),
-/// oldest first, each whole, then the file at its path.
+/// (`.N`, dates) and were never collected, oldest first, each whole, then the file at its path.
 pub fn history(siblings: &[Candidate], current_exists: bool) -> Vec<Step> {
-    let mut steps = unseen(siblings);
+    let mut steps = uncollected(siblings, None, true);
     steps.extend(current_exists.then_some(Step::Current));
     steps
 }
