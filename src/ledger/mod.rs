@@ -671,4 +671,37 @@ mod tests {
         let t: Timestamp = "2026-11-28T08:00:00Z".parse().expect("time");
         assert_eq!(format_time(t), "2026-11-28T08:00:00.000000Z");
     }
+
+    #[test]
+    fn one_known_identity_per_generation_however_many_frames() {
+        let mut index = Index::default();
+        let probe = |s: &[u8]| Probe {
+            len: s.len() as u64,
+            sha256: Hash::of(s),
+        };
+        let mut apply = |start: u64, end: u64, head: &[u8]| {
+            let Entry::Frame(mut f) = frame() else {
+                unreachable!()
+            };
+            (f.start, f.end, f.head) = (start, end, probe(head));
+            let line = format!("{start}-{end}");
+            index.apply(&Entry::Frame(f), 0, line.as_bytes());
+        };
+        // Generation A, grown a line a round: its identity gets longer each frame.
+        let text = "a line of the first generation\n".repeat(200);
+        let mut end = 0;
+        for n in (31..4096).step_by(31) {
+            apply(end, n as u64, &text.as_bytes()[..n]);
+            end = n as u64;
+        }
+        // Generation B starts.
+        apply(0, 50, b"b first line");
+        let c = index.cursor("web1", "/var/log/auth.log").expect("cursor");
+        assert_eq!(c.known.len(), 2, "{:?}", c.known);
+        assert!(c.knows(&text.as_bytes()[..4092]), "its longest identity");
+        assert!(
+            !c.knows(&text.as_bytes()[..100]),
+            "a shorter file is not that generation"
+        );
+    }
 }
