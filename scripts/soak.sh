@@ -14,11 +14,14 @@ cp target/debug/loghost "$dir/loghost"
 cp "$bin" "$dir/soak"
 exact=0
 for i in $(seq 1 "$runs"); do
-    if LOGHOST_TEST_BIN="$dir/loghost" "$dir/soak" --test-threads 2 "$@" >"$dir/run-$i.log" 2>&1; then
+    if LOGHOST_SOAK_KEEP=1 LOGHOST_TEST_BIN="$dir/loghost" "$dir/soak" --test-threads 2 "$@" \
+        >"$dir/run-$i.log" 2>&1; then
         exact=$((exact + 1))
+        sed -n 's/^soak: kept //p' "$dir/run-$i.log" | xargs -r rm -rf
     else
         echo "run $i: NOT exact (log: $dir/run-$i.log)" >&2
         grep -E "panicked|soak:" "$dir/run-$i.log" | head -5 >&2 || true
+        echo "(the failing run's store, remote files and ledger are kept in the directories above)" >&2
     fi
     echo "run $i: $exact of $i exact"
 done

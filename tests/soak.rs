@@ -52,6 +52,9 @@ struct Outcome {
     failed_pulls: Vec<String>,
     rotations: u64,
     verify: std::process::Output,
+    /// The run's directory, kept when `LOGHOST_SOAK_KEEP` is set (scripts/soak.sh sets it and
+    /// removes the directories of exact runs).
+    kept: Option<PathBuf>,
 }
 
 fn soak(options: &str, writer: Writer) -> Outcome {
@@ -179,16 +182,21 @@ fn soak(options: &str, writer: Writer) -> Outcome {
         .into_iter()
         .filter(|e| e["kind"] == "event" && e["event"] != "host_key_pinned")
         .collect();
+    let verify = env.run(&["verify"]);
+    let (on_server, written) = (server_lines(Path::new(&log)), next.load(Ordering::SeqCst));
+    drop(sshd);
+    let kept = std::env::var_os("LOGHOST_SOAK_KEEP").map(|_| env.dir.keep());
     Outcome {
-        written: next.load(Ordering::SeqCst),
+        written,
         stored,
         torn,
-        on_server: server_lines(Path::new(&log)),
+        on_server,
         events,
         pulls,
         failed_pulls,
         rotations: rotations.load(Ordering::SeqCst),
-        verify: env.run(&["verify"]),
+        verify,
+        kept,
     }
 }
 
@@ -243,6 +251,9 @@ fn check(o: &Outcome, all: bool) {
         o.stored.len()
     );
     eprintln!("soak: {summary}");
+    if let Some(dir) = &o.kept {
+        eprintln!("soak: kept {}", dir.display());
+    }
     assert!(o.rotations >= 3, "too few rotations: {summary}");
     assert!(o.failed_pulls.is_empty(), "{summary}: {:?}", o.failed_pulls);
     let races = o
