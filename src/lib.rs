@@ -5,27 +5,27 @@
 //! edits of the archive can be detected.
 //!
 //! # Layout
-//! - [`cli`]: arguments, process setup, exit statuses; calls the modules below.
-//! - [`config`]: the TOML file, validated once into a typed [`config::Config`].
-//! - [`pull`]: one pull round over many hosts; the commit protocol.
-//! - [`remote`]: the SSH/SFTP client (pinned host keys, globs, pipelined reads).
-//! - [`cursor`]: what to read next from a remote file (pure).
-//! - [`store`] and [`layout`]: the archive on disk and where each thing lives in it.
-//! - [`ledger`]: the append-only record of every frame and event; source of truth for cursors.
-//! - [`merkle`], [`checkpoint`]: the RFC 9162 tree over the ledger, and its signed checkpoints
-//!   and anchors.
-//! - [`verify`]: checking the whole archive; [`proof`] and [`audit`]: proofs for auditors.
-//! - [`known_hosts`] and [`keys`]: pinned host keys, the loghost's own keys.
-//! - [`cat`]: printing stored logs; [`sanitize`]: making remote text safe to print.
-//! - [`receiver`], [`tls`], [`syslog`]: the syslog-over-TLS server, its mutual TLS, framing and
-//!   parsing; [`writer`]: what pulls and the receiver share to record frames.
-//! - [`daemon`], [`schedule`], [`metrics`], [`status`]: `loghost run` and what reports on it.
-//! - [`archive`] (and `s3`, behind the default feature `s3`): retention and the archive tier.
-//! - [`demo`]: the zero-setup tour with an embedded SFTP server.
+//! The parts, lowest first; each folder's module doc says what it owns and what it must not
+//! import, and `tests/architecture.rs` checks those rules and that no two parts import each
+//! other in a cycle.
+//! - Shared utilities: [`config`] (the TOML file, validated once), [`hash`], [`sanitize`] (remote
+//!   text made safe to print), [`units`] (sizes for people), [`failpoint`] (crash points for
+//!   tests), `s3` (the S3 operations, behind the default feature `s3`).
+//! - [`store`]: the archive on disk, its lock, appending frames, where everything lives;
+//!   [`keys`]: the loghost's own keys.
+//! - [`ledger`]: the evidence: the ledger, cursors as recorded, the Merkle tree, checkpoints and
+//!   anchors, proofs, and the writer that commits frames.
+//! - [`metrics`]: the counters that the receiver and the daemon feed.
+//! - [`pull`]: the SFTP input (round, collection, rotation decisions, SSH client, host keys).
+//! - [`receive`]: the syslog-over-TLS input.
+//! - [`verify`]: the whole-archive check; [`archive`]: retention and the archive tier (the only
+//!   part that removes stored data).
+//! - [`daemon`]: `loghost run` (scheduler, receiver, checkpoints, retention, metrics).
+//! - [`cli`]: the command line and the commands (`status`, `cat`, `audit`, `demo`).
 //!
 //! What loghost does not do: it never runs a command on a server, never writes to a server,
 //! never trusts a host key on first use, and never uses a name from the network as a path
-//! without [`layout`] encoding it.
+//! without [`store::layout`] encoding it.
 
 pub mod archive;
 pub mod cli;

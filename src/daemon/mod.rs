@@ -1,3 +1,6 @@
+//! **Part `daemon/`: `loghost run`** (the service and its `schedule`). It drives the inputs
+//! (`pull`, `receive`) and `archive`; it must not import `cli`.
+//!
 //! `loghost run`: the long-running service.
 //!
 //! It opens the store once (holding its lock) and runs, until told to stop:

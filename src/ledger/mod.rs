@@ -1,3 +1,8 @@
+//! **Part `ledger/`: the evidence.** The ledger, the cursor's recorded form (`cursor`), the
+//! Merkle tree (`merkle`), checkpoints and anchors (`checkpoint`), proof files (`proof`), and the
+//! commit protocol that ties stored frames to ledger lines (`writer`). It knows nothing of how
+//! bytes arrived: it must not import `pull`, `receive`, `daemon`, `archive` or `cli`.
+//!
 //! The ledger (DESIGN §5): the append-only list of everything the store holds, one JSON entry a
 //! line in `<store>/ledger/ledger.jsonl`.
 //!

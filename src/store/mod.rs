@@ -1,3 +1,8 @@
+//! **Part `store/`: the archive on disk.** Files and directories, the lock, appending frames
+//! (`mod`), where everything lives (`layout`), the rounds summary (`rounds`). The lowest part:
+//! it must not import `ledger` or anything above it, and it removes only files it created
+//! empty (only `archive` removes stored data).
+//!
 //! The store on disk: directories and files (0700 and 0600), the writer's lock, and appending
 //! compression frames to stored log files durably.
 //!
