@@ -1130,3 +1130,96 @@ fn generations_are_remembered_once_each_however_many_frames() {
     r.quiet_pull_allowing_events();
     r.assert_complete();
 }
+
+/// A Java-style stack trace: a timestamped header, then frames every trace repeats.
+fn trace(i: usize) -> String {
+    let mut t = format!(
+        "2026-12-02T05:{:02}:{:02} ERROR request {i} failed\n",
+        i / 60 % 60,
+        i % 60
+    );
+    for f in 0..15 {
+        t.push_str(&format!(
+            "\tat com.example.app.Handler.step{f}(Handler.java:{})\n",
+            100 + f
+        ));
+    }
+    t
+}
+
+#[test]
+fn rotating_a_log_of_repeated_stack_traces_is_no_alarm() {
+    let mut r = Rig::new("    create", "");
+    let mut n = 0;
+    let mut add = |r: &mut Rig, k: usize| {
+        let mut text = String::new();
+        for _ in 0..k {
+            text.push_str(&trace(n));
+            n += 1;
+        }
+        append(Path::new(&r.log), text.as_bytes());
+        r.written.extend_from_slice(text.as_bytes());
+    };
+    add(&mut r, 60);
+    r.quiet_pull();
+    for _ in 0..4 {
+        add(&mut r, 5);
+        r.rotate();
+        add(&mut r, 2);
+        r.quiet_pull();
+    }
+    r.assert_complete();
+}
+
+#[test]
+fn a_small_log_of_one_repeated_message_rotates_quietly() {
+    let mut r = Rig::new("    create", "");
+    let msg = b"WARNING: disk usage above 90% on /dev/sda1\n";
+    for _ in 0..6 {
+        append(Path::new(&r.log), msg);
+        r.written.extend_from_slice(msg);
+    }
+    r.quiet_pull();
+    r.rotate();
+    for _ in 0..2 {
+        append(Path::new(&r.log), msg);
+        r.written.extend_from_slice(msg);
+    }
+    r.quiet_pull();
+    r.assert_complete();
+}
+
+#[test]
+fn history_false_never_takes_an_old_generation_for_the_live_one() {
+    // Only the banner is collected; app.log.1 (never collected, history off) starts with it.
+    let r = Rig::new("    create", "");
+    let banner = b"=== app log opened ===\n";
+    let mut old = banner.to_vec();
+    for i in 0..20 {
+        old.extend_from_slice(line(1000 + i).as_bytes());
+    }
+    std::fs::write(r.rotated("app.log.1"), &old).expect("old generation");
+    std::fs::write(&r.log, banner).expect("banner");
+    let config = std::fs::read_to_string(&r.env.config).expect("config");
+    std::fs::write(&r.env.config, format!("{config}history = false\n")).expect("config");
+    r.quiet_pull();
+    r.quiet_pull();
+    assert_eq!(r.env.cat("web1", &r.log), banner);
+}
+
+#[test]
+fn a_compressed_copy_cut_far_before_the_cursor_is_an_alarm() {
+    // Collected in two rounds; then rotated, and the rotated copy cut to its first 300 lines
+    // and compressed: far more than copytruncate's race can lose.
+    let mut r = Rig::new("    create", "");
+    r.write(1000);
+    r.quiet_pull();
+    r.write(1000);
+    r.quiet_pull();
+    std::fs::rename(&r.log, r.rotated("app.log.1")).expect("rotate");
+    let first = first_lines(&r.written, 300);
+    std::fs::write(r.rotated("app.log.1.gz"), gzip(&first)).expect("cut copy");
+    std::fs::remove_file(r.rotated("app.log.1")).expect("rm");
+    r.write(5);
+    alarm_pull(&r, "app.log.1.gz");
+}

@@ -280,7 +280,8 @@ async fn look<'s>(t: &Target<'s>, cursor: Option<&Cursor>) -> Result<Option<View
     // generation starts with too: the path still showing it proves nothing if a sibling that
     // was never collected shows it as well (the log was rotated).
     let weak = cursor.filter(|c| {
-        c.head.len > 0
+        t.host.history
+            && c.head.len > 0
             && c.head.len < HEAD_LEN
             && matches!(decision, Decision::Append { .. } | Decision::UpToDate)
     });
@@ -741,9 +742,14 @@ async fn edit_blocks(t: &Target<'_>, c: &Cursor) -> Result<Vec<Block>, FileError
         let Some(all) = collected_bytes(t, c, 0, c.end).await? else {
             return Ok(blocks);
         };
+        // A line that occurs twice proves nothing (repeated messages, stack traces).
+        let mut count: std::collections::HashMap<&[u8], usize> = Default::default();
+        for line in all.split_inclusive(|&b| b == b'\n') {
+            *count.entry(line).or_default() += 1;
+        }
         let mut at = 0u64;
         for (i, line) in all.split_inclusive(|&b| b == b'\n').enumerate() {
-            if line.len() >= 24 && varied(line, 8) {
+            if line.len() >= 24 && varied(line, 8) && count.get(line) == Some(&1) {
                 blocks.push(Block {
                     at,
                     bytes: line.to_vec(),
@@ -764,10 +770,25 @@ async fn edit_blocks(t: &Target<'_>, c: &Cursor) -> Result<Vec<Block>, FileError
             }
         }
     }
+    let first = c.spans.first().map_or(0, |s| s.start);
     for (a, b, kind) in ranges {
-        if let Some(bytes) = collected_bytes(t, c, a, b).await?
-            && varied(&bytes, 16)
-        {
+        let Some(bytes) = collected_bytes(t, c, a, b).await? else {
+            continue;
+        };
+        if !varied(&bytes, 16) {
+            continue;
+        }
+        // Only a block that occurs once where it was collected (give or take the distance it is
+        // looked for at) is evidence: repeated content (stack traces, messages without a
+        // timestamp) would be found in any generation of the log.
+        let around = (
+            a.saturating_sub(EDIT_SHIFT).max(first),
+            c.end.min(b + EDIT_SHIFT),
+        );
+        let Some(context) = collected_bytes(t, c, around.0, around.1).await? else {
+            continue;
+        };
+        if memchr::memmem::find_iter(&context, &bytes).take(2).count() == 1 {
             blocks.push(Block { at: a, bytes, kind });
         }
     }
@@ -972,7 +993,9 @@ async fn run_steps(
                             // when what it holds is what was collected.
                             let wlen = window.len() as u64;
                             let stored = collected_bytes(t, c, len - wlen, len).await?;
-                            if len > 0 && stored.as_deref() == Some(&window[..]) {
+                            // As for a plain copy: the race loses one round's bytes at most.
+                            let within = c.spans.last().is_none_or(|s| len >= s.start);
+                            if len > 0 && within && stored.as_deref() == Some(&window[..]) {
                                 record(
                                     t,
                                     Finding::CopyShort {
@@ -1139,8 +1162,8 @@ async fn collect(
     let (written, damaged) = transfer(t, &g.file, read, job, verify).await?;
     if let Some(at) = damaged {
         let note = format!(
-            "{} is damaged or cut after byte {at} of its content (or still being written): what \
-             came before is stored, the rest is looked for next round",
+            "{} is damaged or cut after byte {at} of its content: what came before is stored, \
+             the rest cannot be read",
             Shown(&g.path)
         );
         tracing::warn!("{}: {note}", t.host.name);
