@@ -731,6 +731,23 @@ fn history_false_collects_from_now_on() {
     assert_eq!(got, r.written[first_lines(&r.written, 100).len()..]);
 }
 
+/// Runs a pull that pauses at a crash-test pause point (`LOGHOST_PAUSE_AT`) and does `meanwhile`
+/// to the server's files during the pause; the pull must end with exit 0.
+fn pull_pausing(r: &mut Rig, env: &[(&str, &str)], meanwhile: impl FnOnce(&mut Rig)) {
+    let child = r.env.spawn(&["pull"], env);
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    meanwhile(r);
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// copytruncate by hand: the log copied to app.log.1, truncated, `n` new lines.
+fn copytruncate_then_write(r: &mut Rig, n: usize) {
+    std::fs::copy(&r.log, r.rotated("app.log.1")).expect("copy");
+    std::fs::write(&r.log, b"").expect("truncate");
+    r.write(n);
+}
+
 #[test]
 fn truncated_in_place_while_read_stores_no_new_byte_as_old() {
     // copytruncate between two frames of one read: the first frame's bytes are the old
@@ -740,19 +757,11 @@ fn truncated_in_place_while_read_stores_no_new_byte_as_old() {
     r.write(200);
     r.quiet_pull();
     r.write(4000);
-    let child = r.env.spawn(
-        &["pull"],
-        &[
-            ("LOGHOST_PAUSE_AT", "after-frame-read:2500"),
-            ("LOGHOST_MAX_FRAME_RAW", "100000"),
-        ],
-    );
-    std::thread::sleep(std::time::Duration::from_millis(1200));
-    std::fs::copy(&r.log, r.rotated("app.log.1")).expect("copy");
-    std::fs::write(&r.log, b"").expect("truncate");
-    r.write(5000);
-    let out = child.wait_with_output().expect("wait");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let env = [
+        ("LOGHOST_PAUSE_AT", "after-frame-read:2500"),
+        ("LOGHOST_MAX_FRAME_RAW", "100000"),
+    ];
+    pull_pausing(&mut r, &env, |r| copytruncate_then_write(r, 5000));
     r.quiet_pull();
     r.assert_complete();
     assert!(r.events().is_empty(), "{:?}", r.events());
@@ -766,15 +775,8 @@ fn truncated_in_place_before_the_audit_samples_is_no_alarm() {
     r.write(1000);
     r.quiet_pull();
     r.write(10);
-    let child = r
-        .env
-        .spawn(&["pull"], &[("LOGHOST_PAUSE_AT", "before-audit:2500")]);
-    std::thread::sleep(std::time::Duration::from_millis(1200));
-    std::fs::copy(&r.log, r.rotated("app.log.1")).expect("copy");
-    std::fs::write(&r.log, b"").expect("truncate");
-    r.write(1500);
-    let out = child.wait_with_output().expect("wait");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let env = [("LOGHOST_PAUSE_AT", "before-audit:2500")];
+    pull_pausing(&mut r, &env, |r| copytruncate_then_write(r, 1500));
     r.quiet_pull();
     r.assert_complete();
     assert!(r.events().is_empty(), "{:?}", r.events());
@@ -787,15 +789,11 @@ fn truncated_in_place_between_the_identity_and_the_tail_check_is_no_alarm() {
     let mut r = Rig::new("    copytruncate", "");
     r.write(1000);
     r.quiet_pull();
-    let child = r.env.spawn(
-        &["pull"],
-        &[("LOGHOST_PAUSE_AT", "between-head-and-tail:2500")],
-    );
-    std::thread::sleep(std::time::Duration::from_millis(1200));
-    std::fs::write(&r.log, b"").expect("truncate");
-    r.write(1500);
-    let out = child.wait_with_output().expect("wait");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let env = [("LOGHOST_PAUSE_AT", "between-head-and-tail:2500")];
+    pull_pausing(&mut r, &env, |r| {
+        std::fs::write(&r.log, b"").expect("truncate");
+        r.write(1500);
+    });
     r.assert_complete();
     let events = r.events();
     assert_eq!(events.len(), 1, "{events:?}");

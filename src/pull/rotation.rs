@@ -292,22 +292,30 @@ pub fn plan(
             steps,
         };
     }
-    if let Some(e) = candidates.iter().find(|c| c.head_matches) {
+    // A rotated copy with collected bytes changed: the alarm, and the copy stored whole.
+    let rewritten_copy = |g: &Candidate, start: u64, how: &'static str| {
         let mut steps = vec![Step::Whole {
-            path: e.path.clone(),
-            gz: e.gz,
+            path: g.path.clone(),
+            gz: g.gz,
         }];
-        steps.extend(younger(e));
-        steps.extend(current);
-        return Plan {
+        steps.extend(younger(g));
+        steps.extend(current.clone());
+        Plan {
             finding: Some(Finding::Rewritten {
-                path: e.path.clone(),
-                start: cursor.end - cursor.tail.len,
+                path: g.path.clone(),
+                start,
                 end: cursor.end,
-                how: "the rotated copy's collected bytes differ",
+                how,
             }),
             steps,
-        };
+        }
+    };
+    if let Some(e) = candidates.iter().find(|c| c.head_matches) {
+        return rewritten_copy(
+            e,
+            cursor.end - cursor.tail.len,
+            "the rotated copy's collected bytes differ",
+        );
     }
     let moved = "its first bytes changed, and collected content was found in it at another \
                  place: collected lines were edited, deleted or inserted";
@@ -324,21 +332,7 @@ pub fn plan(
             };
         }
         if let Some(g) = candidates.iter().find(|c| c.path == e) {
-            let mut steps = vec![Step::Whole {
-                path: g.path.clone(),
-                gz: g.gz,
-            }];
-            steps.extend(younger(g));
-            steps.extend(current);
-            return Plan {
-                finding: Some(Finding::Rewritten {
-                    path: g.path.clone(),
-                    start: 0,
-                    end: cursor.end,
-                    how: moved,
-                }),
-                steps,
-            };
+            return rewritten_copy(g, 0, moved);
         }
     }
     let finding = match change {
