@@ -1248,9 +1248,10 @@ async fn transfer(
     Ok((written?, damaged))
 }
 
-/// Streams `[start, end)` frame by frame. After each frame's bytes have been read, the file's
-/// first bytes are read again (while the next frame streams) and must still be `head` before the
-/// frame is confirmed to the writer; the last frame is checked before the transfer ends.
+/// Streams `[start, end)` to the writer. Each time a frame's worth of bytes has been read, the
+/// file's first bytes are read again (reads of the next frame go on meanwhile) and must still be
+/// `head` before the frame is confirmed to the writer; the last frame is checked before the
+/// transfer ends.
 async fn read_verified(
     file: &RemoteFile<'_>,
     head: &[u8],
@@ -1266,36 +1267,55 @@ async fn read_verified(
             Err(FileError::Local(Moving.into()))
         }
     };
-    let mut a = start;
-    // A frame whose bytes were all read and that waits for its check.
-    let mut unchecked = false;
-    while a < end {
-        let b = end.min(a.saturating_add(max_frame));
-        let check = async {
-            if unchecked {
-                same().await?;
-                // The writer may have hung up (its own error is reported).
-                let _ = tx.send(Chunk::Verified).await;
+    let (raw_tx, mut raw_rx) = mpsc::channel::<Vec<u8>>(CHANNEL_DEPTH);
+    let read = async move {
+        // Tests pause between the first frame's reads and the next ones (debug builds only).
+        let first = start.saturating_add(max_frame).min(end);
+        let r = match failpoint::pause_once("after-frame-read") {
+            Some(d) if first < end => {
+                let n = file.stream(start, first, &raw_tx).await?;
+                tokio::time::sleep(d).await;
+                if n < first - start {
+                    Ok(n)
+                } else {
+                    file.stream(first, end, &raw_tx).await.map(|m| n + m)
+                }
             }
-            Ok::<(), FileError>(())
+            _ => file.stream(start, end, &raw_tx).await,
         };
-        let (read, checked) = futures::join!(file.stream(a, b, tx), check);
-        checked?;
-        let n = read?;
-        if let Some(d) = failpoint::pause_once("after-frame-read") {
-            tokio::time::sleep(d).await;
+        drop(raw_tx);
+        r
+    };
+    let forward = async {
+        let mut pos = start;
+        let mut boundary = start.saturating_add(max_frame);
+        while let Some(chunk) = raw_rx.recv().await {
+            let mut rest = chunk;
+            while !rest.is_empty() {
+                let room = usize::try_from(boundary - pos).unwrap_or(usize::MAX);
+                let tail = if rest.len() > room {
+                    rest.split_off(room)
+                } else {
+                    Vec::new()
+                };
+                pos += rest.len() as u64;
+                if tx.send(Chunk::Data(rest)).await.is_err() {
+                    return Ok(()); // the writer stopped; its own error is reported
+                }
+                if pos == boundary {
+                    same().await?;
+                    let _ = tx.send(Chunk::Verified).await;
+                    boundary = boundary.saturating_add(max_frame);
+                }
+                rest = tail;
+            }
         }
-        let short = n < b - a;
-        a += n;
-        unchecked = true;
-        if short {
-            break; // end of file
-        }
-    }
-    if unchecked {
-        same().await?;
-    }
-    Ok(())
+        // The last (partial) frame is confirmed by the end of the transfer: check it first.
+        same().await
+    };
+    let (read, forwarded) = futures::join!(read, forward);
+    read?;
+    forwarded
 }
 
 /// Streams a gzip file through a decompressing thread into the writer's channel: the bytes before
