@@ -256,6 +256,22 @@ async fn look<'s>(t: &Target<'s>, cursor: Option<&Cursor>) -> Result<Option<View
         Some(f) => Some(observe(f, cursor).await?),
         None => None,
     };
+    // Shorter reads than the size asked for: the file shrank while it was observed (truncated
+    // in place, copytruncate). Its first bytes would be no identity: look again.
+    if let Some(s) = &seen {
+        let short_head = (s.head.len() as u64) < s.obs.size.min(HEAD_LEN);
+        let short_tail = s
+            .tail
+            .as_ref()
+            .zip(cursor)
+            .is_some_and(|(t, c)| (t.len() as u64) < c.tail.len);
+        if short_head || short_tail {
+            if let Some(f) = live {
+                f.close().await;
+            }
+            return Ok(None);
+        }
+    }
     let decision = rotation::decide(cursor, seen.as_ref().map(|s| s.obs));
     // First sight, or a cursor that starts over with nothing of the new generation collected:
     // generations rotated away meanwhile (never collected) are looked for too.
