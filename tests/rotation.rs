@@ -854,13 +854,6 @@ fn generations_rotated_past_rotate_n_leave_the_rest_collected() {
     r.write(40);
     let out = r.pull();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let numbers = |data: &[u8]| -> Vec<String> {
-        String::from_utf8_lossy(data)
-            .lines()
-            .map(|l| l.split(" event ").nth(1).unwrap_or("?").to_string())
-            .map(|l| l.split(' ').next().unwrap_or("?").to_string())
-            .collect()
-    };
     let mut want = first_lines(&r.written, 300);
     want.extend_from_slice(&r.written[b..]);
     assert_eq!(numbers(&r.env.cat("web1", &r.log)), numbers(&want));

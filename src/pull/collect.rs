@@ -350,11 +350,7 @@ async fn look<'s>(t: &Target<'s>, cursor: Option<&Cursor>) -> Result<Option<View
             }
             Err(e) => return Err(e.into()),
         };
-        let head = if *gz {
-            gz_prefix(&f, HEAD_LEN).await?
-        } else {
-            f.read_at(0, HEAD_LEN).await?
-        };
+        let head = first_bytes(&f, *gz).await?;
         shown.push((path.clone(), *gz, head.clone()));
         // An empty file holds nothing to collect; a `.gz` beside the plain file of the same
         // generation (compression in progress, `delaycompress`) is the same generation; so is
@@ -448,7 +444,21 @@ async fn look<'s>(t: &Target<'s>, cursor: Option<&Cursor>) -> Result<Option<View
 
 /// Whether the file still starts with the bytes first seen through this handle.
 async fn unchanged(g: &Gen<'_>) -> Result<bool, FileError> {
-    Ok(g.file.read_at(0, g.head.len() as u64).await? == g.head)
+    starts_with(&g.file, &g.head).await
+}
+
+/// Whether the open file starts with `head` now.
+async fn starts_with(file: &RemoteFile<'_>, head: &[u8]) -> Result<bool, FileError> {
+    Ok(file.read_at(0, head.len() as u64).await? == head)
+}
+
+/// A file's first bytes (up to [`HEAD_LEN`]), decompressed for a `.gz`.
+async fn first_bytes(f: &RemoteFile<'_>, gz: bool) -> Result<Vec<u8>, RemoteError> {
+    if gz {
+        gz_prefix(f, HEAD_LEN).await
+    } else {
+        f.read_at(0, HEAD_LEN).await
+    }
 }
 
 /// The rotated siblings of the log by name, youngest first; a plain file before its `.gz`.
@@ -497,11 +507,7 @@ async fn same_head(
         Err(e) if e.is_not_found() => return Ok(head.is_none()),
         Err(e) => return Err(e.into()),
     };
-    let now = if gz {
-        gz_prefix(&f, HEAD_LEN).await
-    } else {
-        f.read_at(0, HEAD_LEN).await
-    };
+    let now = first_bytes(&f, gz).await;
     f.close().await;
     let now = now?;
     Ok(head.is_some_and(|h| now.starts_with(h)))
@@ -1277,7 +1283,7 @@ async fn read_verified(
     tx: &mpsc::Sender<Chunk>,
 ) -> Result<(), FileError> {
     let same = || async {
-        if file.read_at(0, head.len() as u64).await? == head {
+        if starts_with(file, head).await? {
             Ok(())
         } else {
             Err(FileError::Local(Moving.into()))
