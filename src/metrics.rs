@@ -32,6 +32,12 @@ pub struct Metrics {
     pub archived_days: AtomicU64,
     /// Host-days that were due but could not be archived.
     pub archive_failures: AtomicU64,
+    /// Checkpoints that could not be signed (an ALARM when the ledger does not extend what an
+    /// anchor holds; else an unreadable anchor, key or store).
+    pub checkpoint_failures: AtomicU64,
+    /// ALARMs about anchored evidence: objects in an anchor that are not this log's checkpoints,
+    /// overwritten or deleted ones, checkpoints the store lost.
+    pub evidence_alarms: AtomicU64,
 }
 
 fn now_secs() -> u64 {
@@ -59,6 +65,21 @@ impl Metrics {
         self.last_checkpoint.store(now_secs(), Ordering::Relaxed);
         if c.anchor_errors.is_empty() {
             self.last_anchor.store(now_secs(), Ordering::Relaxed);
+        }
+        let alarms = c
+            .anchor_errors
+            .iter()
+            .filter(|e| e.contains("ALARM"))
+            .count();
+        self.evidence_alarms
+            .fetch_add(alarms as u64, Ordering::Relaxed);
+    }
+
+    /// Notes a checkpoint that could not be signed; `alarm`: because of tampered evidence.
+    pub fn checkpoint_failed(&self, alarm: bool) {
+        self.checkpoint_failures.fetch_add(1, Ordering::Relaxed);
+        if alarm {
+            self.evidence_alarms.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -151,9 +172,25 @@ impl Metrics {
             "Host-days that were due but could not be archived (they stay local).",
             &[("", g(&self.archive_failures))],
         );
+        metric(
+            "loghost_checkpoint_failures_total",
+            "counter",
+            "Checkpoints that could not be signed (unreadable anchor, key or store, or an ALARM).",
+            &[("", g(&self.checkpoint_failures))],
+        );
+        metric(
+            "loghost_evidence_alarms_total",
+            "counter",
+            "ALARMs about the evidence itself: a ledger that does not extend an anchored \
+             checkpoint, store checkpoints gone, junk, overwritten or deleted objects in an anchor.",
+            &[("", g(&self.evidence_alarms))],
+        );
         out
     }
 }
+
+/// Scrapes served at once; more wait (a scrape is one short request).
+const MAX_SCRAPES: usize = 16;
 
 /// Serves `GET /metrics` on `addr` until `shutdown`.
 pub async fn serve(
@@ -165,13 +202,25 @@ pub async fn serve(
         .await
         .with_context(|| format!("cannot listen on {addr} (metrics_listen)"))?;
     tracing::info!("metrics on http://{addr}/metrics");
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            "metrics_listen {addr} is reachable beyond this machine: the metrics name every \
+             host and show when collection fails; restrict it with a firewall, or listen on \
+             127.0.0.1 behind a proxy"
+        );
+    }
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPES));
     loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return Ok(());
+        };
         let (mut sock, _) = tokio::select! {
             a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
             _ = shutdown.changed() => return Ok(()),
         };
         let metrics = metrics.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let mut req = Vec::with_capacity(1024);
             let mut buf = [0u8; 1024];
             let read = tokio::time::timeout(Duration::from_secs(5), async {

@@ -365,49 +365,168 @@ pub fn anchor_put(
     })
 }
 
-/// The signed checkpoints an `s3://` anchor holds for one origin, newest (largest) first, as
-/// (object name, bytes); at most `limit`.
-pub fn anchor_list(
+/// One version of an object (or a delete marker), as `ListObjectVersions` reports it.
+#[derive(Debug, Clone)]
+pub struct Version {
+    pub key: String,
+    pub version_id: Option<String>,
+    pub size: u64,
+    pub etag: Option<String>,
+    pub delete_marker: bool,
+}
+
+/// Objects larger than this are not read as checkpoints (a checkpoint is a few hundred bytes).
+pub const MAX_CHECKPOINT_OBJECT: u64 = 64 << 10;
+
+impl S3Target {
+    /// Every version and delete marker under `prefix`, of keys after `after` (all when `None`),
+    /// in key order.
+    pub async fn versions(&self, prefix: &str, after: Option<&str>) -> Result<Vec<Version>> {
+        let mut out = Vec::new();
+        let mut key_marker = after.map(str::to_string);
+        let mut version_marker: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+                .map_err(short)
+                .with_context(|| {
+                    format!(
+                        "cannot list the versions under s3://{}/{prefix}",
+                        self.bucket
+                    )
+                })?;
+            for v in page.versions() {
+                if let Some(key) = v.key() {
+                    out.push(Version {
+                        key: key.to_string(),
+                        version_id: v.version_id().map(str::to_string),
+                        size: v.size().unwrap_or(0).max(0) as u64,
+                        etag: v.e_tag().map(str::to_string),
+                        delete_marker: false,
+                    });
+                }
+            }
+            for d in page.delete_markers() {
+                if let Some(key) = d.key() {
+                    out.push(Version {
+                        key: key.to_string(),
+                        version_id: d.version_id().map(str::to_string),
+                        size: 0,
+                        etag: None,
+                        delete_marker: true,
+                    });
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(str::to_string);
+            version_marker = page.next_version_id_marker().map(str::to_string);
+            if key_marker.is_none() {
+                break;
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    /// Reads one version of a small object whole; refuses one larger than `limit`.
+    pub async fn get_version(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<u8>> {
+        let where_ = format!("s3://{}/{key}", self.bucket);
+        let obj = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_version_id(version.filter(|v| *v != "null").map(str::to_string))
+            .send()
+            .await
+            .map_err(short)
+            .with_context(|| format!("cannot read {where_}"))?;
+        if obj
+            .content_length()
+            .is_some_and(|n| n < 0 || n as u64 > limit)
+        {
+            bail!(
+                "{where_}: {:?} bytes, more than the {limit} expected",
+                obj.content_length()
+            );
+        }
+        let mut body = obj.body;
+        let mut data = Vec::new();
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .with_context(|| format!("cannot read {where_}"))?
+        {
+            data.extend_from_slice(&chunk);
+            if data.len() as u64 > limit {
+                bail!("{where_}: more than the {limit} bytes expected");
+            }
+        }
+        Ok(data)
+    }
+}
+
+/// One object name in an anchor: the bytes of each of its versions, and its delete markers.
+#[derive(Debug, Default)]
+pub struct AnchorObject {
+    pub name: String,
+    /// Each version's bytes (or why it could not be read).
+    pub versions: Vec<Result<Vec<u8>, String>>,
+    pub delete_markers: usize,
+}
+
+/// Everything an `s3://` anchor holds for one origin, every version of every object, in name
+/// order: only names after `after` when given (the store already holds the checkpoints up to it).
+pub fn anchor_objects(
     url: &str,
     cfg: &S3Config,
     origin_dir: &str,
-    limit: usize,
-) -> Result<Vec<(String, Vec<u8>)>> {
+    after: Option<&str>,
+) -> Result<Vec<AnchorObject>> {
     block_on(async {
         let (rest, prefix) = split_url(url)?;
         let target = S3Target::open(rest, cfg).await?;
         let dir = format!("{prefix}{origin_dir}/");
-        let mut keys = Vec::new();
-        let mut token = None;
-        loop {
-            let page = target
-                .client
-                .list_objects_v2()
-                .bucket(&target.bucket)
-                .prefix(&dir)
-                .set_continuation_token(token.take())
-                .send()
-                .await
-                .map_err(short)
-                .with_context(|| format!("cannot list s3://{}/{dir}", target.bucket))?;
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key())
-                    .filter_map(|k| k.strip_prefix(&dir))
-                    .filter(|n| !n.contains('/'))
-                    .map(str::to_string),
-            );
-            match page.next_continuation_token() {
-                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
-                _ => break,
+        let after = after.map(|a| format!("{dir}{a}"));
+        let mut out: Vec<AnchorObject> = Vec::new();
+        for v in target.versions(&dir, after.as_deref()).await? {
+            let name = v.key.strip_prefix(&dir).unwrap_or(&v.key).to_string();
+            if out.last().is_none_or(|o| o.name != name) {
+                out.push(AnchorObject {
+                    name: name.clone(),
+                    ..Default::default()
+                });
             }
-        }
-        keys.sort();
-        let mut out = Vec::new();
-        for name in keys.into_iter().rev().take(limit) {
-            let bytes = target.get(&format!("{dir}{name}")).await?;
-            out.push((name, bytes));
+            let Some(obj) = out.last_mut() else { continue };
+            if v.delete_marker {
+                obj.delete_markers += 1;
+            } else if v.size > MAX_CHECKPOINT_OBJECT {
+                obj.versions.push(Err(format!(
+                    "{} bytes: too large to be a checkpoint",
+                    v.size
+                )));
+            } else {
+                obj.versions.push(
+                    target
+                        .get_version(&v.key, v.version_id.as_deref(), MAX_CHECKPOINT_OBJECT)
+                        .await
+                        .map_err(|e| format!("{e:#}")),
+                );
+            }
         }
         Ok(out)
     })

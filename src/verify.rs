@@ -144,20 +144,43 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report> {
     }
     report.checkpoints = claims.len() as u64;
     let mut anchored: Option<(u64, String)> = None;
+    let store_sizes: Vec<u64> = claims.iter().map(|c| c.checkpoint.size).collect();
     for anchor in &config.ledger.anchors {
-        match checkpoint::newest_in_anchor(config, anchor, &vkey) {
-            Ok(Some(c)) => {
-                if anchored.as_ref().is_none_or(|(s, _)| c.size > *s) {
-                    anchored = Some((c.size, anchor.clone()));
+        // Every object in the anchor, not only the newest: junk must hide nothing, and every
+        // checkpoint ever anchored must be a prefix of this ledger.
+        match checkpoint::read_anchor(config, anchor, &vkey, None) {
+            Ok(found) => {
+                report.problems.extend(found.problems);
+                if found.checkpoints.is_empty() && !store_sizes.is_empty() {
+                    report.problems.push(format!(
+                        "anchor {anchor} holds no checkpoint of this log while the store has {}: \
+                        its copies were removed (an anchor added just now gets the newest \
+                        checkpoint at the next round)",
+                        store_sizes.len()
+                    ));
                 }
-                claims.push(Claim {
-                    source: format!("the newest checkpoint in anchor {anchor}"),
-                    checkpoint: c,
-                });
+                for c in found.checkpoints {
+                    if anchored.as_ref().is_none_or(|(s, _)| c.size > *s) {
+                        anchored = Some((c.size, anchor.clone()));
+                    }
+                    if !store_sizes.contains(&c.size) {
+                        report.problems.push(format!(
+                            "anchor {anchor} holds checkpoint {} ({} entries) which is missing \
+                            from the store's {}: store checkpoints were deleted",
+                            checkpoint::file_name(c.size),
+                            c.size,
+                            layout::CHECKPOINTS_DIR
+                        ));
+                    }
+                    claims.push(Claim {
+                        source: format!(
+                            "anchor {anchor} checkpoint {}",
+                            checkpoint::file_name(c.size)
+                        ),
+                        checkpoint: c,
+                    });
+                }
             }
-            Ok(None) => report.notes.push(format!(
-                "anchor {anchor} holds no checkpoint of this log yet"
-            )),
             Err(e) => report
                 .problems
                 .push(format!("anchor {anchor} could not be read: {e:#}")),

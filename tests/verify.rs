@@ -338,15 +338,10 @@ fn a_rollback_to_an_older_consistent_store_is_found() {
     copy_dir(&old, &a.env.store);
     // The anchor outside the store holds the newer checkpoint: verify finds the rollback alone.
     assert_tampered(&a.verify(&[]), &["anchor", "cut short or rolled back"]);
-    // And so does the auditor's copy, with the anchor gone too.
+    // With the anchor's copies gone too, the empty anchor is itself a problem; and the
+    // auditor's copy finds the rollback.
     std::fs::remove_dir_all(&a.anchor).expect("remove anchor");
-    let out = a.verify(&[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "self-consistent: {}",
-        text(&out)
-    );
+    assert_tampered(&a.verify(&[]), &["holds no checkpoint of this log"]);
     assert_tampered(
         &a.verify(&["--checkpoint", auditor.to_str().expect("utf8")]),
         &["cut short or rolled back"],
@@ -552,4 +547,179 @@ fn verify_exits_2_when_it_cannot_run() {
     // A store fresh from init verifies.
     let out = env.run(&["verify"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// The anchor's directory for this log (one origin).
+fn anchor_origin_dir(a: &Archive) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(&a.anchor)
+        .expect("anchor")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs[0].clone()
+}
+
+fn ckpt_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|r| r.map(|e| e.expect("entry").path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn anchored_history_rewritten_is_never_signed_and_verify_finds_it() {
+    // The intruder of issue 17 §1: every frame of one log taken out of the ledger (renumbered,
+    // canonical, padded with events so it is longer than the anchored size), its files deleted,
+    // the store's checkpoints and index deleted; then loghost runs as usual.
+    let a = archive(true);
+    let anchored_before = ckpt_files(&anchor_origin_dir(&a));
+    let lines = a.ledger_lines();
+    let mut kept: Vec<String> = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let entry = ledger::parse_line(l.as_bytes(), i as u64).expect("entry");
+        let entry = match entry {
+            Entry::Frame(f) if f.source == a.app => continue,
+            Entry::Frame(mut f) => {
+                f.seq = kept.len() as u64;
+                Entry::Frame(f)
+            }
+            Entry::Event(mut e) => {
+                e.seq = kept.len() as u64;
+                Entry::Event(e)
+            }
+        };
+        kept.push(canonical(&entry));
+    }
+    let time = serde_json::from_str::<serde_json::Value>(lines.last().expect("a line"))
+        .expect("json")["time"]
+        .as_str()
+        .expect("time")
+        .to_string();
+    while kept.len() <= lines.len() {
+        kept.push(canonical(&Entry::Event(ledger::Event {
+            seq: kept.len() as u64,
+            time: time.clone(),
+            event: ledger::EventKind::Unsettled,
+            host: Some("web1".into()),
+            source: Some(a.auth.clone()),
+            start: None,
+            end: None,
+            sha256: None,
+            detail: "padding".into(),
+        })));
+    }
+    for f in a.env.frames_for(&a.app) {
+        let _ = std::fs::remove_file(a.env.store.join(f["file"].as_str().expect("file")));
+    }
+    a.write_ledger(&kept);
+    for c in a.checkpoints() {
+        std::fs::remove_file(c).expect("remove checkpoint");
+    }
+    append(Path::new(&a.auth), &log_lines(9, 10));
+
+    let out = a.env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ALARM") && stderr.contains("does NOT match"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        a.checkpoints().is_empty(),
+        "nothing signed: {:?}",
+        a.checkpoints()
+    );
+    assert_eq!(
+        ckpt_files(&anchor_origin_dir(&a)),
+        anchored_before,
+        "nothing anchored"
+    );
+    let status = a.env.run(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("ALARM"),
+        "{}",
+        text(&status)
+    );
+    assert_tampered(
+        &a.verify(&[]),
+        &["do not match this checkpoint", "missing from the store"],
+    );
+}
+
+#[test]
+fn store_checkpoints_deleted_over_an_intact_ledger_are_an_alarm() {
+    let a = archive(true);
+    for c in a.checkpoints() {
+        std::fs::remove_file(c).expect("remove checkpoint");
+    }
+    append(Path::new(&a.auth), &log_lines(10, 10));
+    let out = a.env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ALARM") && stderr.contains("still matches"),
+        "{}",
+        text(&out)
+    );
+    assert!(a.checkpoints().is_empty(), "nothing signed");
+    assert_tampered(&a.verify(&[]), &["missing from the store"]);
+    // The fix the message gives: the anchor's copies back into the store; then all is well.
+    for c in ckpt_files(&anchor_origin_dir(&a)) {
+        std::fs::copy(
+            &c,
+            a.env
+                .store
+                .join("ledger/checkpoints")
+                .join(c.file_name().expect("name")),
+        )
+        .expect("copy back");
+    }
+    assert_ok(&a.env.run(&["pull"]), "pull after the repair");
+    let out = a.verify(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn junk_in_an_anchor_hides_no_genuine_checkpoint() {
+    // The intruder rolls the ledger back one round and fills the anchor with junk named after
+    // larger trees, so the genuine newest checkpoint is no longer among "the newest" names.
+    let a = archive(true);
+    let dir = anchor_origin_dir(&a);
+    let newest_store = a.checkpoints().pop().expect("newest");
+    let mut lines = a.ledger_lines();
+    lines.truncate(lines.len() - 1);
+    a.write_ledger(&lines);
+    std::fs::remove_file(&newest_store).expect("remove");
+    for i in 0..20u64 {
+        std::fs::write(
+            dir.join(format!("{:020}.ckpt", 1_000_000 + i)),
+            b"junk, not a signed note\n",
+        )
+        .expect("junk");
+    }
+    let out = a.verify(&[]);
+    assert_tampered(
+        &out,
+        &[
+            "not a valid checkpoint of this log",
+            "cut short or rolled back",
+        ],
+    );
+    // Junk alone (no rollback) is an ALARM at the next round but does not stop signing.
+    let b = archive(true);
+    let dir = anchor_origin_dir(&b);
+    std::fs::write(dir.join(format!("{:020}.ckpt", 99_999_999)), b"junk\n").expect("junk");
+    let before = b.checkpoints().len();
+    append(Path::new(&b.auth), &log_lines(11, 10));
+    let out = b.env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ALARM"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(b.checkpoints().len(), before + 1, "signed anyway");
+    assert_tampered(&b.verify(&[]), &["not a valid checkpoint of this log"]);
 }

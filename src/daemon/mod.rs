@@ -189,7 +189,12 @@ async fn checkpoint_now(rec: &Arc<Recorder>, metrics: Option<&Metrics>) {
                 m.checkpointed(c);
             }
         }
-        Err(e) => tracing::error!("checkpoint: {e}"),
+        Err(e) => {
+            tracing::error!("checkpoint: {e}");
+            if let Some(m) = metrics {
+                m.checkpoint_failed(e.contains("ALARM"));
+            }
+        }
     }
     if let Err(e) = crate::store::rounds::save_checkpoint(
         &rec.store,

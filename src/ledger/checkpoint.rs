@@ -198,40 +198,134 @@ pub fn copy_to_anchor(config: &Config, anchor: &str, size: u64, note: &[u8]) -> 
     Ok(write_new(&dir, size, note)?.display().to_string())
 }
 
-/// The newest checkpoint an anchor holds for this log, verified with `vkey`.
-pub fn newest_in_anchor(config: &Config, anchor: &str, vkey: &str) -> Result<Option<Checkpoint>> {
+/// What an anchor holds for this log.
+#[derive(Debug, Default)]
+pub struct AnchorContents {
+    /// The valid checkpoints of this log, by tree size.
+    pub checkpoints: Vec<Checkpoint>,
+    /// Everything else found there, each a sign of tampering with the anchor: objects that are
+    /// not checkpoints of this log (or not under their own size's name), several different
+    /// versions of one name, delete markers.
+    pub problems: Vec<String>,
+}
+
+/// Reads what an anchor holds for this log, checking every object with `vkey`: everything when
+/// `after` is `None`, else only checkpoint names above that tree size (what the store does not
+/// have yet). Every object is read, so junk can hide nothing. An error: the anchor could not be
+/// read at all.
+pub fn read_anchor(
+    config: &Config,
+    anchor: &str,
+    vkey: &str,
+    after: Option<u64>,
+) -> Result<AnchorContents> {
     let origin = &config.ledger.origin;
-    // Newest first, as (name, bytes); invalid ones are skipped with a warning.
-    let candidates: Vec<(String, Vec<u8>)> = if anchor.starts_with("s3://") {
+    // (name, each version's bytes or read error, delete markers)
+    type Object = (String, Vec<Result<Vec<u8>, String>>, usize);
+    let objects: Vec<Object> = if anchor.starts_with("s3://") {
         #[cfg(feature = "s3")]
         {
             let s3 = config
                 .s3
                 .as_ref()
                 .ok_or_else(|| anyhow::anyhow!("no [s3] table for anchor {anchor}"))?;
-            crate::s3::anchor_list(anchor, s3, &origin_dir(origin), 16)?
+            let after = after.map(file_name);
+            crate::s3::anchor_objects(anchor, s3, &origin_dir(origin), after.as_deref())?
+                .into_iter()
+                .map(|o| (o.name, o.versions, o.delete_markers))
+                .collect()
         }
         #[cfg(not(feature = "s3"))]
         bail!("anchor {anchor}: this loghost was built without S3 support (feature `s3`)");
     } else {
         let dir = anchor_dir(anchor, origin).map_err(anyhow::Error::msg)?;
-        let sizes = sizes_in(&dir).with_context(|| format!("cannot list {}", dir.display()))?;
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => Some(e),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+        };
         let mut out = Vec::new();
-        for size in sizes.iter().rev().take(16) {
-            let path = dir.join(file_name(*size));
-            let bytes =
-                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            out.push((file_name(*size), bytes));
+        for e in entries.into_iter().flatten() {
+            let e = e.with_context(|| format!("cannot list {}", dir.display()))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(a) = after
+                && size_of_name(&name).is_none_or(|s| s <= a)
+            {
+                continue;
+            }
+            let path = e.path();
+            let meta = std::fs::symlink_metadata(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let bytes = if !meta.is_file() {
+                Err("not a regular file".to_string())
+            } else if meta.len() > MAX_CHECKPOINT_BYTES {
+                Err(format!(
+                    "{} bytes: too large to be a checkpoint",
+                    meta.len()
+                ))
+            } else {
+                std::fs::read(&path).map_err(|e| e.to_string())
+            };
+            out.push((name, vec![bytes], 0));
         }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     };
-    for (name, bytes) in candidates {
-        match open(&bytes, vkey) {
-            Ok(c) if file_name(c.size) == name => return Ok(Some(c)),
-            _ => tracing::warn!("{anchor}: {name} is not a valid checkpoint of this log; ignored"),
+    let mut found = AnchorContents::default();
+    for (name, versions, delete_markers) in objects {
+        let at = format!("anchor {anchor}: {}/{name}", origin_dir(origin));
+        if delete_markers > 0 {
+            found.problems.push(format!(
+                "{at}: {delete_markers} delete marker(s) on it (someone tried to delete an \
+                anchored checkpoint)"
+            ));
+        }
+        let distinct: std::collections::BTreeSet<&[u8]> = versions
+            .iter()
+            .filter_map(|v| v.as_ref().ok().map(Vec::as_slice))
+            .collect();
+        if distinct.len() > 1 {
+            found.problems.push(format!(
+                "{at}: {} different versions (an anchored checkpoint was overwritten)",
+                distinct.len()
+            ));
+        }
+        for bytes in distinct {
+            match open(bytes, vkey) {
+                Ok(c) if size_of_name(&name) == Some(c.size) => {
+                    if !found.checkpoints.contains(&c) {
+                        found.checkpoints.push(c);
+                    }
+                }
+                Ok(c) => found.problems.push(format!(
+                    "{at}: a checkpoint of tree size {} under another name",
+                    c.size
+                )),
+                Err(e) => found
+                    .problems
+                    .push(format!("{at}: not a valid checkpoint of this log ({e})")),
+            }
+        }
+        for v in &versions {
+            if let Err(e) = v {
+                found.problems.push(format!("{at}: cannot be read: {e}"));
+            }
         }
     }
-    Ok(None)
+    found.checkpoints.sort_by_key(|c| c.size);
+    Ok(found)
+}
+
+/// Files larger than this in an anchor are not read as checkpoints.
+const MAX_CHECKPOINT_BYTES: u64 = 64 << 10;
+
+/// The tree size a checkpoint file name stands for (`<20 digits>.ckpt`).
+pub fn size_of_name(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(".ckpt")?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
 }
 
 #[cfg(test)]
@@ -355,7 +449,9 @@ pub fn write_round(
     let note = match newest {
         Some((n, note)) if n == size => note,
         _ if size == 0 => return Ok(out),
-        _ => {
+        newest => {
+            let known = newest.as_ref().map(|(n, _)| *n);
+            out.anchor_errors = check_anchors(config, &vkey, known, ledger)?;
             let c = Checkpoint {
                 origin: origin.to_string(),
                 size,
@@ -369,6 +465,60 @@ pub fn write_round(
     };
     out.note = Some(note);
     Ok(out)
+}
+
+/// Before signing: every anchor must hold nothing the store lacks. A valid checkpoint of this
+/// log in an anchor above the store's newest (`known`) means the store's checkpoints were
+/// deleted or rolled back: an ALARM, and nothing is signed (whether the ledger still matches it
+/// or was rewritten, the message says which). An anchor that cannot be read: nothing is signed
+/// until it can be checked. Junk in an anchor does not stop signing; it is returned, to be
+/// reported as an ALARM with the anchor errors.
+fn check_anchors(
+    config: &Config,
+    vkey: &str,
+    known: Option<u64>,
+    ledger: &crate::ledger::Ledger,
+) -> Result<Vec<String>> {
+    let mut ahead: Vec<(String, Checkpoint)> = Vec::new();
+    let mut junk = Vec::new();
+    for anchor in &config.ledger.anchors {
+        let found = read_anchor(config, anchor, vkey, known).with_context(|| {
+            format!(
+                "anchor {anchor} cannot be read, so the ledger cannot be checked against it: no \
+                checkpoint is signed until it can (collection goes on)"
+            )
+        })?;
+        junk.extend(found.problems.into_iter().map(|p| format!("ALARM: {p}")));
+        ahead.extend(found.checkpoints.into_iter().map(|c| (anchor.clone(), c)));
+    }
+    if ahead.is_empty() {
+        return Ok(junk);
+    }
+    let sizes = ahead.iter().map(|(_, c)| c.size).collect();
+    let roots = crate::ledger::roots_at(ledger.path(), &sizes)?;
+    let store = match known {
+        Some(n) => format!("the store's newest checkpoint covers {n} entries"),
+        None => "the store holds no checkpoint".to_string(),
+    };
+    let mut lines = Vec::new();
+    for (anchor, c) in &ahead {
+        let state = match roots.get(&c.size) {
+            Some(r) if *r == c.root => {
+                "the ledger still matches it: only checkpoint files were deleted from the \
+                 store"
+            }
+            Some(_) => "the ledger does NOT match it: the ledger was rewritten",
+            None => "the ledger is shorter: it was cut short or rolled back",
+        };
+        lines.push(format!("{anchor} holds checkpoint {} ({state})", c.size));
+    }
+    bail!(
+        "ALARM: {store}, but {}. Not signing a checkpoint over this ledger. Run `loghost \
+        verify`; if the ledger matches, copy the anchor's checkpoints back into {} (a store \
+        deliberately started over needs a new [ledger] origin)",
+        lines.join("; "),
+        layout::CHECKPOINTS_DIR
+    )
 }
 
 /// Makes sure every anchor holds the newest checkpoint (`round.note`); failures go to

@@ -398,6 +398,46 @@ pub fn scan(
     }
 }
 
+/// The Merkle roots of the ledger's first `n` lines, for each `n` in `sizes`, in one pass over
+/// the file (lines are hashed, not parsed). Sizes beyond the ledger's end are absent.
+pub fn roots_at(
+    path: &Path,
+    sizes: &std::collections::BTreeSet<u64>,
+) -> Result<BTreeMap<u64, Hash>, LedgerError> {
+    let io_err = |err| LedgerError::Io {
+        path: path.to_path_buf(),
+        err,
+    };
+    let mut out = BTreeMap::new();
+    let mut tree = Frontier::new();
+    let Some(&last) = sizes.last() else {
+        return Ok(out);
+    };
+    if sizes.contains(&0) {
+        out.insert(0, tree.root());
+    }
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io_err(e)),
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut line = Vec::with_capacity(512);
+    while tree.size() < last {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line).map_err(io_err)?;
+        if n == 0 || line.last() != Some(&b'\n') {
+            break;
+        }
+        line.pop();
+        tree.push(merkle::leaf_hash(&line));
+        if sizes.contains(&tree.size()) {
+            out.insert(tree.size(), tree.root());
+        }
+    }
+    Ok(out)
+}
+
 /// The ledger opened for appending. Only one exists at a time: it needs the store lock.
 pub struct Ledger {
     path: PathBuf,
