@@ -189,6 +189,27 @@ impl Target {
         }
     }
 
+    /// The SHA-256 of an object (`None`: no such object). S3: the stored checksum, one HEAD.
+    async fn stored_sha256(&self, key: &str) -> Result<Option<Hash>> {
+        match self {
+            Target::Dir(dir) => {
+                let path = dir.join(key);
+                blocking(move || match std::fs::File::open(&path) {
+                    Ok(mut f) => Ok(Some(
+                        copy_hashing(&mut f, &mut std::io::sink(), u64::MAX)
+                            .with_context(|| format!("cannot read {}", path.display()))?
+                            .1,
+                    )),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+                })
+                .await
+            }
+            #[cfg(feature = "s3")]
+            Target::S3(s) => Ok(s.stored_sha256(key).await?.map(|(_, h)| h)),
+        }
+    }
+
     /// Reads a small object (a manifest) whole.
     pub async fn get(&self, key: &str) -> Result<Vec<u8>> {
         match self {
@@ -512,12 +533,36 @@ pub async fn run(rec: &Recorder, through: Date, progress: bool) -> Result<Report
         if day > through {
             continue;
         }
-        if done.contains_key(&(host.clone(), date.clone())) {
-            // Archived earlier; finish an interrupted removal.
+        if let Some((sha, _)) = done.get(&(host.clone(), date.clone())) {
+            // Archived earlier; finish an interrupted removal, but only once the copy in the
+            // target is read back and found to be what the event names: an `archived` line
+            // is not reason enough to delete anything.
             let files: BTreeSet<String> = frames.iter().map(|(f, _)| f.file.clone()).collect();
             if files.iter().any(|f| rec.store.path(f).exists()) {
-                remove_local(rec, &host, files.iter())?;
-                report.finished.push(format!("{host} {date}"));
+                let cx = DayCtx {
+                    rec,
+                    target: &target,
+                    url: &url,
+                    origin: &ckpt.origin,
+                    note: &note,
+                    tree: &leaves,
+                };
+                match recheck_day(&cx, &host, &date, &frames, *sha).await {
+                    Ok(()) => {
+                        remove_local(rec, &host, files.iter())?;
+                        report.finished.push(format!("{host} {date}"));
+                    }
+                    Err(e) => {
+                        tracing::error!(
+                            "{host} {date}: the ledger says it was archived, but its local files \
+                             stay: {e:#}"
+                        );
+                        report.failed.push(format!(
+                            "{host} {date}: recorded as archived, but the copy does not check \
+                             ({e:#}); local files kept, run `loghost verify`"
+                        ));
+                    }
+                }
             }
             continue;
         }
@@ -723,6 +768,164 @@ async fn archive_day(
         manifest_sha256: manifest_sha,
         key: base,
     })
+}
+
+/// Before the local files of a day recorded as archived are removed (a removal interrupted by a
+/// crash): the manifest in the target must be the one the event names, every local file must
+/// match the ledger and the manifest, and every object holding it is read back as after a fresh
+/// upload.
+async fn recheck_day(
+    cx: &DayCtx<'_>,
+    host: &str,
+    date: &str,
+    frames: &[(Frame, String)],
+    manifest_sha256: Option<Hash>,
+) -> Result<()> {
+    let Some(want) = manifest_sha256 else {
+        bail!("the `archived` event names no manifest");
+    };
+    let base = day_key(cx.url, cx.origin, host, date);
+    let bytes = cx.target.get(&format!("{base}/{MANIFEST_NAME}")).await?;
+    if Hash::of(&bytes) != want {
+        bail!(
+            "the manifest in {} is not the one the ledger recorded",
+            cx.target.describe()
+        );
+    }
+    let manifest = parse_manifest(&bytes).map_err(anyhow::Error::msg)?;
+    if manifest.host != host || manifest.date != date {
+        bail!("the manifest is for {} {}", manifest.host, manifest.date);
+    }
+    let retain_until = retain_until(date, cx.rec.config.retention.object_lock_days)?;
+    let mut by_file: BTreeMap<String, Vec<FrameRef>> = BTreeMap::new();
+    for (f, _) in frames {
+        by_file
+            .entry(f.file.clone())
+            .or_default()
+            .push(FrameRef::from(f));
+    }
+    for (rel, refs) in by_file {
+        let path = cx.rec.store.path(&rel);
+        if !path.exists() {
+            continue;
+        }
+        let Some(mf) = manifest.files.iter().find(|m| m.file == rel) else {
+            bail!("{rel} is not in the manifest");
+        };
+        let (p, r) = (path.clone(), rel.clone());
+        let problems = blocking(move || Ok(check_copy(&p, &r, refs, false))).await?;
+        if !problems.is_empty() {
+            bail!("{}", problems.join("; "));
+        }
+        let ranges: Vec<(u64, u64)> = mf.parts.iter().map(|p| (p.offset, p.size)).collect();
+        let p = path.clone();
+        let (size, sha, shas) = blocking(move || hash_parts(&p, &ranges)).await?;
+        if size != mf.size || sha != mf.sha256 || shas.iter().ne(mf.parts.iter().map(|p| &p.sha256))
+        {
+            bail!("{rel}: the local file is not the one the manifest describes");
+        }
+        for part in &mf.parts {
+            if !is_plain_object_name(&part.object) {
+                bail!("the manifest names a bad object {:?}", part.object);
+            }
+            cx.target
+                .check(
+                    &format!("{base}/{}", part.object),
+                    part.size,
+                    part.sha256,
+                    retain_until,
+                )
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// An object name relative to a day's prefix, with no way out of it.
+fn is_plain_object_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('/')
+        && !name
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+}
+
+/// Plain `verify`'s look at the archive tier, one small request a day: each archived day's
+/// manifest is in the target with the SHA-256 its `archived` event names. On S3, every version
+/// under the log's prefix is listed too: a delete marker, or an object with versions of
+/// different content, is a problem (Object Lock keeps versions, not names). The problems found.
+pub async fn check_manifests(
+    config: &Config,
+    days: &BTreeMap<(String, String), (Option<Hash>, u64)>,
+) -> Result<Vec<String>> {
+    if days.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(url) = config.retention.archive.clone() else {
+        return Ok(vec![format!(
+            "{} host-days are recorded as archived but no [retention] archive target is \
+             configured to check them in",
+            days.len()
+        )]);
+    };
+    let target = Target::open(&url, config).await?;
+    let origin = &config.ledger.origin;
+    let mut problems = Vec::new();
+    #[cfg(feature = "s3")]
+    if let Target::S3(s3) = &target {
+        let day = day_key(&url, origin, "h", "d");
+        let prefix = format!("{}/", day.strip_suffix("/h/d").unwrap_or(&day));
+        let mut by_key: BTreeMap<String, (BTreeSet<String>, usize)> = BTreeMap::new();
+        for v in s3.versions(&prefix, None).await? {
+            let e = by_key.entry(v.key).or_default();
+            if v.delete_marker {
+                e.1 += 1;
+            } else {
+                e.0.insert(v.etag.unwrap_or_default());
+            }
+        }
+        for (key, (etags, markers)) in by_key {
+            let at = format!("{}/{key}", s3.describe());
+            if markers > 0 {
+                problems.push(format!(
+                    "{at}: {markers} delete marker(s): someone deleted an archived object (its \
+                     locked versions remain; `verify --archived` reads what is current)"
+                ));
+            }
+            if etags.len() > 1 && !key.ends_with(&format!("/{MANIFEST_NAME}")) {
+                problems.push(format!(
+                    "{at}: {} versions with different content: an archived object was \
+                     overwritten",
+                    etags.len()
+                ));
+            }
+        }
+    }
+    for ((host, date), (sha, _)) in days {
+        let at = format!("{host} {date}");
+        let Some(want) = sha else {
+            problems.push(format!(
+                "{at}: the `archived` event names no manifest SHA-256 (a forged event?)"
+            ));
+            continue;
+        };
+        let key = format!("{}/{MANIFEST_NAME}", day_key(&url, origin, host, date));
+        match target.stored_sha256(&key).await {
+            Ok(Some(got)) if got == *want => {}
+            Ok(Some(got)) => problems.push(format!(
+                "{at}: the manifest {}/{key} has SHA-256 {got}, the ledger's `archived` event \
+                 says {want}",
+                target.describe()
+            )),
+            Ok(None) => problems.push(format!(
+                "{at}: recorded as archived, but there is no manifest at {}/{key}: the day's \
+                 files are neither here nor there",
+                target.describe()
+            )),
+            Err(e) => problems.push(format!("{at}: the manifest cannot be read: {e:#}")),
+        }
+    }
+    Ok(problems)
 }
 
 /// Splits a file into object ranges at frame boundaries, each at most `max` bytes (a single
@@ -1024,13 +1227,7 @@ pub async fn check_archived_day(
         let mut out = tmp.reopen()?;
         let mut ok = true;
         for part in &mf.parts {
-            let bad = part.object.is_empty()
-                || part.object.starts_with('/')
-                || part
-                    .object
-                    .split('/')
-                    .any(|c| c.is_empty() || c == "." || c == "..");
-            if bad {
+            if !is_plain_object_name(&part.object) {
                 problems.push(format!(
                     "{at}: the manifest names a bad object {:?}",
                     part.object

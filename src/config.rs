@@ -56,6 +56,9 @@ pub struct S3Config {
     pub secret_access_key_file: Option<PathBuf>,
     /// Archive into a bucket without Object Lock (the copies could then be deleted).
     pub allow_unlocked: bool,
+    /// Accept an `http://` endpoint. Off: without TLS, anyone on the path could answer the
+    /// uploads and read-backs and make loghost delete local files that were never stored.
+    pub allow_insecure_endpoint: bool,
 }
 
 /// How stored frames are compressed. Both are readable with stock tools (`zstdcat`, `zcat`).
@@ -244,6 +247,8 @@ struct RawS3 {
     secret_access_key_file: Option<PathBuf>,
     #[serde(default)]
     allow_unlocked: bool,
+    #[serde(default)]
+    allow_insecure_endpoint: bool,
 }
 
 /// An S3 endpoint URL: `http(s)://host[:port]`.
@@ -874,6 +879,18 @@ impl Config {
             }
         };
 
+        if let Some(r) = &raw.s3
+            && let Some(e) = &r.endpoint
+            && e.0.starts_with("http://")
+            && !r.allow_insecure_endpoint
+        {
+            return Err(invalid(format!(
+                "[s3] endpoint {:?} is plain http: anyone on the path could fake the uploads \
+                 and read-backs that decide when local files are deleted. Use https://, or set \
+                 `allow_insecure_endpoint = true` in [s3] for a server on this machine",
+                e.0
+            )));
+        }
         let s3 = raw.s3.map(|r| S3Config {
             endpoint: r.endpoint.map(|e| e.0),
             region: r.region.unwrap_or_else(|| "us-east-1".to_string()),
@@ -881,6 +898,7 @@ impl Config {
             access_key_id: r.access_key_id,
             secret_access_key_file: r.secret_access_key_file.as_deref().map(resolve),
             allow_unlocked: r.allow_unlocked,
+            allow_insecure_endpoint: r.allow_insecure_endpoint,
         });
         let uses_s3 = retention
             .archive

@@ -181,6 +181,41 @@ impl S3Target {
         .await
     }
 
+    /// The stored SHA-256 and size of `key` (HEAD), `None` when there is no such object.
+    pub async fn stored_sha256(&self, key: &str) -> Result<Option<(u64, Hash)>> {
+        let head = match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+        {
+            Ok(h) => h,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => return Ok(None),
+            Err(e) => {
+                return Err(short(e))
+                    .with_context(|| format!("cannot read s3://{}/{key}", self.bucket));
+            }
+        };
+        let sha = head
+            .checksum_sha256()
+            .and_then(|c| B64.decode(c).ok())
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .map(Hash);
+        match sha {
+            Some(sha) => Ok(Some((
+                head.content_length().unwrap_or(0).max(0) as u64,
+                sha,
+            ))),
+            None => bail!(
+                "s3://{}/{key}: the server keeps no SHA-256 for it",
+                self.bucket
+            ),
+        }
+    }
+
     async fn put(
         &self,
         key: &str,
@@ -191,6 +226,13 @@ impl S3Target {
     ) -> Result<()> {
         if len > MAX_OBJECT {
             bail!("{key}: {len} bytes is more than one PUT may carry here");
+        }
+        // The same bytes already there (a run resumed after a crash): no second version.
+        if let Ok(Some((n, sha))) = self.stored_sha256(key).await
+            && n == len
+            && sha == sha256
+        {
+            return Ok(());
         }
         let mut req = self
             .client
@@ -213,8 +255,10 @@ impl S3Target {
         Ok(())
     }
 
-    /// HEADs `key`: size, SHA-256, and (in a locked bucket) COMPLIANCE mode with a retain-until
-    /// date no earlier than asked.
+    /// Reads `key` back: HEAD for size, stored SHA-256 and (in a locked bucket) COMPLIANCE mode
+    /// with a retain-until date no earlier than asked; then GET, hashing the body, so a server
+    /// (or someone on the path) that answers HEAD without holding the bytes is caught before
+    /// anything local is deleted.
     pub async fn check(
         &self,
         key: &str,
@@ -244,6 +288,20 @@ impl S3Target {
             Some(got) if got == want => {}
             Some(got) => bail!("{where_}: stored SHA-256 {got}, sent {want}"),
             None => bail!("{where_}: the server keeps no SHA-256 for it"),
+        }
+        let (_, mut body) = self.get_object(key).await?;
+        let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+        let mut got_len = 0u64;
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .with_context(|| format!("cannot read back {where_}"))?
+        {
+            got_len += chunk.len() as u64;
+            sha2::Digest::update(&mut hasher, &chunk);
+        }
+        if got_len != size || Hash::from_hasher(hasher) != sha256 {
+            bail!("{where_}: the bytes read back ({got_len}) are not the bytes sent ({size})");
         }
         if self.locked {
             if head.object_lock_mode() != Some(&ObjectLockMode::Compliance) {

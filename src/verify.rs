@@ -61,6 +61,9 @@ pub struct Report {
     pub checkpoints: u64,
     /// Host-days whose files are in the archive tier.
     pub archived_days: u64,
+    /// Those host-days, with their `archived` event's manifest SHA-256 and sequence number
+    /// (checked against the archive target by [`crate::archive::check_manifests`]).
+    pub archived: BTreeMap<(String, String), (Option<Hash>, u64)>,
 }
 
 /// A frame as verify needs it.
@@ -213,7 +216,7 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report> {
     let mut next_claim = 0;
     let mut files: BTreeMap<String, Vec<FrameRef>> = BTreeMap::new();
     // Archived host-days, with the `archived` event's sequence number.
-    let mut archived: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut archived: BTreeMap<(String, String), (Option<Hash>, u64)> = BTreeMap::new();
     let mut last_time = String::new();
     let mut expected_seq = 0u64;
     let mut line_no = 0u64;
@@ -280,7 +283,14 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report> {
                         .push(FrameRef::from(&f)),
                     Entry::Event(e) if e.event == ledger::EventKind::Archived => {
                         if let (Some(h), Some(d)) = (e.host, e.source) {
-                            archived.entry((h, d)).or_insert(e.seq);
+                            if let Some((_, first)) = archived.get(&(h.clone(), d.clone())) {
+                                report.problems.push(format!(
+                                    "{at}: a second `archived` event for {h} {d} (the first is \
+                                     entry {first}): a day is archived once"
+                                ));
+                            } else {
+                                archived.insert((h, d), (e.sha256, e.seq));
+                            }
                         }
                     }
                     Entry::Event(_) => {}
@@ -331,6 +341,7 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report> {
     report.files = files.len() as u64;
     check_unknown_files(&store, &files, &mut report)?;
     check_files(&store, files, opts, busy, &mut report)?;
+    report.archived = archived;
     drop(lock);
     Ok(report)
 }
@@ -341,7 +352,7 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report> {
 fn set_aside_archived(
     store: &Store,
     files: &mut BTreeMap<String, Vec<FrameRef>>,
-    archived: &BTreeMap<(String, String), u64>,
+    archived: &BTreeMap<(String, String), (Option<Hash>, u64)>,
     report: &mut Report,
 ) {
     if archived.is_empty() {
@@ -352,7 +363,7 @@ fn set_aside_archived(
         let Some(p) = layout::parse_log_path(file) else {
             return true;
         };
-        let Some(&event) = archived.get(&(p.host.to_string(), p.date.to_string())) else {
+        let Some(&(_, event)) = archived.get(&(p.host.to_string(), p.date.to_string())) else {
             return true;
         };
         for f in frames.iter().filter(|f| f.seq > event) {

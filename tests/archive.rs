@@ -380,6 +380,7 @@ fn s3_config(moto: &Moto, bucket: &str, secret: &Path, extra: &str) -> String {
     format!(
         "[retention]\nonline_days = 3\narchive = \"s3://{bucket}/loghost\"\nobject_lock_days = 30\n\n\
          [s3]\nendpoint = \"{}\"\nregion = \"us-east-1\"\npath_style = true\n\
+         allow_insecure_endpoint = true\n\
          access_key_id = \"test\"\nsecret_access_key_file = \"{}\"\n{extra}",
         moto.endpoint,
         secret.display()
@@ -505,6 +506,45 @@ fn s3_tier_with_object_lock() {
         "verify --archived against S3",
     );
 
+    // The intruder with the loghost's own S3 credentials: Object Lock keeps every version, but
+    // a new version hides an anchored checkpoint and a delete marker hides an archived object
+    // from a plain listing. Verify lists versions.
+    let hidden = moto.py(
+        "keys = sorted(o['Key'] for o in s3.list_objects_v2(Bucket='anchors')['Contents'])\n\
+         s3.put_object(Bucket='anchors', Key=keys[-1], Body=b'junk')\n\
+         s3.delete_object(Bucket='anchors', Key=keys[0])\n\
+         day = sorted(o['Key'] for o in s3.list_objects_v2(Bucket='locked')['Contents'] \
+         if '.part' in o['Key'])\n\
+         s3.delete_object(Bucket='locked', Key=day[0])\n\
+         print('done')",
+    );
+    assert_eq!(hidden.trim(), "done");
+    let out = env.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "different versions (an anchored checkpoint was overwritten)",
+        "delete marker(s) on it",
+        "someone deleted an archived object",
+    ] {
+        assert!(stdout.contains(want), "{want:?} in:\n{stdout}");
+    }
+
+    // Plain http is refused unless allowed (for a server on this machine).
+    let insecure =
+        s3_config(&moto, "locked", &secret, "").replace("allow_insecure_endpoint = true\n", "");
+    env.write_config(
+        &[host("web1", "127.0.0.1:1", &[s.auth.display().to_string()])],
+        &insecure,
+    );
+    let out = env.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("allow_insecure_endpoint"),
+        "{}",
+        text(&out)
+    );
+
     // A bucket without Object Lock is refused unless allowed.
     env.write_config(
         &[host("web1", "127.0.0.1:1", &[s.auth.display().to_string()])],
@@ -531,4 +571,100 @@ fn s3_tier_with_object_lock() {
     );
     assert_ok(&out, "archive to an unlocked bucket when allowed");
     assert!(!day_file(env, "2036-11-05").exists());
+}
+
+/// Appends an `archived` event to the ledger as an intruder would: canonical, next in sequence,
+/// dated like the last line.
+fn forge_archived_event(env: &Env, date: &str, sha256: Option<loghost::hash::Hash>) {
+    let path = env.store.join("ledger/ledger.jsonl");
+    let text = std::fs::read_to_string(&path).expect("ledger");
+    let lines: Vec<&str> = text.lines().collect();
+    let last: serde_json::Value = serde_json::from_str(lines[lines.len() - 1]).expect("json");
+    let event = loghost::ledger::Entry::Event(loghost::ledger::Event {
+        seq: lines.len() as u64,
+        time: last["time"].as_str().expect("time").to_string(),
+        event: loghost::ledger::EventKind::Archived,
+        host: Some("web1".into()),
+        source: Some(date.into()),
+        start: None,
+        end: None,
+        sha256,
+        detail: "3 files copied to the archive, read back and checked".into(),
+    });
+    let mut line = event.to_line();
+    line.push(b'\n');
+    append(&path, &line);
+    let _ = std::fs::remove_file(env.store.join("state/index.json"));
+}
+
+#[test]
+fn a_forged_archived_event_excuses_nothing() {
+    let archive = tempfile::tempdir().expect("tempdir");
+    let s = setup(&file_tier(archive.path()), &[]);
+    let env = &s.env;
+
+    // A forged event, and the day's files deleted: plain verify looks for the manifest.
+    forge_archived_event(env, "2036-11-02", Some(loghost::hash::Hash::of(b"made up")));
+    std::fs::remove_file(day_file(env, "2036-11-02")).expect("remove");
+    let out = env.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("there is no manifest at"),
+        "{}",
+        text(&out)
+    );
+
+    // A forged event for a day due for retention whose files are still here: `archive` does
+    // not "finish" a removal nobody started.
+    forge_archived_event(env, "2036-11-01", None);
+    let before = std::fs::read(day_file(env, "2036-11-01")).expect("day 1");
+    let out = env.run_env(
+        &["archive", "--through", "2036-11-01"],
+        &[("LOGHOST_FAKE_NOW", DAY5)],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("recorded as archived, but the copy does not check"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        std::fs::read(day_file(env, "2036-11-01")).expect("still there"),
+        before,
+        "the local files stay"
+    );
+    let out = env.run(&["verify"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("names no manifest SHA-256"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_second_archived_event_for_a_day_is_a_problem() {
+    let archive = tempfile::tempdir().expect("tempdir");
+    let s = setup(&file_tier(archive.path()), &[]);
+    let env = &s.env;
+    assert_ok(
+        &env.run_env(
+            &["archive", "--through", "2036-11-01"],
+            &[("LOGHOST_FAKE_NOW", DAY5)],
+        ),
+        "archive",
+    );
+    assert_ok(&env.run(&["verify"]), "verify after archiving");
+    let genuine = archived_events(env)[0]["sha256"]
+        .as_str()
+        .expect("sha")
+        .parse::<loghost::hash::Hash>()
+        .expect("hash");
+    forge_archived_event(env, "2036-11-01", Some(genuine));
+    let out = env.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("a second `archived` event"),
+        "{}",
+        text(&out)
+    );
 }

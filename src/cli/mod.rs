@@ -360,6 +360,8 @@ async fn run(cli: Cli) -> Result<i32> {
                     progress: std::io::stderr().is_terminal(),
                 };
                 let mut report = crate::verify::run(&config, &opts)?;
+                let found = crate::archive::check_manifests(&config, &report.archived).await?;
+                report.problems.extend(found);
                 if archived {
                     let vkey = crate::verify::verifier_key(&config, &opts)?;
                     let (problems, days) =
