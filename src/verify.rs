@@ -114,8 +114,9 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report> {
     let mut report = Report::default();
     if busy {
         report.notes.push(
-            "the store is in use by another loghost process: bytes it is appending right now \
-             are reported as notes, not problems"
+            "the store is in use by another loghost process: bytes after the last frame of \
+             each log's newest file (which it may be appending to right now) are notes, not \
+             problems; anywhere else they are problems"
                 .into(),
         );
     }
@@ -398,6 +399,13 @@ fn check_files(
     busy: bool,
     report: &mut Report,
 ) -> Result<()> {
+    // While another process holds the store, only the newest file of each log (its current
+    // day, or hour) can be being written: bytes after the last frame are excused there only.
+    let open_now: std::collections::BTreeSet<String> = if busy {
+        newest_of_each_log(files.keys())
+    } else {
+        Default::default()
+    };
     let total: u64 = files
         .values()
         .flat_map(|v| v.iter().map(|f| f.length))
@@ -414,12 +422,13 @@ fn check_files(
                     let Some((file, frames)) = next else { break };
                     let mut problems = Vec::new();
                     let mut notes = Vec::new();
+                    let may_grow = open_now.contains(&file);
                     check_file(
                         &store.path(&file),
                         &file,
                         frames,
                         opts.deep,
-                        busy,
+                        may_grow,
                         &done,
                         &mut problems,
                         &mut notes,
@@ -462,14 +471,35 @@ fn check_files(
     Ok(())
 }
 
-/// Checks one stored file: its frames tile it, and each hashes to its entry.
+/// The newest stored file of each log (by host and name, the latest day and hour): the only
+/// ones a running loghost can be appending to.
+fn newest_of_each_log<'a>(files: impl Iterator<Item = &'a String>) -> std::collections::BTreeSet<String> {
+    let mut newest: BTreeMap<(&str, &str), (&str, &str, &String)> = BTreeMap::new();
+    for file in files {
+        let Some(p) = layout::parse_log_path(file) else {
+            continue;
+        };
+        let (hour, name) = match p.name.split_once('/') {
+            Some((h, n)) => (h, n),
+            None => ("", p.name),
+        };
+        let slot = newest.entry((p.host, name)).or_insert((p.date, hour, file));
+        if (p.date, hour) > (slot.0, slot.1) {
+            *slot = (p.date, hour, file);
+        }
+    }
+    newest.into_values().map(|(_, _, f)| f.clone()).collect()
+}
+
+/// Checks one stored file: its frames tile it, and each hashes to its entry. `may_grow`: the
+/// file may be being appended to right now (bytes after its last frame are then a note).
 #[allow(clippy::too_many_arguments)]
 fn check_file(
     path: &Path,
     file: &str,
     mut frames: Vec<FrameRef>,
     deep: bool,
-    busy: bool,
+    may_grow: bool,
     done: &AtomicU64,
     problems: &mut Vec<String>,
     notes: &mut Vec<String>,
@@ -576,8 +606,10 @@ fn check_file(
         let msg = format!(
             "{file}: bytes {pos}..{len} after the last frame are not covered by any ledger entry"
         );
-        if busy {
-            notes.push(format!("{msg} (a pull may be writing them now)"));
+        if may_grow {
+            notes.push(format!(
+                "{msg} (the running loghost may be writing them now: this is the log's newest file)"
+            ));
         } else {
             problems.push(format!("{msg}: appended without being recorded"));
         }

@@ -290,3 +290,47 @@ fn the_daemon_applies_retention() {
     assert!(env.store.join("logs/web1/2036-11-05").exists());
     assert_ok(&env.run(&["verify", "--archived"]), "verify --archived");
 }
+
+#[test]
+fn a_frame_appended_to_a_closed_day_while_the_daemon_runs_is_a_problem() {
+    // Issue 17 §3: with `loghost run` holding the store, verify runs "busy"; bytes after the
+    // last frame are excused only in each log's newest file, never in a day long closed.
+    let env = Env::new();
+    let auth = env.remote.join("var/log/auth.log");
+    let sshd = env.init_and_start_sshd("");
+    std::fs::write(&env.config, config_text(&env, &sshd, &[&auth], free_port())).expect("config");
+    env.trust("web1", &sshd);
+    for (i, now) in ["2036-11-01T10:00:00Z", "2036-11-05T10:00:00Z"]
+        .into_iter()
+        .enumerate()
+    {
+        append(&auth, &log_lines(i as u64, 300));
+        assert_ok(
+            &env.run_env(&["pull"], &[("LOGHOST_FAKE_NOW", now)]),
+            "pull",
+        );
+    }
+    let d = Daemon::start(&env, &[("LOGHOST_FAKE_NOW", "2036-11-05T12:00:00Z")]);
+    wait_for("verify to find the store busy", &d, || {
+        let out = env.run(&["verify"]);
+        String::from_utf8_lossy(&out.stdout).contains("in use by another loghost process")
+            && out.status.code() == Some(0)
+    });
+    let day1 = env.store.join(format!(
+        "logs/web1/2036-11-01/%root{}.zst",
+        auth.display()
+    ));
+    let forged = zstd::encode_all(
+        &b"Nov  1 23:59:01 web1 sshd[666]: Accepted password for mallory from 10.6.6.6\n"[..],
+        3,
+    )
+    .expect("zstd");
+    append(&day1, &forged);
+    let out = env.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("appended without being recorded"),
+        "{}",
+        text(&out)
+    );
+}
