@@ -430,6 +430,8 @@ pub struct CheckedCopy {
     host: String,
     date: String,
     files: Vec<String>,
+    /// Each file's size as archived.
+    sizes: Vec<(String, u64)>,
     manifest_sha256: Hash,
     key: String,
 }
@@ -585,11 +587,16 @@ pub async fn run(rec: &Recorder, through: Date, progress: bool) -> Result<Report
             eprint!("\rarchive: {n} / {due} host-days ({host} {date})\x1b[K");
         }
         match archive_day(&day_ctx, &host, &date, frames).await {
-            Ok(copy) => {
-                record_and_remove(rec, copy, &url)?;
-                tracing::info!("{host} {date}: archived to {url}");
-                report.archived.push(format!("{host} {date}"));
-            }
+            Ok(copy) => match record_and_remove(rec, copy, &url) {
+                Ok(()) => {
+                    tracing::info!("{host} {date}: archived to {url}");
+                    report.archived.push(format!("{host} {date}"));
+                }
+                Err(e) => {
+                    tracing::error!("{host} {date}: not archived: {e:#}");
+                    report.failed.push(format!("{host} {date}: {e:#}"));
+                }
+            },
             Err(e) => {
                 tracing::error!("{host} {date}: not archived: {e:#}");
                 report.failed.push(format!("{host} {date}: {e:#}"));
@@ -715,6 +722,8 @@ async fn archive_day(
             proof: proof.iter().map(|h| B64.encode(h.0)).collect(),
         });
     }
+    let manifest_files_sizes: Vec<(String, u64)> =
+        files.iter().map(|f| (f.file.clone(), f.size)).collect();
     let manifest = Manifest {
         format: MANIFEST_FORMAT.into(),
         origin: cx.origin.into(),
@@ -764,6 +773,7 @@ async fn archive_day(
     Ok(CheckedCopy {
         host: host.into(),
         date: date.into(),
+        sizes: manifest_files_sizes,
         files: by_file.into_keys().collect(),
         manifest_sha256: manifest_sha,
         key: base,
@@ -985,10 +995,26 @@ fn retain_until(date: &str, days: u32) -> Result<Timestamp> {
     Ok(end.to_zoned(jiff::tz::TimeZone::UTC)?.timestamp())
 }
 
-/// 5. and 6.: records the `archived` event, then removes the day's local files.
+/// 5. and 6.: records the `archived` event, then removes the day's local files. Under the
+/// ledger lock throughout: nothing may have been added to the day since its copy was made (a pull
+/// still writing yesterday's file at midnight), and once the event is in, no frame can be.
 fn record_and_remove(rec: &Recorder, copy: CheckedCopy, target: &str) -> Result<()> {
     crate::failpoint::hit("archive-before-event");
-    rec.append(Entry::Event(Event {
+    let mut ledger = rec.ledger()?;
+    for (file, size) in &copy.sizes {
+        let committed = ledger.index().committed_end(file);
+        let on_disk = std::fs::metadata(rec.store.path(file))
+            .map(|m| m.len())
+            .unwrap_or(u64::MAX);
+        if committed != *size || on_disk != *size {
+            bail!(
+                "{file} grew while it was being archived ({size} bytes copied, {committed} \
+                 committed, {on_disk} on disk): not archived this time (the next run copies it \
+                 whole)"
+            );
+        }
+    }
+    ledger.append(vec![Entry::Event(Event {
         seq: 0,
         time: String::new(),
         event: EventKind::Archived,
@@ -1003,9 +1029,11 @@ fn record_and_remove(rec: &Recorder, copy: CheckedCopy, target: &str) -> Result<
             copy.files.len(),
             copy.key,
         ),
-    }))?;
+    })])?;
     crate::failpoint::hit("archive-before-remove");
-    remove_local(rec, &copy.host, copy.files.iter())
+    let removed = remove_local(rec, &copy.host, copy.files.iter());
+    drop(ledger);
+    removed
 }
 
 /// Removes a day's local files, and the directories they leave empty (up to the host's).

@@ -219,6 +219,7 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report> {
     // Archived host-days, with the `archived` event's sequence number.
     let mut archived: BTreeMap<(String, String), (Option<Hash>, u64)> = BTreeMap::new();
     let mut last_time = String::new();
+    let clock = crate::failpoint::fake_now().unwrap_or_else(jiff::Timestamp::now);
     let mut expected_seq = 0u64;
     let mut line_no = 0u64;
     let check_claims = |tree: &Frontier, next_claim: &mut usize, report: &mut Report| {
@@ -272,6 +273,18 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report> {
                 if entry.time() < last_time.as_str() {
                     report.problems.push(format!(
                         "{at}: entry {} is dated {} but follows one dated {last_time}",
+                        entry.seq(),
+                        entry.time()
+                    ));
+                }
+                if entry
+                    .time()
+                    .parse::<jiff::Timestamp>()
+                    .is_ok_and(|t| t.duration_since(clock) > ledger::MAX_AHEAD)
+                {
+                    report.problems.push(format!(
+                        "{at}: entry {} is dated {}, more than a day after this machine's clock \
+                         ({clock}): a forged date (or a clock far behind)",
                         entry.seq(),
                         entry.time()
                     ));
@@ -473,7 +486,9 @@ fn check_files(
 
 /// The newest stored file of each log (by host and name, the latest day and hour): the only
 /// ones a running loghost can be appending to.
-fn newest_of_each_log<'a>(files: impl Iterator<Item = &'a String>) -> std::collections::BTreeSet<String> {
+fn newest_of_each_log<'a>(
+    files: impl Iterator<Item = &'a String>,
+) -> std::collections::BTreeSet<String> {
     let mut newest: BTreeMap<(&str, &str), (&str, &str, &String)> = BTreeMap::new();
     for file in files {
         let Some(p) = layout::parse_log_path(file) else {

@@ -269,6 +269,7 @@ fn the_daemon_applies_retention() {
         );
     }
 
+    env.set_clock("2036-11-06T00:00:00Z");
     let mut d = Daemon::start(
         &env,
         &[
@@ -310,16 +311,16 @@ fn a_frame_appended_to_a_closed_day_while_the_daemon_runs_is_a_problem() {
             "pull",
         );
     }
+    env.set_clock("2036-11-05T12:00:00Z");
     let d = Daemon::start(&env, &[("LOGHOST_FAKE_NOW", "2036-11-05T12:00:00Z")]);
     wait_for("verify to find the store busy", &d, || {
         let out = env.run(&["verify"]);
         String::from_utf8_lossy(&out.stdout).contains("in use by another loghost process")
             && out.status.code() == Some(0)
     });
-    let day1 = env.store.join(format!(
-        "logs/web1/2036-11-01/%root{}.zst",
-        auth.display()
-    ));
+    let day1 = env
+        .store
+        .join(format!("logs/web1/2036-11-01/%root{}.zst", auth.display()));
     let forged = zstd::encode_all(
         &b"Nov  1 23:59:01 web1 sshd[666]: Accepted password for mallory from 10.6.6.6\n"[..],
         3,

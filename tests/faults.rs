@@ -290,6 +290,7 @@ fn the_round_budget_holds_across_a_compressed_rotation() {
 #[test]
 fn a_clock_stepping_back_keeps_days_ledger_and_checkpoints_in_order() {
     let (env, _sshd, log) = setup(1000, "");
+    env.set_clock("2036-11-05T10:00:00Z");
     assert_ok(
         &env.run_env(&["pull"], &[("LOGHOST_FAKE_NOW", "2036-11-05T10:00:00Z")]),
         "pull",

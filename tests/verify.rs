@@ -723,3 +723,36 @@ fn junk_in_an_anchor_hides_no_genuine_checkpoint() {
     assert_eq!(b.checkpoints().len(), before + 1, "signed anyway");
     assert_tampered(&b.verify(&[]), &["not a valid checkpoint of this log"]);
 }
+
+#[test]
+fn an_entry_dated_far_in_the_future_is_a_problem_and_stops_appending() {
+    // Issue 17 §6: a canonical line dated centuries ahead would become the ledger's clock
+    // (every real day then "due" for retention). Verify names it; the next pull appends nothing.
+    let a = archive(false);
+    let mut lines = a.ledger_lines();
+    lines.push(canonical(&Entry::Event(ledger::Event {
+        seq: lines.len() as u64,
+        time: "9999-06-01T00:00:00.000000Z".into(),
+        event: ledger::EventKind::Unsettled,
+        host: Some("web1".into()),
+        source: Some(a.auth.clone()),
+        start: None,
+        end: None,
+        sha256: None,
+        detail: "x".into(),
+    })));
+    a.write_ledger(&lines);
+    assert_tampered(
+        &a.verify(&[]),
+        &["more than a day after this machine's clock"],
+    );
+    append(Path::new(&a.auth), &log_lines(12, 10));
+    let out = a.env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("more than a day after this machine's clock"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(a.ledger_lines(), lines, "nothing appended");
+}

@@ -243,7 +243,13 @@ pub enum LedgerError {
         offset: u64,
         problem: String,
     },
+    #[error("{0}")]
+    Refused(String),
 }
+
+/// How far the ledger's last entry may be dated after this machine's clock before nothing more
+/// is appended (a forged entry dated 9999 must not become the ledger's clock).
+pub const MAX_AHEAD: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
 
 /// What the ledger says, folded: enough to pull the next round without rereading it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -264,6 +270,9 @@ pub struct Index {
     /// The root of this ledger's first `n` lines, where `n` is the size of the newest checkpoint
     /// in the store: what the next checkpoint must extend.
     pub root_at_checkpoint: Option<(u64, Hash)>,
+    /// Host-days with an `archived` event: no frame may be added to them. (No serde default: a
+    /// cache written before this field existed is rebuilt.)
+    pub archived: std::collections::BTreeSet<(String, String)>,
 }
 
 impl Index {
@@ -337,6 +346,11 @@ impl Index {
                         known,
                         ..Cursor::empty()
                     };
+                }
+            }
+            Entry::Event(e) if e.event == EventKind::Archived => {
+                if let (Some(host), Some(date)) = (&e.host, &e.source) {
+                    self.archived.insert((host.clone(), date.clone()));
                 }
             }
             Entry::Event(_) => {}
@@ -528,12 +542,49 @@ impl Ledger {
 
     /// The time to stamp new entries with: now, or the last entry's time if the clock stepped
     /// back, so ledger times (and the day directories derived from them) never go backwards.
+    ///
+    /// A last entry dated more than [`MAX_AHEAD`] after the clock is not followed (appending is
+    /// then refused, see [`Ledger::append`]): this is the clock.
     pub fn now(&self) -> Timestamp {
         let now = crate::failpoint::fake_now().unwrap_or_else(Timestamp::now);
-        match self.index.last_time.as_deref().map(str::parse::<Timestamp>) {
-            Some(Ok(last)) if last > now => last,
+        match self.last_time() {
+            Some(last) if last > now && last.duration_since(now) <= MAX_AHEAD => last,
             _ => now,
         }
+    }
+
+    fn last_time(&self) -> Option<Timestamp> {
+        self.index.last_time.as_deref()?.parse().ok()
+    }
+
+    /// Why these entries may not be appended, if they may not.
+    fn refuse(&self, entries: &[Entry]) -> Option<String> {
+        let now = crate::failpoint::fake_now().unwrap_or_else(Timestamp::now);
+        if let Some(last) = self.last_time()
+            && last.duration_since(now) > MAX_AHEAD
+        {
+            return Some(format!(
+                "the ledger's last entry is dated {last}, more than a day after this machine's \
+                 clock ({now}): nothing more is appended. Either the clock is wrong (fix it and \
+                 run again) or that entry was forged (run `loghost verify`)"
+            ));
+        }
+        for e in entries {
+            if let Entry::Frame(f) = e
+                && let Some(p) = layout::parse_log_path(&f.file)
+                && self
+                    .index
+                    .archived
+                    .contains(&(p.host.to_string(), p.date.to_string()))
+            {
+                return Some(format!(
+                    "{} {} was archived (moved out of the store) while {} was being written: \
+                     the frame is not recorded; its bytes are collected again next round",
+                    p.host, p.date, f.file
+                ));
+            }
+        }
+        None
     }
 
     /// Appends entries in one write and syncs it; assigns their sequence numbers and time.
@@ -541,6 +592,9 @@ impl Ledger {
     pub fn append(&mut self, mut entries: Vec<Entry>) -> Result<Vec<Entry>, LedgerError> {
         if entries.is_empty() {
             return Ok(entries);
+        }
+        if let Some(why) = self.refuse(&entries) {
+            return Err(LedgerError::Refused(why));
         }
         let time = format_time(self.now());
         let mut buf = Vec::with_capacity(entries.len() * 512);
@@ -709,6 +763,71 @@ mod tests {
                 .expect_err("must be refused")
                 .contains("path")
         );
+    }
+
+    fn event(kind: EventKind, host: &str, source: &str) -> Entry {
+        Entry::Event(Event {
+            seq: 0,
+            time: String::new(),
+            event: kind,
+            host: Some(host.into()),
+            source: Some(source.into()),
+            start: None,
+            end: None,
+            sha256: None,
+            detail: String::new(),
+        })
+    }
+
+    #[test]
+    fn no_frame_is_added_to_an_archived_day() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::create(dir.path()).expect("store");
+        let lock = store.lock().expect("lock");
+        let mut ledger = Ledger::open(&store, &lock).expect("ledger");
+        ledger.append(vec![frame()]).expect("a frame of 2026-11-28");
+        ledger
+            .append(vec![event(EventKind::Archived, "web1", "2026-11-28")])
+            .expect("archived");
+        // A pull still writing that day's file when the day was archived (midnight, online_days
+        // = 1): its frame is refused, and stays refused after the index is rebuilt.
+        let err = ledger.append(vec![frame()]).expect_err("refused");
+        assert!(err.to_string().contains("was archived"), "{err}");
+        drop(ledger);
+        let _ = std::fs::remove_file(store.path(layout::STATE_DIR).join("index.json"));
+        let mut ledger = Ledger::open(&store, &lock).expect("ledger");
+        assert!(ledger.append(vec![frame()]).is_err());
+        // Another day is fine.
+        let Entry::Frame(mut f) = frame() else {
+            unreachable!()
+        };
+        f.file = "logs/web1/2026-11-29/auth.log.zst".into();
+        ledger.append(vec![Entry::Frame(f)]).expect("next day");
+    }
+
+    #[test]
+    fn a_last_entry_dated_far_ahead_is_not_the_clock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::create(dir.path()).expect("store");
+        let lock = store.lock().expect("lock");
+        let mut ledger = Ledger::open(&store, &lock).expect("ledger");
+        ledger.append(vec![frame()]).expect("frame");
+        drop(ledger);
+        // The intruder appends a canonical line dated 9999-06-01.
+        let mut e = event(EventKind::Unsettled, "web1", "/var/log/auth.log");
+        e.stamp(1, "9999-06-01T00:00:00.000000Z");
+        let mut line = e.to_line();
+        line.push(b'\n');
+        let path = store.path(layout::LEDGER_FILE);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("ledger file");
+        f.write_all(&line).expect("append");
+        let mut ledger = Ledger::open(&store, &lock).expect("ledger");
+        assert!(ledger.now() < "2999-01-01T00:00:00Z".parse::<Timestamp>().expect("t"));
+        let err = ledger.append(vec![frame()]).expect_err("refused");
+        assert!(err.to_string().contains("more than a day after"), "{err}");
     }
 
     #[test]

@@ -186,6 +186,9 @@ pub struct Env {
     pub config: PathBuf,
     pub store: PathBuf,
     pub remote: PathBuf,
+    /// `LOGHOST_FAKE_NOW` for every run that does not set its own (tests whose ledger is dated
+    /// in the future: verify holds entries dated after its clock as problems).
+    pub clock: std::sync::Mutex<Option<String>>,
 }
 
 /// One `[[host]]` of a test config.
@@ -209,6 +212,18 @@ impl Env {
             store: dir.path().join("store"),
             remote,
             dir,
+            clock: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Runs every later command with this clock unless it sets its own.
+    pub fn set_clock(&self, now: &str) {
+        *self.clock.lock().expect("clock") = Some(now.to_string());
+    }
+
+    fn apply_clock(&self, cmd: &mut Command) {
+        if let Some(now) = self.clock.lock().expect("clock").as_deref() {
+            cmd.env("LOGHOST_FAKE_NOW", now);
         }
     }
 
@@ -256,6 +271,7 @@ impl Env {
     pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(loghost_bin());
         cmd.arg("--config").arg(&self.config).args(args);
+        self.apply_clock(&mut cmd);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -269,6 +285,7 @@ impl Env {
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        self.apply_clock(&mut cmd);
         for (k, v) in env {
             cmd.env(k, v);
         }
