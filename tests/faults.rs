@@ -292,15 +292,27 @@ fn a_clock_stepping_back_keeps_days_ledger_and_checkpoints_in_order() {
     let (env, _sshd, log) = setup(1000, "");
     env.set_clock("2036-11-05T10:00:00Z");
     assert_ok(
-        &env.run_env(&["pull"], &[("LOGHOST_FAKE_NOW", "2036-11-05T10:00:00Z")]),
+        &env.run_env(&["pull"], &[("LOGHOST_FAKE_NOW", "2036-11-05T01:00:00Z")]),
         "pull",
     );
     append(Path::new(&log), &log_lines(9, 500));
-    // The clock jumps two days back.
-    let out = env.run_env(&["pull"], &[("LOGHOST_FAKE_NOW", "2036-11-03T10:00:00Z")]);
+    // The clock jumps two hours back, over midnight.
+    let out = env.run_env(&["pull"], &[("LOGHOST_FAKE_NOW", "2036-11-04T23:00:00Z")]);
     assert_ok(&out, "pull after the clock stepped back");
     let frames = env.frames_for(&log);
     assert_eq!(frames.len(), 2);
+    // More than a day back: the ledger's last entry would be dated after the clock by more than
+    // the tolerance (a forged future date looks the same). Nothing is appended, the error says
+    // why; once the clock is right, collection resumes with nothing lost.
+    append(Path::new(&log), &log_lines(10, 50));
+    let out = env.run_env(&["pull"], &[("LOGHOST_FAKE_NOW", "2036-11-02T10:00:00Z")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("more than a day after this machine's clock"));
+    assert_eq!(env.frames_for(&log).len(), 2);
+    assert_ok(
+        &env.run_env(&["pull"], &[("LOGHOST_FAKE_NOW", "2036-11-05T10:00:00Z")]),
+        "pull with the clock fixed",
+    );
     let ledger = env.ledger();
     let times_owned: Vec<String> = ledger
         .iter()
