@@ -403,21 +403,28 @@ async fn connection(
         .map(|der| Identity::of(der.as_ref()));
     let identity = match identity {
         Some(Ok(id)) => id,
-        _ => {
+        Some(Err(e)) => {
             shared.refused_identity.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("refused {peer}: no usable client certificate");
+            tracing::warn!("refused {peer}: unusable client certificate: {e:#}");
+            return;
+        }
+        None => {
+            shared.refused_identity.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("refused {peer}: no client certificate");
             return;
         }
     };
-    let Some(host) = identity.host(&shared.rec.config) else {
-        shared.refused_identity.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(
-            "refused {peer}: its certificate ({}, sha256 {}) is not the tls_name (and \
-             tls_fingerprint) of any configured host",
-            identity.shown(),
-            identity.fingerprint
-        );
-        return;
+    let host = match identity.host(&shared.rec.config) {
+        Ok(h) => h,
+        Err(why) => {
+            shared.refused_identity.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                "refused {peer}: its certificate ({}, sha256 {}) {why}",
+                identity.shown(),
+                identity.fingerprint
+            );
+            return;
+        }
     };
     let Some(sink) = shared.sinks.get(&host.name).cloned() else {
         return;

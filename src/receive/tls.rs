@@ -5,9 +5,10 @@
 //! the server's kernel drop unread data: NOTES, "loss on abrupt close"), no 0-RTT (RFC 9662), no
 //! session resumption.
 //!
-//! Identity: the verified certificate's SAN dNSNames (or, without any, its subject CN) name the
-//! host. It must equal a configured host's `tls_name`, and when `tls_fingerprint` is set, the
-//! certificate's SHA-256 must equal it too. What a message claims in its HOSTNAME never decides
+//! Identity: the verified certificate's SAN dNSNames (or, for a certificate with no SAN
+//! extension, its subject CN) name the host. Exactly one configured host's `tls_name` must be
+//! among them, and when `tls_fingerprint` is set, the certificate's SHA-256 must equal it too; a
+//! SAN that does not parse, or names matching several hosts, are refused. What a message claims in its HOSTNAME never decides
 //! where its bytes are written.
 
 use std::sync::Arc;
@@ -82,21 +83,29 @@ impl Identity {
         let (_, cert) = x509_parser::parse_x509_certificate(der)
             .map_err(|e| anyhow::anyhow!("unreadable client certificate: {e}"))?;
         let mut names: Vec<String> = Vec::new();
-        if let Ok(Some(san)) = cert.subject_alternative_name() {
-            for n in &san.value.general_names {
-                if let x509_parser::extensions::GeneralName::DNSName(d) = n {
-                    names.push(d.to_ascii_lowercase());
+        // A SAN extension that does not parse is a refusal, never a fall-back to the CN; the CN
+        // counts only for a certificate with no SAN extension at all (RFC 6125 §6.4.4).
+        let san = cert
+            .subject_alternative_name()
+            .map_err(|e| anyhow::anyhow!("its subjectAltName extension does not parse: {e}"))?;
+        match san {
+            Some(san) => {
+                for n in &san.value.general_names {
+                    if let x509_parser::extensions::GeneralName::DNSName(d) = n {
+                        names.push(d.to_ascii_lowercase());
+                    }
                 }
             }
-        }
-        if names.is_empty()
-            && let Some(cn) = cert
-                .subject()
-                .iter_common_name()
-                .next()
-                .and_then(|cn| cn.as_str().ok())
-        {
-            names.push(cn.to_ascii_lowercase());
+            None => {
+                if let Some(cn) = cert
+                    .subject()
+                    .iter_common_name()
+                    .next()
+                    .and_then(|cn| cn.as_str().ok())
+                {
+                    names.push(cn.to_ascii_lowercase());
+                }
+            }
         }
         Ok(Identity {
             names,
@@ -104,16 +113,34 @@ impl Identity {
         })
     }
 
-    /// The configured host this identity is, if any.
-    pub fn host<'a>(&self, config: &'a Config) -> Option<&'a HostConfig> {
-        config.hosts.iter().find(|h| {
-            h.tls_name
-                .as_ref()
-                .is_some_and(|t| self.names.iter().any(|n| n == t))
-                && h.tls_fingerprint
+    /// The configured host this identity is: exactly one host's `tls_name` (and
+    /// `tls_fingerprint`) must match. Several matches are refused: a certificate naming two hosts
+    /// could write into either.
+    pub fn host<'a>(&self, config: &'a Config) -> Result<&'a HostConfig, String> {
+        let matches: Vec<&HostConfig> = config
+            .hosts
+            .iter()
+            .filter(|h| {
+                h.tls_name
                     .as_ref()
-                    .is_none_or(|f| *f == self.fingerprint)
-        })
+                    .is_some_and(|t| self.names.iter().any(|n| n == t))
+                    && h.tls_fingerprint
+                        .as_ref()
+                        .is_none_or(|f| *f == self.fingerprint)
+            })
+            .collect();
+        match matches[..] {
+            [one] => Ok(one),
+            [] => Err("is not the tls_name (and tls_fingerprint) of any configured host".into()),
+            _ => Err(format!(
+                "names several configured hosts ({}): a certificate must name one",
+                matches
+                    .iter()
+                    .map(|h| h.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
     }
 
     /// For messages: the names, shown safely.
@@ -122,6 +149,66 @@ impl Identity {
             "(no name)".into()
         } else {
             crate::sanitize::Shown(&self.names.join(", ")).to_string()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        let text = "store = \"/var/lib/loghost\"\n\n\
+                    [[host]]\nname = \"web1\"\ntls_name = \"web1.example.org\"\n\n\
+                    [[host]]\nname = \"web2\"\ntls_name = \"web2.example.org\"\n";
+        Config::parse(text, std::path::Path::new("/etc/loghost/loghost.toml")).expect("config")
+    }
+
+    fn cert(sans: &[&str], cn: &str) -> Vec<u8> {
+        let mut params =
+            rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        let key = rcgen::KeyPair::generate().expect("key");
+        params.self_signed(&key).expect("cert").der().to_vec()
+    }
+
+    #[test]
+    fn one_certificate_names_one_host() {
+        let c = config();
+        let id = Identity::of(&cert(&["web1.example.org"], "x")).expect("identity");
+        assert_eq!(id.host(&c).map(|h| h.name.as_str()), Ok("web1"));
+        // Names of two configured hosts: refused, not the first match.
+        let id = Identity::of(&cert(&["web1.example.org", "web2.example.org"], "x")).expect("id");
+        let err = id.host(&c).expect_err("refused");
+        assert!(err.contains("several configured hosts"), "{err}");
+        // A SAN without the host's name: the CN does not stand in for it.
+        let id = Identity::of(&cert(&["other.example.org"], "web1.example.org")).expect("id");
+        assert!(id.host(&c).is_err());
+    }
+
+    #[test]
+    fn a_san_that_does_not_parse_is_refused_not_replaced_by_the_cn() {
+        let mut der = cert(&["web9.example.org"], "web1.example.org");
+        // The SAN extension (OID 2.5.29.17) holds an OCTET STRING wrapping a SEQUENCE: make
+        // that SEQUENCE a SET, so the extension no longer parses.
+        let oid = [0x06, 0x03, 0x55, 0x1d, 0x11];
+        let at = der
+            .windows(oid.len())
+            .position(|w| w == oid)
+            .expect("a SAN extension");
+        let seq = der[at + oid.len()..]
+            .iter()
+            .position(|&b| b == 0x30)
+            .expect("its SEQUENCE")
+            + at
+            + oid.len();
+        der[seq] = 0x31;
+        match Identity::of(&der) {
+            Err(e) => assert!(e.to_string().contains("does not parse"), "{e}"),
+            Ok(id) => panic!("a broken SAN must be refused, got {id:?}"),
         }
     }
 }
