@@ -39,7 +39,13 @@ fn pki(dir: &Path) {
         let key = KeyPair::generate().expect("key");
         let cert = p.signed_by(&key, &ca).expect("sign");
         std::fs::write(dir.join(format!("{file}.pem")), cert.pem()).expect("write");
-        std::fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).expect("write");
+        let key_path = dir.join(format!("{file}.key"));
+        std::fs::write(&key_path, key.serialize_pem()).expect("write");
+        std::fs::set_permissions(
+            &key_path,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .expect("chmod");
     }
 }
 

@@ -79,8 +79,27 @@ pub fn ensure_identity(path: &Path) -> Result<(PublicKey, bool)> {
     Ok((public, true))
 }
 
+/// Refuses a secret file that group or others may read or write (as OpenSSH refuses such a
+/// private key): whoever can read it can sign, log in or decrypt as the loghost.
+pub fn check_private(path: &Path, what: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        anyhow::bail!(
+            "{what} {} has mode {mode:04o}: group or others may read it, and a secret must be \
+             readable by its owner only. Fix: chmod 600 {}",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// Loads the SSH identity (unencrypted OpenSSH private key).
 pub fn load_identity(path: &Path) -> Result<PrivateKey> {
+    check_private(path, "the SSH identity")?;
     russh::keys::load_secret_key(path, None).with_context(|| {
         format!(
             "cannot load the SSH identity {} (an unencrypted OpenSSH private key; \
@@ -141,6 +160,9 @@ pub fn ensure_signing_key(path: &Path, name: &str) -> Result<(String, bool)> {
 
 /// Loads and checks the ledger signing key.
 pub fn load_signing_key(path: &Path) -> Result<SigningKey> {
+    if path.exists() {
+        check_private(path, "the ledger signing key")?;
+    }
     let text = std::fs::read_to_string(path).with_context(|| {
         format!(
             "cannot read the ledger signing key {} (`loghost init` creates it)",

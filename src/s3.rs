@@ -70,6 +70,7 @@ impl S3Target {
             let Some(secret_file) = &cfg.secret_access_key_file else {
                 bail!("[s3] access_key_id is set but secret_access_key_file is not");
             };
+            crate::keys::check_private(secret_file, "the S3 secret key file")?;
             let secret = std::fs::read_to_string(secret_file).with_context(|| {
                 format!(
                     "cannot read the S3 secret key from {} ([s3] secret_access_key_file)",

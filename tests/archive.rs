@@ -401,6 +401,8 @@ fn s3_tier_with_object_lock() {
     let secrets = tempfile::tempdir().expect("tempdir");
     let secret = secrets.path().join("s3-secret");
     std::fs::write(&secret, "test\n").expect("secret");
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
 
     // Small frames and small objects: day files are split into several objects.
     let s = setup(

@@ -641,3 +641,35 @@ fn a_server_that_stalls_mid_transfer_times_out_and_commits_nothing_partial() {
     assert_ok(&out, "pull after the stall");
     assert!(env.cat("web1", &log) == data);
 }
+
+#[test]
+fn keys_readable_by_others_are_refused() {
+    // Issue 17 §6: as OpenSSH refuses a private key others can read, loghost refuses its SSH
+    // identity and its ledger signing key with group/other permissions, and says how to fix it.
+    let env = Env::new();
+    let log = env.rpath("var/log/syslog");
+    std::fs::write(&log, log_lines(1, 10)).expect("write");
+    let sshd = env.init_and_start_sshd("");
+    env.write_config(&[host("web1", &sshd.address(), &[&log])], "");
+    env.trust("web1", &sshd);
+    let dir = env.config.parent().expect("etc").to_path_buf();
+    let chmod = |p: &Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod")
+    };
+    for (file, what) in [
+        ("id_ed25519", "the SSH identity"),
+        ("ledger.key", "the ledger signing key"),
+    ] {
+        let path = dir.join(file);
+        chmod(&path, 0o644);
+        let out = env.run(&["pull"]);
+        assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+        assert!(
+            text(&out).contains(what) && text(&out).contains("chmod 600"),
+            "{}",
+            text(&out)
+        );
+        chmod(&path, 0o600);
+    }
+    assert_ok(&env.run(&["pull"]), "pull with the modes fixed");
+}

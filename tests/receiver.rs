@@ -58,6 +58,11 @@ impl Pki {
         let key_path = self.dir.path().join(format!("{file}.key"));
         std::fs::write(&cert_path, cert.pem()).expect("write cert");
         std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+        std::fs::set_permissions(
+            &key_path,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .expect("chmod key");
         (cert_path, key_path)
     }
 }

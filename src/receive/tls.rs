@@ -32,6 +32,7 @@ pub fn server_config(rc: &ReceiverConfig) -> Result<Arc<ServerConfig>> {
     if chain.is_empty() {
         bail!("{} holds no certificate", rc.cert.display());
     }
+    crate::keys::check_private(&rc.key, "the receiver key")?;
     let key = PrivateKeyDer::from_pem_file(&rc.key)
         .with_context(|| format!("cannot read the receiver key {}", rc.key.display()))?;
     let mut roots = RootCertStore::empty();
