@@ -365,3 +365,85 @@ fn symlink_loops_under_globs_end() {
     assert_eq!(env.cat("web1", &a), log_lines(1, 100));
     assert_ok(&env.run(&["verify"]), "verify");
 }
+
+#[test]
+fn a_sparse_snapshot_claiming_64_gib_is_refused_quickly_and_the_rest_collected() {
+    // Issue 17 §5: a `lastlog` is sparse and can claim hundreds of GB; a snapshot is one frame.
+    let env = Env::new();
+    let log = env.rpath("var/log/app.log");
+    std::fs::write(&log, log_lines(7, 100)).expect("write");
+    let lastlog = env.rpath("var/log/lastlog");
+    std::fs::File::create(&lastlog)
+        .expect("create")
+        .set_len(64 << 30)
+        .expect("sparse");
+    let sshd = env.init_and_start_sshd("");
+    let mut h = host("web1", &sshd.address(), &[&log]);
+    h.snapshot = vec![lastlog.clone()];
+    env.write_config(&[h], "");
+    env.trust("web1", &sshd);
+    let t = Instant::now();
+    let out = env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("allows for a snapshot"),
+        "{}",
+        text(&out)
+    );
+    assert!(t.elapsed() < Duration::from_secs(60), "refused, not read");
+    assert_eq!(env.cat("web1", &log), std::fs::read(&log).expect("read"));
+}
+
+#[test]
+fn a_compressed_generation_larger_than_the_round_budget_is_not_read() {
+    // Issue 17 §5: a `.gz` is read whole (its collected part is checked on the way); its
+    // compressed size is bounded by max_file_bytes_per_round, so endless empty deflate blocks
+    // cannot hold a round. No alarm: the log is not rewritten, it is too large.
+    let (env, _sshd, log) = setup(100, "[ssh]\nmax_file_bytes_per_round = \"1MiB\"\n");
+    assert_ok(&env.run(&["pull"]), "first pull");
+    // 3 MiB of noisy lines (they compress poorly) join the generation, then it is rotated
+    // and compressed.
+    append(Path::new(&log), &noisy_lines(3, 25_000));
+    let gz = format!("{log}.1.gz");
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("gzip -c {log} > {gz} && : > {log}"))
+        .status()
+        .expect("gzip");
+    assert!(status.success());
+    assert!(std::fs::metadata(&gz).expect("gz").len() > 1 << 20);
+    let out = env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("a compressed generation of"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !env.ledger().iter().any(|e| e["event"] == "rewritten"),
+        "no alarm"
+    );
+}
+
+#[test]
+fn a_directory_listing_is_bounded_in_bytes_not_only_entries() {
+    // Issue 17 §5: fewer entries than the entry limit, but 68,000 names of 250 bytes (17 MB):
+    // the listing is refused with a clear error, and the host's other logs are collected.
+    let env = Env::new();
+    let log = env.rpath("var/log/app.log");
+    std::fs::write(&log, log_lines(7, 100)).expect("write");
+    let many = env.remote.join("var/log/many");
+    std::fs::create_dir_all(&many).expect("mkdir");
+    for i in 0..68_000 {
+        let name = format!("{i:08}{}.log", "x".repeat(238));
+        std::fs::File::create(many.join(name)).expect("create");
+    }
+    let sshd = env.init_and_start_sshd("");
+    let glob = format!("{}/*.log", many.display());
+    env.write_config(&[host("web1", &sshd.address(), &[&log, &glob])], "");
+    env.trust("web1", &sshd);
+    let out = env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("MiB of names"), "{}", text(&out));
+    assert_eq!(env.cat("web1", &log), std::fs::read(&log).expect("read"));
+}

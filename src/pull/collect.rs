@@ -912,8 +912,10 @@ async fn gz_windows(f: &RemoteFile<'_>, windows: &[(u64, u64)]) -> Result<Vec<Ve
         }
         out
     });
-    // The decoder hangs up when it has what it needs, which ends the stream early.
-    let read = f.stream(0, size, &tx).await;
+    // The decoder hangs up when it has what it needs, which ends the stream early; and no more
+    // compressed bytes are read than decompressed ones are wanted (logs compress, they do not
+    // grow: a stream of empty deflate blocks is cut off there).
+    let read = f.stream(0, size.min(EDIT_GZ_MAX), &tx).await;
     drop(tx);
     let texts = decoder
         .await
@@ -1255,7 +1257,10 @@ async fn transfer(
             .await
             .map(|_| None)
             .map_err(Into::into),
-        (Reading::Gz { skip, tail, limit }, _) => gz_stream(file, skip, tail, limit, &tx).await,
+        (Reading::Gz { skip, tail, limit }, _) => {
+            let cap = t.ctx.config.ssh.max_file_bytes_per_round;
+            gz_stream(file, skip, tail, limit, cap, &tx).await
+        }
     };
     if result.is_ok() {
         let _ = tx.send(Chunk::End).await;
@@ -1342,14 +1347,29 @@ async fn read_verified(
 
 /// Streams a gzip file through a decompressing thread into the writer's channel: the bytes before
 /// `skip` are checked against `tail` (when given) and passed as the writer's seed, the rest as data.
+/// A compressed generation is read whole (its collected part is checked on the way): its
+/// compressed size is bounded by the round's per-log budget too, so a hostile `.gz` of endless
+/// empty deflate blocks cannot hold the round (the decoder's time grows with what it reads).
+fn check_gz_size(size: u64, cap: u64) -> Result<(), FileError> {
+    if size > cap {
+        return Err(FileError::Local(anyhow::anyhow!(
+            "a compressed generation of {size} bytes, more than max_file_bytes_per_round \
+             ({cap}): not read (raise the limit in [ssh] if it is genuine)"
+        )));
+    }
+    Ok(())
+}
+
 async fn gz_stream(
     file: &RemoteFile<'_>,
     skip: u64,
     tail: Option<Probe>,
     limit: u64,
+    cap: u64,
     out: &mpsc::Sender<Chunk>,
 ) -> Result<Option<u64>, FileError> {
     let size = file.size().await?;
+    check_gz_size(size, cap)?;
     let (ctx_tx, ctx_rx) = mpsc::channel::<Vec<u8>>(CHANNEL_DEPTH);
     let sink = out.clone();
     let decoder = tokio::task::spawn_blocking(move || decode(ctx_rx, skip, tail, limit, sink));
@@ -1639,6 +1659,17 @@ async fn pull_snapshot(
         let size = file.size().await?;
         if size == 0 && cursor.is_none() {
             return Ok(Written::default());
+        }
+        // A snapshot is one frame, hashed whole to see whether it changed: its size is bounded
+        // like a log's round (a sparse `lastlog` can claim hundreds of GB).
+        let limit = t.ctx.config.ssh.max_file_bytes_per_round;
+        if size > limit {
+            return Err(FileError::Local(anyhow::anyhow!(
+                "{} bytes, more than max_file_bytes_per_round ({limit}) allows for a snapshot \
+                 (a file stored whole each time it changes): not read. Raise the limit in [ssh] \
+                 if this file really is that large, or stop listing it under `snapshot`",
+                size
+            )));
         }
         let head = file.read_at(0, size.min(HEAD_LEN)).await?;
         let job = Job {

@@ -36,6 +36,9 @@ pub const READ_CHUNK: u32 = 261_120;
 const READS_IN_FLIGHT: usize = 16;
 /// Most directory entries looked at in one directory while expanding a glob.
 const MAX_DIR_ENTRIES: usize = 100_000;
+/// Bytes of names one directory listing may hold (a hostile server can send 100,000 names of
+/// 256 KiB each: count bytes, not only entries).
+const MAX_DIR_BYTES: usize = 16 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
@@ -403,17 +406,22 @@ impl Session {
             .map_err(sftp_err("opendir", dir))?
             .handle;
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         let result = loop {
             match self.sftp.readdir(handle.clone()).await {
                 Ok(name) => {
                     for f in name.files {
+                        bytes = bytes.saturating_add(f.filename.len());
                         out.push((f.filename, f.attrs));
                     }
-                    if out.len() > MAX_DIR_ENTRIES {
+                    if out.len() > MAX_DIR_ENTRIES || bytes > MAX_DIR_BYTES {
                         break Err(RemoteError::Sftp {
                             what: "list",
                             path: Shown(dir).to_string(),
-                            reason: format!("more than {MAX_DIR_ENTRIES} entries"),
+                            reason: format!(
+                                "more than {MAX_DIR_ENTRIES} entries or {} MiB of names",
+                                MAX_DIR_BYTES >> 20
+                            ),
                             not_found: false,
                             lost: false,
                         });
