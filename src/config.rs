@@ -174,6 +174,13 @@ pub struct ReceiverConfig {
     pub max_message_size: usize,
     pub handshake_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Connections one address may hold, counted from accept (before any certificate is
+    /// seen): one client cannot take every slot.
+    pub max_connections_per_address: usize,
+    /// Connections one identified host may hold.
+    pub max_connections_per_host: usize,
+    /// How long connections may keep sending after SIGTERM before they are cut.
+    pub drain_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -310,6 +317,9 @@ struct RawReceiver {
     max_message_size: Option<Positive>,
     handshake_timeout: Option<Dur>,
     idle_timeout: Option<Dur>,
+    max_connections_per_address: Option<Positive>,
+    max_connections_per_host: Option<Positive>,
+    drain_timeout: Option<Dur>,
 }
 
 #[derive(Deserialize, Default)]
@@ -830,6 +840,11 @@ impl Config {
             max_message_size: r.max_message_size.map_or(65536, |v| v.0 as usize),
             handshake_timeout: r.handshake_timeout.map_or(Duration::from_secs(10), |d| d.0),
             idle_timeout: r.idle_timeout.map_or(Duration::from_secs(300), |d| d.0),
+            max_connections_per_address: r
+                .max_connections_per_address
+                .map_or(128, |v| v.0 as usize),
+            max_connections_per_host: r.max_connections_per_host.map_or(64, |v| v.0 as usize),
+            drain_timeout: r.drain_timeout.map_or(Duration::from_secs(10), |d| d.0),
         });
 
         let ledger = LedgerConfig {

@@ -493,7 +493,11 @@ fn raise_fd_limit() {
 #[test]
 fn a_thousand_concurrent_connections() {
     raise_fd_limit();
-    let d = Daemon::start("");
+    let mut d = Daemon::start("");
+    d.restart_with(
+        "max_connections_per_address = 2048\nmax_connections_per_host = 2048",
+        "",
+    );
     let (cert, key) = d.pki.issue("web1c", &["web1.example.org"], false);
     let mut clients = Vec::new();
     for _ in 0..1000 {
@@ -923,4 +927,105 @@ fn assert_prefix(got: &[String], want: &[String], what: &str) {
             short(want.get(i))
         );
     }
+}
+
+/// A TCP connection to the receiver from another loopback address, that never starts TLS.
+fn raw_from(source: &str, port: u16) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let s = tokio::net::TcpSocket::new_v4().expect("socket");
+        s.bind(format!("{source}:0").parse().expect("addr"))
+            .expect("bind");
+        s.connect(format!("127.0.0.1:{port}").parse().expect("addr"))
+            .await
+            .expect("connect")
+            .into_std()
+            .expect("std")
+    })
+}
+
+#[test]
+fn one_address_or_one_host_cannot_take_every_slot() {
+    // Issue 17 §5: connections are counted per address from accept (before any certificate is
+    // seen) and per identified host; whoever reaches a cap is cut off, others are unaffected.
+    let mut d = Daemon::start("");
+    d.restart_with(
+        "max_connections_per_address = 3\nmax_connections_per_host = 2",
+        "",
+    );
+    let held: Vec<TcpStream> = (0..3).map(|_| raw_from("127.0.0.2", d.port)).collect();
+    let mut fourth = raw_from("127.0.0.2", d.port);
+    fourth.set_nonblocking(false).expect("blocking");
+    fourth
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let t = Instant::now();
+    let mut byte = [0u8; 1];
+    assert!(matches!(fourth.read(&mut byte), Ok(0) | Err(_)));
+    assert!(t.elapsed() < Duration::from_secs(2), "closed at once");
+    // 127.0.0.1 still gets in; web1 may hold two connections, not three.
+    let mut a = d.client("web1.example.org");
+    let mut b = d.client("web1.example.org");
+    let mut c = d.client("web1.example.org");
+    assert!(
+        c.closed_by_server(Duration::from_secs(5)),
+        "a third for web1"
+    );
+    a.send_messages(&messages("web1", 0, 1)).expect("send");
+    b.send_messages(&messages("web1", 1, 1)).expect("send");
+    let mut db = d.client("db1.example.org");
+    db.send_messages(&messages("db1", 0, 1)).expect("send");
+    assert_eq!(d.wait_stored("web1", 2).len(), 2);
+    assert_eq!(d.wait_stored("db1", 1).len(), 1);
+    drop(held);
+    let out = d.stop();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("max_connections_per_address"), "{log}");
+    assert!(log.contains("max_connections_per_host"), "{log}");
+}
+
+#[test]
+fn sigterm_drain_ends_even_for_a_client_that_never_pauses() {
+    let mut d = Daemon::start("");
+    d.restart_with("drain_timeout = \"1s\"", "");
+    let mut c = d.client("web1.example.org");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if c.send_messages(&messages("web1", i, 100)).is_err() {
+                    break;
+                }
+                i += 100;
+            }
+        })
+    };
+    d.wait_stored("web1", 100);
+    let t = Instant::now();
+    let out = d.stop();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = sender.join();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "stopped {:?} after SIGTERM",
+        t.elapsed()
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("drain_timeout"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = d.env.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }

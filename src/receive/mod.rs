@@ -101,6 +101,8 @@ struct Sink {
     /// Woken after every flush, for connections waiting on a full buffer.
     flushed: Notify,
     counts: Atomics,
+    /// Connections open for this host now.
+    open: std::sync::atomic::AtomicUsize,
 }
 
 struct Shared {
@@ -117,6 +119,62 @@ struct Shared {
     handshake_failed: AtomicU64,
     over_limit: AtomicU64,
     framing_errors: AtomicU64,
+    /// Connections open per peer address (from accept, before the handshake).
+    per_address: std::sync::Mutex<HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One connection's place in the per-address count, given back when dropped.
+struct AddressSlot {
+    shared: Arc<Shared>,
+    ip: std::net::IpAddr,
+}
+
+impl AddressSlot {
+    fn take(shared: &Arc<Shared>, ip: std::net::IpAddr) -> Option<AddressSlot> {
+        let mut map = shared.per_address.lock().ok()?;
+        let n = map.entry(ip).or_insert(0);
+        if *n >= shared.cfg.max_connections_per_address {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            shared: shared.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.shared.per_address.lock()
+            && let Some(n) = map.get_mut(&self.ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// One connection's place in its host's count.
+struct HostSlot(Arc<Sink>);
+
+impl HostSlot {
+    fn take(sink: &Arc<Sink>, max: usize) -> Option<HostSlot> {
+        let prev = sink.open.fetch_add(1, Ordering::AcqRel);
+        if prev >= max {
+            sink.open.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(HostSlot(sink.clone()))
+    }
+}
+
+impl Drop for HostSlot {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Shared {
@@ -194,6 +252,7 @@ pub async fn serve(
                     next: AtomicU64::new(next),
                     flushed: Notify::new(),
                     counts: Atomics::default(),
+                    open: std::sync::atomic::AtomicUsize::new(0),
                 }),
             );
         }
@@ -214,6 +273,7 @@ pub async fn serve(
         handshake_failed: AtomicU64::new(0),
         over_limit: AtomicU64::new(0),
         framing_errors: AtomicU64::new(0),
+        per_address: std::sync::Mutex::new(HashMap::new()),
     });
     // The flusher outlives the connections: draining ones may wait on it.
     let (stop_flusher, flusher_stop) = watch::channel(false);
@@ -230,12 +290,24 @@ pub async fn serve(
                     drop(stream);
                     continue;
                 };
+                let Some(slot) = AddressSlot::take(&shared, peer.ip()) else {
+                    shared.over_limit.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        "refused {peer}: already {} connections from {} \
+                         (max_connections_per_address)",
+                        shared.cfg.max_connections_per_address,
+                        peer.ip()
+                    );
+                    drop(stream);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let shared = shared.clone();
                 let tls = tls.clone();
                 let shutdown = shutdown.clone();
                 connections.spawn(async move {
                     connection(stream, peer, tls, &shared, shutdown).await;
+                    drop(slot);
                     drop(permit);
                 });
                 // Reap finished connections as we go.
@@ -245,7 +317,23 @@ pub async fn serve(
         }
     }
     drop(listener);
-    while connections.join_next().await.is_some() {}
+    // Connections drain (each stops by itself at drain_timeout); a handshake or a buffer wait
+    // that outlives that by a margin is cut.
+    let deadline =
+        shared.cfg.drain_timeout + shared.cfg.handshake_timeout.min(Duration::from_secs(5));
+    if tokio::time::timeout(deadline, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
+    {
+        tracing::warn!(
+            "{} connections still open {deadline:?} after SIGTERM: cut",
+            connections.len()
+        );
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
+    }
     let _ = stop_flusher.send(true);
     let _ = flusher.await;
     flush_all(&shared, 0).await;
@@ -429,6 +517,16 @@ async fn connection(
     let Some(sink) = shared.sinks.get(&host.name).cloned() else {
         return;
     };
+    let Some(_slot) = HostSlot::take(&sink, cfg.max_connections_per_host) else {
+        shared.over_limit.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            "refused {peer} ({}): already {} connections for this host \
+             (max_connections_per_host)",
+            host.name,
+            cfg.max_connections_per_host
+        );
+        return;
+    };
     shared.accepted.fetch_add(1, Ordering::Relaxed);
     sink.counts.connections.fetch_add(1, Ordering::Relaxed);
     shared
@@ -461,10 +559,25 @@ async fn serve_connection(
     let mut deframer = Deframer::new(max);
     let mut idle = cfg.idle_timeout;
     let mut draining = *shutdown.borrow();
+    // Draining ends at drain_timeout even for a client that never pauses.
+    let mut drain_end = None;
     if draining {
         idle = DRAIN_IDLE;
+        drain_end = Some(tokio::time::Instant::now() + cfg.drain_timeout);
     }
     loop {
+        if let Some(end) = drain_end {
+            let left = end.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                tracing::info!(
+                    "{peer} ({}): still sending {:?} after SIGTERM (drain_timeout): closing",
+                    host.name,
+                    cfg.drain_timeout
+                );
+                break;
+            }
+            idle = idle.min(left);
+        }
         let n = tokio::select! {
             r = tokio::time::timeout(idle, stream.read(&mut buf[filled..])) => match r {
                 Ok(Ok(0)) => break,
@@ -483,6 +596,7 @@ async fn serve_connection(
             _ = shutdown.changed(), if !draining => {
                 draining = true;
                 idle = DRAIN_IDLE;
+                drain_end = Some(tokio::time::Instant::now() + cfg.drain_timeout);
                 continue;
             }
         };
