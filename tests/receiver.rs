@@ -1029,3 +1029,64 @@ fn sigterm_drain_ends_even_for_a_client_that_never_pauses() {
     let out = d.env.run(&["verify"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+#[test]
+fn the_receiver_keeps_receiving_while_a_stalled_pull_holds_up_a_reload() {
+    // Issue 17 §5: SIGHUP (and SIGTERM) wait for running pulls; the receiver must not be down
+    // meanwhile. web1 is pulled from a server that freezes mid-transfer; db1 keeps sending.
+    let mut d = Daemon::start("");
+    let _ = d.stop();
+    let sshd = d.env.init_and_start_sshd("");
+    let log = d.env.rpath("var/log/app.log");
+    std::fs::write(&log, log_lines(7, 300_000)).expect("write");
+    let text = std::fs::read_to_string(&d.env.config)
+        .expect("config")
+        .replacen("[receiver]", "[ssh]\nio_timeout = \"10s\"\n\n[receiver]", 1)
+        .replace(
+            "tls_name = \"web1.example.org\"\n",
+            &format!(
+                "tls_name = \"web1.example.org\"\naddress = \"{}\"\nuser = \"{}\"\npaths = \
+                 [\"{log}\"]\nevery = \"1s\"\n",
+                sshd.address(),
+                current_user()
+            ),
+        );
+    std::fs::write(&d.env.config, text).expect("config");
+    d.env.trust("web1", &sshd);
+    d.spawn();
+    // The first pull is under way: freeze the server side, then ask for a reload.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !d
+        .env
+        .stored_files()
+        .iter()
+        .any(|p| p.to_string_lossy().contains("app.log"))
+    {
+        assert!(Instant::now() < deadline, "the pull did not start");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let frozen = descendants(sshd.pid());
+    for p in &frozen {
+        signal(*p, "STOP");
+    }
+    signal(d.child.as_ref().expect("running").id(), "HUP");
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    let mut c = d.client("db1.example.org");
+    c.send_messages(&messages("db1", 0, 5)).expect("send");
+    drop(c);
+    let got = d.wait_stored("db1", 5);
+    let took = t.elapsed();
+    for p in &frozen {
+        signal(*p, "CONT");
+    }
+    assert_eq!(got.len(), 5, "received while the pull was stuck");
+    assert!(took < Duration::from_secs(8), "stored after {took:?}");
+    let out = d.stop();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

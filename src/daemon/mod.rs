@@ -34,7 +34,10 @@ use crate::metrics::Metrics;
 /// The parts running for one configuration.
 struct Parts {
     rec: Arc<Recorder>,
+    /// Stops the pulls, checkpointer, retention and metrics.
     stop: watch::Sender<bool>,
+    /// Stops the receiver, last: it keeps receiving while a pull finishes.
+    stop_receiver: watch::Sender<bool>,
     receiver: Option<JoinHandle<Result<()>>>,
     others: Vec<JoinHandle<()>>,
 }
@@ -117,10 +120,11 @@ fn reload(path: &Path, running: &Config) -> Result<Config> {
 fn start(config: &Config, metrics: &Arc<Metrics>) -> Result<Parts> {
     let rec = Arc::new(Recorder::open(config)?);
     let (stop, stopping) = watch::channel(false);
+    let (stop_receiver, receiver_stopping) = watch::channel(false);
     let receiver = config.receiver.is_some().then(|| {
         tokio::spawn(crate::receive::serve(
             rec.clone(),
-            stopping.clone(),
+            receiver_stopping,
             metrics.clone(),
         ))
     });
@@ -146,23 +150,27 @@ fn start(config: &Config, metrics: &Arc<Metrics>) -> Result<Parts> {
     Ok(Parts {
         rec,
         stop,
+        stop_receiver,
         receiver,
         others,
     })
 }
 
-/// Stops every part and waits for it; `checkpoint`: sign a last checkpoint.
+/// Stops every part and waits for it; `checkpoint`: sign a last checkpoint. Pulls (and the
+/// other parts) stop first while the receiver still receives: a slow pull finishing must not
+/// leave the syslog senders without a receiver. The receiver drains last.
 async fn stop(parts: Parts, checkpoint: bool) {
     let _ = parts.stop.send(true);
+    for t in parts.others {
+        let _ = t.await;
+    }
+    let _ = parts.stop_receiver.send(true);
     if let Some(r) = parts.receiver {
         match r.await {
             Ok(Err(e)) => tracing::error!("the receiver stopped with an error: {e:#}"),
             Err(e) => tracing::error!("receiver task: {e}"),
             Ok(Ok(())) => {}
         }
-    }
-    for t in parts.others {
-        let _ = t.await;
     }
     if checkpoint {
         checkpoint_now(&parts.rec, None).await;
