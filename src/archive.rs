@@ -995,7 +995,7 @@ fn retain_until(date: &str, days: u32) -> Result<Timestamp> {
     Ok(end.to_zoned(jiff::tz::TimeZone::UTC)?.timestamp())
 }
 
-/// 5. and 6.: records the `archived` event, then removes the day's local files. Under the
+/// Steps 5 and 6: records the `archived` event, then removes the day's local files. Under the
 /// ledger lock throughout: nothing may have been added to the day since its copy was made (a pull
 /// still writing yesterday's file at midnight), and once the event is in, no frame can be.
 fn record_and_remove(rec: &Recorder, copy: CheckedCopy, target: &str) -> Result<()> {
