@@ -62,7 +62,7 @@ pub struct Report {
     /// Host-days whose files are in the archive tier.
     pub archived_days: u64,
     /// Those host-days, with their `archived` event's manifest SHA-256 and sequence number
-    /// (checked against the archive target by [`crate::archive::check_manifests`]).
+    /// (checked against the archive target by the archive part's `check_manifests`).
     pub archived: BTreeMap<(String, String), (Option<Hash>, u64)>,
 }
 

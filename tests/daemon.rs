@@ -335,3 +335,40 @@ fn a_frame_appended_to_a_closed_day_while_the_daemon_runs_is_a_problem() {
         text(&out)
     );
 }
+
+#[test]
+fn the_metrics_endpoint_warns_beyond_loopback_and_idle_connections_do_not_pile_up() {
+    let env = Env::new();
+    let auth = env.remote.join("var/log/auth.log");
+    std::fs::write(&auth, log_lines(1, 10)).expect("write");
+    let sshd = env.init_and_start_sshd("");
+    let port = free_port();
+    let text = config_text(&env, &sshd, &[&auth], port).replace(
+        "metrics_listen = \"127.0.0.1:",
+        "metrics_listen = \"0.0.0.0:",
+    );
+    std::fs::write(&env.config, text).expect("config");
+    env.trust("web1", &sshd);
+    let mut d = Daemon::start(&env, &[]);
+    wait_for("the metrics endpoint", &d, || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    // Forty clients that connect and say nothing: scrapes are served a few at a time (each
+    // idle one is dropped after 5 s), and a real scrape still gets its answer.
+    let idle: Vec<TcpStream> = (0..40)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    let t = Instant::now();
+    let m = metrics(port);
+    assert!(m.starts_with("HTTP/1.1 200"), "{m}");
+    assert!(m.contains("loghost_evidence_alarms_total 0"), "{m}");
+    assert!(m.contains("loghost_checkpoint_failures_total"), "{m}");
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+    drop(idle);
+    assert_eq!(d.stop(), Some(0), "{}", d.log());
+    assert!(
+        d.log().contains("reachable beyond this machine"),
+        "{}",
+        d.log()
+    );
+}

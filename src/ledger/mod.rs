@@ -794,7 +794,8 @@ mod tests {
         let err = ledger.append(vec![frame()]).expect_err("refused");
         assert!(err.to_string().contains("was archived"), "{err}");
         drop(ledger);
-        let _ = std::fs::remove_file(store.path(layout::STATE_DIR).join("index.json"));
+        std::fs::write(store.path(layout::STATE_DIR).join("index.json"), b"damaged")
+            .expect("spoil the cache");
         let mut ledger = Ledger::open(&store, &lock).expect("ledger");
         assert!(ledger.append(vec![frame()]).is_err());
         // Another day is fine.
