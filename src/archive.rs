@@ -189,24 +189,33 @@ impl Target {
         }
     }
 
-    /// The SHA-256 of an object (`None`: no such object). S3: the stored checksum, one HEAD.
-    async fn stored_sha256(&self, key: &str) -> Result<Option<Hash>> {
+    /// Checks an archived object is there without reading it: its size (directory), or its
+    /// size, stored SHA-256 and (in a locked bucket, with `locked_after`) COMPLIANCE retention
+    /// past that moment (S3, one HEAD).
+    async fn check_present(
+        &self,
+        key: &str,
+        size: u64,
+        sha256: Hash,
+        locked_after: Option<Timestamp>,
+    ) -> Result<()> {
         match self {
             Target::Dir(dir) => {
                 let path = dir.join(key);
-                blocking(move || match std::fs::File::open(&path) {
-                    Ok(mut f) => Ok(Some(
-                        copy_hashing(&mut f, &mut std::io::sink(), u64::MAX)
-                            .with_context(|| format!("cannot read {}", path.display()))?
-                            .1,
-                    )),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-                })
-                .await
+                let _ = (sha256, locked_after);
+                let meta = std::fs::metadata(&path)
+                    .with_context(|| format!("{} is missing", path.display()))?;
+                if meta.len() != size {
+                    bail!(
+                        "{}: {} bytes, the manifest says {size}",
+                        path.display(),
+                        meta.len()
+                    );
+                }
+                Ok(())
             }
             #[cfg(feature = "s3")]
-            Target::S3(s) => Ok(s.stored_sha256(key).await?.map(|(_, h)| h)),
+            Target::S3(s) => s.check_head(key, size, sha256, locked_after).await,
         }
     }
 
@@ -830,7 +839,13 @@ async fn recheck_day(
         let ranges: Vec<(u64, u64)> = mf.parts.iter().map(|p| (p.offset, p.size)).collect();
         let p = path.clone();
         let (size, sha, shas) = blocking(move || hash_parts(&p, &ranges)).await?;
-        if size != mf.size || sha != mf.sha256 || shas.iter().ne(mf.parts.iter().map(|p| &p.sha256))
+        let local_len = std::fs::metadata(&path)
+            .map(|m| m.len())
+            .unwrap_or(u64::MAX);
+        if size != mf.size
+            || local_len != mf.size
+            || sha != mf.sha256
+            || shas.iter().ne(mf.parts.iter().map(|p| &p.sha256))
         {
             bail!("{rel}: the local file is not the one the manifest describes");
         }
@@ -860,30 +875,33 @@ fn is_plain_object_name(name: &str) -> bool {
             .any(|c| c.is_empty() || c == "." || c == "..")
 }
 
-/// Plain `verify`'s look at the archive tier, one small request a day: each archived day's
-/// manifest is in the target with the SHA-256 its `archived` event names. On S3, every version
-/// under the log's prefix is listed too: a delete marker, or an object with versions of
-/// different content, is a problem (Object Lock keeps versions, not names). The problems found.
-pub async fn check_manifests(
+/// Plain `verify`'s look at the archive tier's history: on S3, every version under the log's
+/// prefix is listed; a delete marker, or an object with versions of different content, is a
+/// problem (Object Lock keeps versions, not names). An `archived` event without a manifest
+/// SHA-256 is one too. The problems found (each day's manifest and objects are checked by
+/// [`verify_archived`]).
+pub async fn check_versions(
     config: &Config,
     days: &BTreeMap<(String, String), (Option<Hash>, u64)>,
 ) -> Result<Vec<String>> {
-    if days.is_empty() {
-        return Ok(Vec::new());
+    let mut problems = Vec::new();
+    for ((host, date), (sha, seq)) in days {
+        if sha.is_none() {
+            problems.push(format!(
+                "{host} {date}: the `archived` event (entry {seq}) names no manifest SHA-256 (a \
+                 forged event?)"
+            ));
+        }
     }
     let Some(url) = config.retention.archive.clone() else {
-        return Ok(vec![format!(
-            "{} host-days are recorded as archived but no [retention] archive target is \
-             configured to check them in",
-            days.len()
-        )]);
+        return Ok(problems);
     };
-    let target = Target::open(&url, config).await?;
-    let origin = &config.ledger.origin;
-    let mut problems = Vec::new();
+    if days.is_empty() || !url.starts_with("s3://") {
+        return Ok(problems);
+    }
     #[cfg(feature = "s3")]
-    if let Target::S3(s3) = &target {
-        let day = day_key(&url, origin, "h", "d");
+    if let Target::S3(s3) = Target::open(&url, config).await? {
+        let day = day_key(&url, &config.ledger.origin, "h", "d");
         let prefix = format!("{}/", day.strip_suffix("/h/d").unwrap_or(&day));
         let mut by_key: BTreeMap<String, (BTreeSet<String>, usize)> = BTreeMap::new();
         for v in s3.versions(&prefix, None).await? {
@@ -909,30 +927,6 @@ pub async fn check_manifests(
                     etags.len()
                 ));
             }
-        }
-    }
-    for ((host, date), (sha, _)) in days {
-        let at = format!("{host} {date}");
-        let Some(want) = sha else {
-            problems.push(format!(
-                "{at}: the `archived` event names no manifest SHA-256 (a forged event?)"
-            ));
-            continue;
-        };
-        let key = format!("{}/{MANIFEST_NAME}", day_key(&url, origin, host, date));
-        match target.stored_sha256(&key).await {
-            Ok(Some(got)) if got == *want => {}
-            Ok(Some(got)) => problems.push(format!(
-                "{at}: the manifest {}/{key} has SHA-256 {got}, the ledger's `archived` event \
-                 says {want}",
-                target.describe()
-            )),
-            Ok(None) => problems.push(format!(
-                "{at}: recorded as archived, but there is no manifest at {}/{key}: the day's \
-                 files are neither here nor there",
-                target.describe()
-            )),
-            Err(e) => problems.push(format!("{at}: the manifest cannot be read: {e:#}")),
         }
     }
     Ok(problems)
@@ -1075,12 +1069,18 @@ pub struct ArchivedDay {
     pub frames: Vec<(Frame, Hash)>,
 }
 
-/// `verify --archived`: re-reads every archived day from the target and checks it. Returns the
-/// problems found and how many days were checked.
+/// Checks every archived day in the target. Plain `verify` (`reread` false): each day's manifest
+/// is read and must be the one the `archived` event names, for that host and day, signed by a
+/// checkpoint the store holds, listing every frame of the day with its ledger line and a valid
+/// inclusion proof; and every object it names must be there with its size (S3: its stored
+/// SHA-256 and lock too, one HEAD each). `verify --archived` (`reread`): every object is also
+/// read back and checked frame by frame. Returns the problems found and how many days were
+/// checked.
 pub async fn verify_archived(
     config: &Config,
     vkey: &str,
     progress: bool,
+    reread: bool,
 ) -> Result<(Vec<String>, u64)> {
     let store = store::Store::open(&config.store)?;
     let ledger_path = store.path(layout::LEDGER_FILE);
@@ -1135,6 +1135,7 @@ pub async fn verify_archived(
             &host,
             &date,
             &day,
+            reread,
         )
         .await;
         match found {
@@ -1165,11 +1166,21 @@ pub async fn check_archived_day(
     host: &str,
     date: &str,
     day: &ArchivedDay,
+    reread: bool,
 ) -> Result<Vec<String>> {
     let base = day_key(url, origin, host, date);
     let at = format!("{host} {date} ({}/{base})", target.describe());
     let mut problems = Vec::new();
-    let bytes = target.get(&format!("{base}/{MANIFEST_NAME}")).await?;
+    let bytes = match target.get(&format!("{base}/{MANIFEST_NAME}")).await {
+        Ok(b) => b,
+        Err(e) => {
+            problems.push(format!(
+                "{at}: recorded as archived, but its manifest cannot be read ({e:#}): the day's \
+                 files are neither here nor there"
+            ));
+            return Ok(problems);
+        }
+    };
     if let Some(want) = day.manifest_sha256
         && Hash::of(&bytes) != want
     {
@@ -1186,6 +1197,12 @@ pub async fn check_archived_day(
             return Ok(problems);
         }
     };
+    if manifest.host != host || manifest.date != date {
+        problems.push(format!(
+            "{at}: the manifest is for {} {}, not this day",
+            manifest.host, manifest.date
+        ));
+    }
     let ckpt = match checkpoint::open(manifest.checkpoint.as_bytes(), vkey) {
         Ok(c) => c,
         Err(e) => {
@@ -1245,11 +1262,58 @@ pub async fn check_archived_day(
     for (f, _) in &day.frames {
         by_file.entry(&f.file).or_default().push(FrameRef::from(f));
     }
+    let lock_mode = retain_until(date, 0).ok();
     for (rel, refs) in by_file {
         let Some(mf) = manifest.files.iter().find(|m| m.file == rel) else {
             problems.push(format!("{at}: {rel} is not in the manifest"));
             continue;
         };
+        // The manifest's parts must cover exactly the file the ledger's frames make.
+        let ledger_len = refs
+            .iter()
+            .map(|f| f.offset() + f.length())
+            .max()
+            .unwrap_or(0);
+        let mut covered = 0u64;
+        for part in &mf.parts {
+            if part.offset != covered {
+                problems.push(format!(
+                    "{at}: {rel}: the manifest's parts leave a gap or overlap at byte {covered}"
+                ));
+            }
+            covered = part.offset + part.size;
+        }
+        if covered != ledger_len || mf.size != ledger_len {
+            problems.push(format!(
+                "{at}: {rel}: the manifest covers {covered} bytes ({} claimed), the ledger's \
+                 frames {ledger_len}",
+                mf.size
+            ));
+        }
+        if !reread {
+            // One HEAD (S3) or stat (directory) per object: there, complete, locked.
+            for part in &mf.parts {
+                if !is_plain_object_name(&part.object) {
+                    problems.push(format!(
+                        "{at}: the manifest names a bad object {:?}",
+                        part.object
+                    ));
+                    continue;
+                }
+                if let Err(e) = target
+                    .check_present(
+                        &format!("{base}/{}", part.object),
+                        part.size,
+                        part.sha256,
+                        lock_mode,
+                    )
+                    .await
+                {
+                    problems.push(format!("{at}: object {}: {e:#}", part.object));
+                }
+            }
+            continue;
+        }
         // Reassemble the file from its parts in a temporary file, then check it like a stored one.
         let tmp = tempfile::NamedTempFile::new().context("cannot create a temporary file")?;
         let mut out = tmp.reopen()?;

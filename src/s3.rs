@@ -256,6 +256,55 @@ impl S3Target {
         Ok(())
     }
 
+    /// HEADs `key`: its size and stored SHA-256 as given, and in a locked bucket COMPLIANCE
+    /// retention until after `locked_after` (when given).
+    pub async fn check_head(
+        &self,
+        key: &str,
+        size: u64,
+        sha256: Hash,
+        locked_after: Option<Timestamp>,
+    ) -> Result<()> {
+        let where_ = format!("s3://{}/{key}", self.bucket);
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .map_err(short)
+            .with_context(|| format!("cannot find {where_}"))?;
+        if head.content_length() != Some(size as i64) {
+            bail!(
+                "{where_}: {} bytes stored, the manifest says {size}",
+                head.content_length().unwrap_or(-1)
+            );
+        }
+        let want = B64.encode(sha256.0);
+        match head.checksum_sha256() {
+            Some(got) if got == want => {}
+            Some(got) => bail!("{where_}: stored SHA-256 {got}, the manifest says {want}"),
+            None => bail!("{where_}: the server keeps no SHA-256 for it"),
+        }
+        if self.locked
+            && let Some(after) = locked_after
+        {
+            if head.object_lock_mode() != Some(&ObjectLockMode::Compliance) {
+                bail!(
+                    "{where_}: not under Object Lock COMPLIANCE ({:?})",
+                    head.object_lock_mode()
+                );
+            }
+            let until = head.object_lock_retain_until_date().map(DateTime::secs);
+            if until.is_none_or(|u| u <= after.as_second()) {
+                bail!("{where_}: retained until {until:?}, not past {after}");
+            }
+        }
+        Ok(())
+    }
+
     /// Reads `key` back: HEAD for size, stored SHA-256 and (in a locked bucket) COMPLIANCE mode
     /// with a retain-until date no earlier than asked; then GET, hashing the body, so a server
     /// (or someone on the path) that answers HEAD without holding the bytes is caught before

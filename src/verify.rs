@@ -220,6 +220,8 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report> {
     let mut archived: BTreeMap<(String, String), (Option<Hash>, u64)> = BTreeMap::new();
     let mut last_time = String::new();
     let clock = crate::failpoint::fake_now().unwrap_or_else(jiff::Timestamp::now);
+    // Where each log's last frame ended (host, source).
+    let mut source_ends: BTreeMap<(String, String), u64> = BTreeMap::new();
     let mut expected_seq = 0u64;
     let mut line_no = 0u64;
     let check_claims = |tree: &Frontier, next_claim: &mut usize, report: &mut Report| {
@@ -291,12 +293,45 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report> {
                 }
                 last_time = entry.time().to_string();
                 match entry {
-                    Entry::Frame(f) => files
-                        .entry(f.file.clone())
-                        .or_default()
-                        .push(FrameRef::from(&f)),
+                    Entry::Frame(f) => {
+                        // A log's frames follow each other: a frame starts where the previous
+                        // one of its source ended, or at 0 (a new generation). A gap means
+                        // bytes that were never collected (a forged cursor, say).
+                        let key = (f.host.clone(), f.source.clone());
+                        if let Some(&prev) = source_ends.get(&key)
+                            && f.start > prev
+                        {
+                            report.problems.push(format!(
+                                "{at}: entry {} collects {} {} from byte {} but the previous \
+                                 frame of it ended at {prev}: bytes {prev}..{} were skipped",
+                                f.seq,
+                                f.host,
+                                crate::sanitize::Shown(&f.source),
+                                f.start,
+                                f.start
+                            ));
+                        }
+                        source_ends.insert(key, f.end);
+                        files
+                            .entry(f.file.clone())
+                            .or_default()
+                            .push(FrameRef::from(&f));
+                    }
+                    Entry::Event(e) if e.event.restarts_generation() => {
+                        if let (Some(h), Some(s)) = (e.host, e.source) {
+                            source_ends.remove(&(h, s));
+                        }
+                    }
                     Entry::Event(e) if e.event == ledger::EventKind::Archived => {
                         if let (Some(h), Some(d)) = (e.host, e.source) {
+                            // Retention archives a day once it is over, never sooner.
+                            if e.time.get(..10).is_none_or(|t| t <= d.as_str()) {
+                                report.problems.push(format!(
+                                    "{at}: {h} {d} is recorded as archived at {}, before that day \
+                                     was over",
+                                    e.time
+                                ));
+                            }
                             if let Some((_, first)) = archived.get(&(h.clone(), d.clone())) {
                                 report.problems.push(format!(
                                     "{at}: a second `archived` event for {h} {d} (the first is \
@@ -415,7 +450,13 @@ fn check_files(
     // While another process holds the store, only the newest file of each log (its current
     // day, or hour) can be being written: bytes after the last frame are excused there only.
     let open_now: std::collections::BTreeSet<String> = if busy {
+        let clock = crate::failpoint::fake_now().unwrap_or_else(jiff::Timestamp::now);
+        let today = clock.to_zoned(jiff::tz::TimeZone::UTC).date();
+        let yesterday = today.yesterday().unwrap_or(today).to_string();
         newest_of_each_log(files.keys())
+            .into_iter()
+            .filter(|f| layout::parse_log_path(f).is_some_and(|p| p.date >= yesterday.as_str()))
+            .collect()
     } else {
         Default::default()
     };
@@ -485,7 +526,7 @@ fn check_files(
 }
 
 /// The newest stored file of each log (by host and name, the latest day and hour): the only
-/// ones a running loghost can be appending to.
+/// ones a running loghost can be appending to (if their day is today or yesterday).
 fn newest_of_each_log<'a>(
     files: impl Iterator<Item = &'a String>,
 ) -> std::collections::BTreeSet<String> {

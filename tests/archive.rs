@@ -614,7 +614,7 @@ fn a_forged_archived_event_excuses_nothing() {
     let out = env.run(&["verify"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("there is no manifest at"),
+        String::from_utf8_lossy(&out.stdout).contains("its manifest cannot be read"),
         "{}",
         text(&out)
     );
@@ -669,6 +669,94 @@ fn a_second_archived_event_for_a_day_is_a_problem() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("a second `archived` event"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_forged_event_with_a_made_up_manifest_or_for_a_day_not_over_is_found() {
+    // The intruder who can write a file:// archive target: he puts junk where the day's
+    // manifest goes, appends an `archived` event naming its hash, and deletes the day's files.
+    let archive = tempfile::tempdir().expect("tempdir");
+    let s = setup(&file_tier(archive.path()), &[]);
+    let env = &s.env;
+    // Archive 11-01 genuinely, to learn where manifests go.
+    assert_ok(
+        &env.run_env(
+            &["archive", "--through", "2036-11-01"],
+            &[("LOGHOST_FAKE_NOW", DAY5)],
+        ),
+        "archive",
+    );
+    let genuine = files_under(archive.path())
+        .into_iter()
+        .find(|p| p.ends_with("manifest.json"))
+        .expect("a manifest");
+    let day_dir = genuine
+        .parent()
+        .expect("day")
+        .parent()
+        .expect("host")
+        .to_path_buf();
+    let junk = b"{\"not\": \"a manifest\"}\n".to_vec();
+    let fake = day_dir.join("2036-11-02").join("manifest.json");
+    std::fs::create_dir_all(fake.parent().expect("dir")).expect("mkdir");
+    std::fs::write(&fake, &junk).expect("junk");
+    forge_archived_event(env, "2036-11-02", Some(loghost::hash::Hash::of(&junk)));
+    std::fs::remove_file(day_file(env, "2036-11-02")).expect("remove");
+    let out = env.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("the manifest is not valid"),
+        "{}",
+        text(&out)
+    );
+    // The genuine manifest of 11-01 copied to 11-02's place, its hash in the event: another day.
+    std::fs::write(&fake, std::fs::read(&genuine).expect("read")).expect("copy");
+    let out = env.run(&["verify"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("the manifest is for web1 2036-11-01"),
+        "{}",
+        text(&out)
+    );
+    // A day "archived" on the day itself (retention never does that).
+    forge_archived_event(env, "2036-11-09", None);
+    let out = env.run(&["verify"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("before that day was over"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn an_archived_object_missing_from_a_file_target_is_found_by_plain_verify() {
+    let archive = tempfile::tempdir().expect("tempdir");
+    let s = setup(&file_tier(archive.path()), &[]);
+    let env = &s.env;
+    assert_ok(
+        &env.run_env(
+            &["archive", "--through", "2036-11-01"],
+            &[("LOGHOST_FAKE_NOW", DAY5)],
+        ),
+        "archive",
+    );
+    assert_ok(&env.run(&["verify"]), "verify");
+    let object = files_under(archive.path())
+        .into_iter()
+        .find(|p| !p.ends_with("manifest.json"))
+        .expect("an object");
+    let mut perms = std::fs::metadata(object.parent().expect("dir"))
+        .expect("meta")
+        .permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o700);
+    std::fs::set_permissions(object.parent().expect("dir"), perms).expect("chmod");
+    std::fs::remove_file(&object).expect("remove");
+    let out = env.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("is missing"),
         "{}",
         text(&out)
     );

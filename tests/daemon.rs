@@ -298,8 +298,15 @@ fn a_frame_appended_to_a_closed_day_while_the_daemon_runs_is_a_problem() {
     // last frame are excused only in each log's newest file, never in a day long closed.
     let env = Env::new();
     let auth = env.remote.join("var/log/auth.log");
+    // app.log is written once: its newest stored file is the first day's, long closed.
+    let app = env.remote.join("var/log/app.log");
+    std::fs::write(&app, log_lines(9, 50)).expect("write");
     let sshd = env.init_and_start_sshd("");
-    std::fs::write(&env.config, config_text(&env, &sshd, &[&auth], free_port())).expect("config");
+    std::fs::write(
+        &env.config,
+        config_text(&env, &sshd, &[&auth, &app], free_port()),
+    )
+    .expect("config");
     env.trust("web1", &sshd);
     for (i, now) in ["2036-11-01T10:00:00Z", "2036-11-05T10:00:00Z"]
         .into_iter()
@@ -326,7 +333,21 @@ fn a_frame_appended_to_a_closed_day_while_the_daemon_runs_is_a_problem() {
         3,
     )
     .expect("zstd");
+    let app1 = env
+        .store
+        .join(format!("logs/web1/2036-11-01/%root{}.zst", app.display()));
+    let original = std::fs::read(&day1).expect("day 1");
     append(&day1, &forged);
+    let out = env.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("appended without being recorded"),
+        "{}",
+        text(&out)
+    );
+    // The newest file of a quiet log is no excuse either when its day is long over.
+    std::fs::write(&day1, original).expect("restore");
+    append(&app1, &forged);
     let out = env.run(&["verify"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(

@@ -756,3 +756,54 @@ fn an_entry_dated_far_in_the_future_is_a_problem_and_stops_appending() {
     );
     assert_eq!(a.ledger_lines(), lines, "nothing appended");
 }
+
+#[test]
+fn a_forged_index_cache_is_not_trusted() {
+    // The index cache (state/index.json) holds cursors, committed lengths and the root the next
+    // checkpoint must extend. An intruder who edits it (and recomputes its plain digest) to make
+    // loghost skip lines, or sign a rewritten ledger, is ignored: the cache must carry a
+    // signature by the ledger key, and is rebuilt from the ledger when it does not.
+    let a = archive(true);
+    let cache = a.env.store.join("state/index.json");
+    let data = std::fs::read_to_string(&cache).expect("cache");
+    let json = data.split('\n').next().expect("json");
+    let mut index: serde_json::Value = serde_json::from_str(json).expect("index");
+    // Skip the next 1,000 bytes of auth.log: move its cursor on and drop its tail check.
+    let cursor = &mut index["cursors"]["web1"][a.auth.as_str()];
+    let end = cursor["end"].as_u64().expect("end");
+    cursor["end"] = serde_json::json!(end + 1000);
+    cursor["tail"]["len"] = serde_json::json!(0);
+    let forged = serde_json::to_string(&index).expect("json");
+    let digest = Hash::of(forged.as_bytes()).to_string();
+    std::fs::write(&cache, format!("{forged}\n{digest}")).expect("forge");
+    append(Path::new(&a.auth), &log_lines(13, 100));
+    assert_ok(&a.env.run(&["pull"]), "pull");
+    assert_eq!(
+        a.env.cat("web1", &a.auth),
+        std::fs::read(&a.auth).expect("read"),
+        "every line collected, none skipped"
+    );
+    let out = a.verify(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn a_gap_between_a_logs_frames_is_a_problem() {
+    // Bytes of a log that were never collected leave a gap in its frames' source ranges.
+    let a = archive(false);
+    let mut lines = a.ledger_lines();
+    let idx = lines
+        .iter()
+        .rposition(|l| l.contains("\"kind\":\"frame\"") && l.contains("auth.log"))
+        .expect("a frame");
+    let Ok(Entry::Frame(mut e)) = ledger::parse_line(lines[idx].as_bytes(), idx as u64) else {
+        panic!("not a frame line");
+    };
+    e.start += 10;
+    lines[idx] = canonical(&Entry::Frame(e));
+    a.write_ledger(&lines);
+    for c in a.checkpoints() {
+        std::fs::remove_file(c).expect("remove checkpoint");
+    }
+    assert_tampered(&a.verify(&[]), &["were skipped"]);
+}

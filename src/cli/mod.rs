@@ -360,16 +360,22 @@ async fn run(cli: Cli) -> Result<i32> {
                     progress: std::io::stderr().is_terminal(),
                 };
                 let mut report = crate::verify::run(&config, &opts)?;
-                let found = crate::archive::check_manifests(&config, &report.archived).await?;
-                report.problems.extend(found);
-                if archived {
+                if !report.archived.is_empty() {
+                    let found = crate::archive::check_versions(&config, &report.archived).await?;
+                    report.problems.extend(found);
                     let vkey = crate::verify::verifier_key(&config, &opts)?;
                     let (problems, days) =
-                        crate::archive::verify_archived(&config, &vkey, opts.progress).await?;
+                        crate::archive::verify_archived(&config, &vkey, opts.progress, archived)
+                            .await?;
                     report.problems.extend(problems);
-                    report
-                        .notes
-                        .push(format!("{days} archived host-days re-read and checked"));
+                    report.notes.push(if archived {
+                        format!("{days} archived host-days re-read and checked")
+                    } else {
+                        format!(
+                            "{days} archived host-days: manifests and objects found in the \
+                             target (`--archived` re-reads their content)"
+                        )
+                    });
                 }
                 Ok::<i32, anyhow::Error>(report.print(&mut std::io::stdout())?)
             }
@@ -607,7 +613,8 @@ pub async fn trust(
     // Record the pin in the ledger first (it needs the store lock), then write known_hosts.
     let store = Store::open(&config.store)?;
     let lock = store.lock()?;
-    let mut ledger = Ledger::open(&store, &lock)?;
+    let signing = crate::keys::load_signing_key(&config.ledger.signing_key).ok();
+    let mut ledger = Ledger::open(&store, &lock, signing.as_ref())?;
     let replaced = kh.pin(&kh_name, &key).map_err(SetupError)?;
     let mut detail = format!("{kh_name} {ktype} {fp}");
     if !replaced.is_empty() {

@@ -458,12 +458,26 @@ pub struct Ledger {
     cache_path: PathBuf,
     file: File,
     index: Index,
+    /// Signs and checks the index cache: without it the cache is neither read nor written.
+    cache_key: Option<ed25519_dalek::SigningKey>,
 }
+
+/// What the index cache's signature covers besides its digest: no newline at the end, so it can
+/// never be the text of a signed note (a checkpoint).
+const CACHE_SIG_CONTEXT: &str = "loghost/index-cache/v1 ";
 
 impl Ledger {
     /// Opens the ledger for writing: cuts a torn last line, loads the index from the cache when
     /// it matches the file, and folds in whatever the cache does not cover.
-    pub fn open(store: &Store, _lock: &StoreLock) -> Result<Ledger, LedgerError> {
+    ///
+    /// The index cache is trusted only when it carries a signature by `key` (the ledger signing
+    /// key): whoever can write the store but lacks the key cannot forge cursors, committed
+    /// lengths or the root the next checkpoint must extend. Without a key it is not used.
+    pub fn open(
+        store: &Store,
+        _lock: &StoreLock,
+        key: Option<&crate::keys::SigningKey>,
+    ) -> Result<Ledger, LedgerError> {
         let path = store.path(layout::LEDGER_FILE);
         let cache_path = store.path(layout::STATE_DIR).join("index.json");
         let io_err = |err| LedgerError::Io {
@@ -478,7 +492,11 @@ impl Ledger {
             .map_err(io_err)?;
         repair_torn_tail(&mut file, &path).map_err(io_err)?;
 
-        let mut index = load_cache(&cache_path, &mut file).unwrap_or_default();
+        let cache_key = key.map(|k| k.key.clone());
+        let mut index = cache_key
+            .as_ref()
+            .and_then(|k| load_cache(&cache_path, &mut file, &k.verifying_key()))
+            .unwrap_or_default();
         // The root at the newest checkpoint's size must be known once the ledger is past it;
         // a cache that went past without recording it is rebuilt.
         let newest =
@@ -519,6 +537,7 @@ impl Ledger {
             cache_path,
             file,
             index,
+            cache_key,
         })
     }
 
@@ -630,12 +649,24 @@ impl Ledger {
     }
 
     /// Saves the index cache (atomically; a failure only costs a rescan next time). The file is
-    /// the index as JSON, a newline, and the SHA-256 of that JSON, so a damaged cache is noticed.
+    /// the index as JSON, a newline, the SHA-256 of that JSON, a newline, and an Ed25519
+    /// signature (base64) of [`CACHE_SIG_CONTEXT`] followed by that digest in hex: a damaged
+    /// cache is noticed, a forged one too. Without a key, nothing is saved.
     pub fn save_index(&self) -> io::Result<()> {
+        let Some(key) = &self.cache_key else {
+            return Ok(());
+        };
         let mut data = serde_json::to_vec(&self.index).map_err(io::Error::other)?;
-        let digest = Hash::of(&data);
+        let digest = Hash::of(&data).to_string();
+        let sig =
+            ed25519_dalek::Signer::sign(key, format!("{CACHE_SIG_CONTEXT}{digest}").as_bytes());
         data.push(b'\n');
-        data.extend_from_slice(digest.to_string().as_bytes());
+        data.extend_from_slice(digest.as_bytes());
+        data.push(b'\n');
+        data.extend_from_slice(
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, sig.to_bytes())
+                .as_bytes(),
+        );
         crate::store::write_atomic(&self.cache_path, &data)
     }
 }
@@ -677,13 +708,29 @@ fn repair_torn_tail(file: &mut File, path: &Path) -> io::Result<()> {
     }
 }
 
-/// Loads the cached index if it still describes a prefix of the ledger file.
-fn load_cache(cache: &Path, ledger: &mut File) -> Option<Index> {
+/// Loads the cached index if its signature holds and it still describes a prefix of the ledger
+/// file.
+fn load_cache(cache: &Path, ledger: &mut File, key: &ed25519_dalek::VerifyingKey) -> Option<Index> {
     let data = std::fs::read(cache).ok()?;
     let split = data.iter().rposition(|&b| b == b'\n')?;
-    let (json, digest) = (&data[..split], &data[split + 1..]);
-    if std::str::from_utf8(digest).ok()?.parse::<Hash>().ok()? != Hash::of(json) {
-        tracing::warn!(cache = %cache.display(), "the index cache is damaged; rebuilding it from the ledger");
+    let (rest, sig) = (&data[..split], &data[split + 1..]);
+    let split = rest.iter().rposition(|&b| b == b'\n')?;
+    let (json, digest) = (&rest[..split], &rest[split + 1..]);
+    let digest = std::str::from_utf8(digest).ok()?;
+    let signed = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, sig)
+        .ok()
+        .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        .map(|b| ed25519_dalek::Signature::from_bytes(&b))
+        .is_some_and(|sig| {
+            key.verify_strict(format!("{CACHE_SIG_CONTEXT}{digest}").as_bytes(), &sig)
+                .is_ok()
+        });
+    if !signed || digest.parse::<Hash>().ok()? != Hash::of(json) {
+        tracing::warn!(
+            cache = %cache.display(),
+            "the index cache is damaged, forged or from an older version; rebuilding it from the \
+             ledger"
+        );
         return None;
     }
     let index: Index = serde_json::from_slice(json).ok()?;
@@ -765,6 +812,13 @@ mod tests {
         );
     }
 
+    fn test_key() -> crate::keys::SigningKey {
+        crate::keys::SigningKey {
+            name: "test".into(),
+            key: ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]),
+        }
+    }
+
     fn event(kind: EventKind, host: &str, source: &str) -> Entry {
         Entry::Event(Event {
             seq: 0,
@@ -784,7 +838,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::create(dir.path()).expect("store");
         let lock = store.lock().expect("lock");
-        let mut ledger = Ledger::open(&store, &lock).expect("ledger");
+        let mut ledger = Ledger::open(&store, &lock, Some(&test_key())).expect("ledger");
         ledger.append(vec![frame()]).expect("a frame of 2026-11-28");
         ledger
             .append(vec![event(EventKind::Archived, "web1", "2026-11-28")])
@@ -796,7 +850,7 @@ mod tests {
         drop(ledger);
         std::fs::write(store.path(layout::STATE_DIR).join("index.json"), b"damaged")
             .expect("spoil the cache");
-        let mut ledger = Ledger::open(&store, &lock).expect("ledger");
+        let mut ledger = Ledger::open(&store, &lock, Some(&test_key())).expect("ledger");
         assert!(ledger.append(vec![frame()]).is_err());
         // Another day is fine.
         let Entry::Frame(mut f) = frame() else {
@@ -811,7 +865,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::create(dir.path()).expect("store");
         let lock = store.lock().expect("lock");
-        let mut ledger = Ledger::open(&store, &lock).expect("ledger");
+        let mut ledger = Ledger::open(&store, &lock, Some(&test_key())).expect("ledger");
         ledger.append(vec![frame()]).expect("frame");
         drop(ledger);
         // The intruder appends a canonical line dated 9999-06-01.
@@ -825,7 +879,7 @@ mod tests {
             .open(&path)
             .expect("ledger file");
         f.write_all(&line).expect("append");
-        let mut ledger = Ledger::open(&store, &lock).expect("ledger");
+        let mut ledger = Ledger::open(&store, &lock, Some(&test_key())).expect("ledger");
         assert!(ledger.now() < "2999-01-01T00:00:00Z".parse::<Timestamp>().expect("t"));
         let err = ledger.append(vec![frame()]).expect_err("refused");
         assert!(err.to_string().contains("more than a day after"), "{err}");

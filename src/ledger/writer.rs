@@ -41,9 +41,9 @@ impl Recorder {
     pub fn open(config: &Config) -> anyhow::Result<Recorder> {
         let store = Store::open(&config.store)?;
         let lock = store.lock()?;
-        let ledger = Ledger::open(&store, &lock)?;
         let signing_key = crate::keys::load_signing_key(&config.ledger.signing_key)
             .map_err(|e| crate::config::SetupError(format!("{e:#}")))?;
+        let ledger = Ledger::open(&store, &lock, Some(&signing_key))?;
         Ok(Recorder {
             config: config.clone(),
             store,
