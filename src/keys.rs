@@ -110,6 +110,7 @@ pub fn load_identity(path: &Path) -> Result<PrivateKey> {
 }
 
 /// The ledger signing key.
+#[derive(Clone)]
 pub struct SigningKey {
     /// The signed-note key name.
     pub name: String,

@@ -81,6 +81,8 @@ pub struct FrameRef {
 struct Claim {
     source: String,
     checkpoint: Checkpoint,
+    /// A slot of the signed head (`state/head`), not a checkpoint file.
+    head: bool,
 }
 
 /// The key checkpoints must be signed with: `--key`, else derived from the signing key.
@@ -136,6 +138,7 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report> {
             Ok(c) if c.size == size => claims.push(Claim {
                 source: shown,
                 checkpoint: c,
+                head: false,
             }),
             Ok(c) => report.problems.push(format!(
                 "{shown}: the file name says tree size {size} but the checkpoint says {}",
@@ -182,6 +185,7 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report> {
                             checkpoint::file_name(c.size)
                         ),
                         checkpoint: c,
+                        head: false,
                     });
                 }
             }
@@ -201,6 +205,7 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report> {
                 claims.push(Claim {
                     source: shown,
                     checkpoint: c,
+                    head: false,
                 });
             }
             Err(e) => report.problems.push(format!(
@@ -208,6 +213,21 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report> {
                  checkpoint)"
             )),
         }
+    }
+    // The signed head: what the loghost last wrote (two slots; the newer one may be ahead of
+    // the ledger by the append it was written for, when that append was interrupted).
+    let head_path = ledger::head::path(store.root());
+    let head = ledger::head::read(&head_path, &vkey)
+        .with_context(|| format!("cannot read {}", head_path.display()))?;
+    for c in head.iter().flatten() {
+        claims.push(Claim {
+            source: format!(
+                "{} (what the loghost last wrote)",
+                rel(store.root(), &head_path)
+            ),
+            checkpoint: c.clone(),
+            head: true,
+        });
     }
     claims.sort_by_key(|c| c.checkpoint.size);
 
@@ -357,7 +377,12 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report> {
         check_claims(&tree, &mut next_claim, &mut report);
     }
     report.entries = tree.size();
+    let head_sizes: Vec<u64> = head.iter().flatten().map(|c| c.size).collect();
+    let head_matches = head_sizes.contains(&tree.size());
     for c in &claims[next_claim..] {
+        if c.head && head_matches {
+            continue; // written for an append that was interrupted
+        }
         report.problems.push(format!(
             "{}: it covers {} entries but the ledger has only {}: the ledger was cut short or \
              rolled back to an older state",
@@ -365,6 +390,33 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report> {
             c.checkpoint.size,
             tree.size()
         ));
+    }
+    // Entries beyond the head were not written by the loghost.
+    let beyond = match head_sizes.iter().filter(|&&n| n <= tree.size()).max() {
+        Some(&n) => (n < tree.size()).then(|| {
+            format!(
+                "entries {n}..{} are not covered by the loghost's signed head: they were not \
+                 written by it",
+                tree.size()
+            )
+        }),
+        None if tree.size() > 0 && !claims.iter().any(|c| c.checkpoint.size == tree.size()) => {
+            Some(format!(
+                "{} holds no valid signed head, and the ledger's last entries are covered by no \
+                 checkpoint",
+                rel(store.root(), &head_path)
+            ))
+        }
+        None => None,
+    };
+    if let Some(msg) = beyond {
+        if busy {
+            report.notes.push(format!(
+                "{msg} (or the running loghost appended them just now)"
+            ));
+        } else {
+            report.problems.push(msg);
+        }
     }
     match &anchored {
         Some((size, at)) if *size <= tree.size() => {

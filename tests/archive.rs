@@ -619,9 +619,68 @@ fn a_forged_archived_event_excuses_nothing() {
         text(&out)
     );
 
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("not covered by the loghost's signed head"),
+        "{}",
+        text(&out)
+    );
+
     // A forged event for a day due for retention whose files are still here: `archive` does
-    // not "finish" a removal nobody started.
+    // not "finish" a removal nobody started. The ledger is not what loghost wrote: ALARM, and
+    // nothing is touched.
     forge_archived_event(env, "2036-11-01", None);
+    let before = std::fs::read(day_file(env, "2036-11-01")).expect("day 1");
+    let out = env.run_env(
+        &["archive", "--through", "2036-11-01"],
+        &[("LOGHOST_FAKE_NOW", DAY5)],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("ALARM") && text(&out).contains("not written by this loghost"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        std::fs::read(day_file(env, "2036-11-01")).expect("still there"),
+        before,
+        "the local files stay"
+    );
+    let out = env.run(&["verify"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("names no manifest SHA-256"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn an_unfinished_removal_is_finished_only_over_a_copy_that_checks() {
+    // A genuine `archived` event whose removal was interrupted (a crash), then the intruder who
+    // can write the file:// target damages the copy: `archive` must not delete the local files
+    // on the strength of the event alone.
+    let archive = tempfile::tempdir().expect("tempdir");
+    let s = setup(&file_tier(archive.path()), &[]);
+    let env = &s.env;
+    let out = env.run_env(
+        &["archive", "--through", "2036-11-01"],
+        &[
+            ("LOGHOST_FAKE_NOW", DAY5),
+            ("LOGHOST_CRASH_AT", "archive-before-remove"),
+        ],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert_eq!(archived_events(env).len(), 1);
+    let object = files_under(archive.path())
+        .into_iter()
+        .find(|p| !p.ends_with("manifest.json"))
+        .expect("an object");
+    let dir = object.parent().expect("dir");
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod dir");
+    let mut bytes = std::fs::read(&object).expect("read");
+    bytes[10] ^= 0xff;
+    std::fs::remove_file(&object).expect("remove");
+    std::fs::write(&object, &bytes).expect("damage");
     let before = std::fs::read(day_file(env, "2036-11-01")).expect("day 1");
     let out = env.run_env(
         &["archive", "--through", "2036-11-01"],
@@ -637,12 +696,6 @@ fn a_forged_archived_event_excuses_nothing() {
         std::fs::read(day_file(env, "2036-11-01")).expect("still there"),
         before,
         "the local files stay"
-    );
-    let out = env.run(&["verify"]);
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("names no manifest SHA-256"),
-        "{}",
-        text(&out)
     );
 }
 

@@ -423,7 +423,7 @@ fn no_checkpoint_is_signed_over_a_rewritten_ledger() {
     let out = a.env.run(&["pull"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("not signing"),
+        String::from_utf8_lossy(&out.stderr).contains("ALARM"),
         "{}",
         text(&out)
     );
@@ -517,11 +517,11 @@ fn deep_finds_content_that_does_not_match_its_raw_hash() {
     for c in a.checkpoints() {
         std::fs::remove_file(c).expect("remove checkpoint");
     }
+    // (The signed head says the ledger changed; only --deep sees the content itself.)
     let out = a.verify(&[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "shallow verify cannot see it: {}",
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("decompress to"),
+        "shallow verify does not decompress: {}",
         text(&out)
     );
     assert_tampered(&a.verify(&["--deep"]), &["decompress to", "hash differs"]);
@@ -622,7 +622,7 @@ fn anchored_history_rewritten_is_never_signed_and_verify_finds_it() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("ALARM") && stderr.contains("does NOT match"),
+        stderr.contains("ALARM") && stderr.contains("not what this loghost last wrote"),
         "{}",
         text(&out)
     );
@@ -747,7 +747,16 @@ fn an_entry_dated_far_in_the_future_is_a_problem_and_stops_appending() {
         &["more than a day after this machine's clock"],
     );
     append(Path::new(&a.auth), &log_lines(12, 10));
+    // The line was not written by loghost: ALARM. And even an operator who accepts the ledger
+    // as it is cannot make loghost append after it.
     let out = a.env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("not written by this loghost"),
+        "{}",
+        text(&out)
+    );
+    let out = a.env.run(&["accept-ledger"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("more than a day after this machine's clock"),
@@ -806,4 +815,115 @@ fn a_gap_between_a_logs_frames_is_a_problem() {
         std::fs::remove_file(c).expect("remove checkpoint");
     }
     assert_tampered(&a.verify(&[]), &["were skipped"]);
+}
+
+#[test]
+fn lines_appended_by_someone_else_are_never_signed() {
+    // The second review's hole: a frame line appended to the ledger after the newest checkpoint
+    // (canonical, next in sequence, its hashes consistent) was signed by the next round. Now
+    // loghost signs a head before each append and refuses a ledger that is not what it wrote.
+    let a = archive(true);
+    let before = a.checkpoints();
+    let lines = a.ledger_lines();
+    let last_frame = lines
+        .iter()
+        .rposition(|l| l.contains("\"kind\":\"frame\""))
+        .expect("a frame");
+    let Ok(Entry::Frame(mut f)) =
+        ledger::parse_line(lines[last_frame].as_bytes(), last_frame as u64)
+    else {
+        panic!("not a frame");
+    };
+    // A frame that "collects" the next bytes: forged content, placed after the file's end.
+    let forged = zstd::encode_all(
+        &b"Dec  7 11:00:01 web1 sshd[1]: deploy from 10.0.0.9\n"[..],
+        3,
+    )
+    .expect("zstd");
+    let file = a.env.store.join(&f.file);
+    let offset = std::fs::metadata(&file).expect("meta").len();
+    append(&file, &forged);
+    f.seq = lines.len() as u64;
+    f.start = f.end;
+    f.end += 52;
+    f.offset = offset;
+    f.length = forged.len() as u64;
+    f.sha256 = Hash::of(&forged);
+    f.raw_sha256 = Hash::of(b"Dec  7 11:00:01 web1 sshd[1]: deploy from 10.0.0.9\n");
+    let mut forged_lines = lines.clone();
+    forged_lines.push(canonical(&Entry::Frame(f)));
+    let cache = std::fs::read(a.env.store.join("state/index.json")).expect("cache");
+    a.write_ledger(&forged_lines);
+    std::fs::write(a.env.store.join("state/index.json"), cache).expect("keep the cache");
+
+    assert_tampered(
+        &a.verify(&[]),
+        &["not covered by the loghost's signed head"],
+    );
+    append(Path::new(&a.auth), &log_lines(14, 10));
+    let out = a.env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("ALARM") && text(&out).contains("not written by this loghost"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(a.checkpoints(), before, "nothing signed");
+    assert_eq!(a.ledger_lines(), forged_lines, "nothing appended");
+    let status = a.env.run(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("ALARM"),
+        "{}",
+        text(&status)
+    );
+    // Without its head file the ledger is no more trusted: it must be wholly checkpointed.
+    std::fs::remove_file(a.env.store.join("state/head")).expect("remove head");
+    let out = a.env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("no valid signed head"),
+        "{}",
+        text(&out)
+    );
+    // The operator, having looked, accepts; the acceptance is on the record.
+    assert_ok(&a.env.run(&["accept-ledger"]), "accept-ledger");
+    assert!(
+        a.env
+            .ledger()
+            .iter()
+            .any(|e| e["event"] == "ledger_accepted"),
+        "the acceptance is in the ledger"
+    );
+    // The accepted frame claims bytes the server never held: the next round's tail check sees
+    // it (the `rewritten` alarm, exit 4), and what the server holds is collected anew.
+    let out = a.env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+}
+
+#[test]
+fn a_crash_between_the_head_and_the_ledger_write_is_no_alarm() {
+    let a = archive(true);
+    append(Path::new(&a.auth), &log_lines(15, 100));
+    let out = a
+        .env
+        .run_env(&["pull"], &[("LOGHOST_CRASH_AT", "after-head-write")]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert_ok(&a.env.run(&["pull"]), "the next pull");
+    assert_eq!(
+        a.env.cat("web1", &a.auth),
+        std::fs::read(&a.auth).expect("read")
+    );
+    assert_ok(&a.verify(&["--deep"]), "verify");
+}
+
+#[test]
+fn a_store_from_before_signed_heads_gets_one_when_wholly_checkpointed() {
+    let a = archive(true);
+    std::fs::remove_file(a.env.store.join("state/head")).expect("remove head");
+    let out = a.verify(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    append(Path::new(&a.auth), &log_lines(16, 10));
+    assert_ok(&a.env.run(&["pull"]), "pull");
+    assert!(a.env.store.join("state/head").exists());
+    assert_ok(&a.verify(&[]), "verify");
 }

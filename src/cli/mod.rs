@@ -161,6 +161,17 @@ enum Command {
     /// Print the ledger's verifier key (signed-note form) for auditors
     Key,
 
+    /// Accept the ledger as it is when it is not what this loghost last wrote (after an ALARM)
+    ///
+    /// loghost signs a head of the ledger before every append and refuses to go on (ALARM) when
+    /// the ledger holds entries it did not write, or differs from what it wrote. Run `loghost
+    /// verify` first: if the ledger is genuine (a store restored from a backup, entries from an
+    /// older version), this records an `ledger_accepted` event and signs the ledger as it is.
+    /// Exit 0 accepted, 2 could not.
+    ///
+    /// Example: loghost verify && loghost accept-ledger
+    AcceptLedger,
+
     /// Write proof files for auditors (checked offline with `verify-proof`)
     Prove {
         #[command(subcommand)]
@@ -268,12 +279,29 @@ fn print_archive_report(r: &crate::archive::Report) -> i32 {
     if r.failed.is_empty() { 0 } else { 1 }
 }
 
-/// Errors about configuration, store or keys: exit 2.
+/// A ledger that refused to open (an ALARM) stops `pull` and `run` before any round: the
+/// refusal is recorded where `loghost status` shows it.
+fn note_refusal<T>(config: &Config, result: &Result<T>) {
+    let Err(e) = result else { return };
+    let refused = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<crate::ledger::LedgerError>(),
+            Some(crate::ledger::LedgerError::Refused(_))
+        )
+    });
+    if refused && let Ok(store) = Store::open(&config.store) {
+        let _ = crate::store::rounds::save_checkpoint(&store, Err(&format!("{e:#}")));
+    }
+}
+
+/// Errors about configuration, store or keys: exit 2. A ledger that refuses an append (an
+/// ALARM about the evidence, a clock far behind) is not a setup error: exit 1.
 fn is_setup_error(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.is::<crate::config::ConfigError>()
             || c.is::<crate::store::StoreError>()
-            || c.is::<crate::ledger::LedgerError>()
+            || c.downcast_ref::<crate::ledger::LedgerError>()
+                .is_some_and(|l| !matches!(l, crate::ledger::LedgerError::Refused(_)))
             || c.is::<SetupError>()
     })
 }
@@ -336,11 +364,15 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Run => {
             let path = Config::locate(cli.config.as_deref());
             let config = Config::load(&path)?;
-            crate::daemon::run(path, config).await
+            let result = crate::daemon::run(path, config.clone()).await;
+            note_refusal(&config, &result);
+            result
         }
         Command::Pull { hosts } => {
             let config = load_config(cli.config.as_deref())?;
-            let report = crate::pull::run_round(&config, &hosts).await?;
+            let report = crate::pull::run_round(&config, &hosts).await;
+            note_refusal(&config, &report);
+            let report = report?;
             print_report(&report, std::io::stdout().is_terminal() || cli.verbose > 0);
             Ok(report.exit_code())
         }
@@ -405,6 +437,42 @@ async fn run(cli: Cli) -> Result<i32> {
             let report =
                 crate::archive::run(&rec, through, std::io::stderr().is_terminal()).await?;
             Ok(print_archive_report(&report))
+        }
+        Command::AcceptLedger => {
+            let config = load_config(cli.config.as_deref())?;
+            let store = Store::open(&config.store)?;
+            let lock = store.lock()?;
+            let key = crate::keys::load_signing_key(&config.ledger.signing_key)
+                .map_err(|e| SetupError(format!("{e:#}")))?;
+            let head = crate::ledger::head::read(
+                &crate::ledger::head::path(store.root()),
+                &key.verifier_key(),
+            )?;
+            let said = match head.iter().flatten().map(|c| c.size).max() {
+                Some(n) => format!("its signed head said {n} entries"),
+                None => "it had no valid signed head".to_string(),
+            };
+            let mut ledger = Ledger::open(&store, &lock, &key, true)?;
+            let entries = ledger.index().entries;
+            ledger.append(vec![Entry::Event(Event {
+                seq: 0,
+                time: String::new(),
+                event: EventKind::LedgerAccepted,
+                host: None,
+                source: None,
+                start: None,
+                end: None,
+                sha256: None,
+                detail: format!(
+                    "the operator accepted the ledger's {entries} entries as they were ({said})"
+                ),
+            })])?;
+            let _ = ledger.save_index();
+            println!(
+                "accepted: the ledger's {entries} entries ({said}); the acceptance is entry \
+                 {entries}"
+            );
+            Ok(0)
         }
         Command::Key => {
             let config = load_config(cli.config.as_deref())?;
@@ -613,8 +681,9 @@ pub async fn trust(
     // Record the pin in the ledger first (it needs the store lock), then write known_hosts.
     let store = Store::open(&config.store)?;
     let lock = store.lock()?;
-    let signing = crate::keys::load_signing_key(&config.ledger.signing_key).ok();
-    let mut ledger = Ledger::open(&store, &lock, signing.as_ref())?;
+    let signing = crate::keys::load_signing_key(&config.ledger.signing_key)
+        .map_err(|e| SetupError(format!("{e:#}")))?;
+    let mut ledger = Ledger::open(&store, &lock, &signing, false)?;
     let replaced = kh.pin(&kh_name, &key).map_err(SetupError)?;
     let mut detail = format!("{kh_name} {ktype} {fp}");
     if !replaced.is_empty() {

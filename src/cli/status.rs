@@ -133,7 +133,7 @@ pub fn gather(config: &Config) -> Result<Status> {
                     | EventKind::Gone
                     | EventKind::Unsettled => h.notices.push(notice),
                     EventKind::Archived => h.archived_days += 1,
-                    EventKind::HostKeyPinned => {}
+                    EventKind::HostKeyPinned | EventKind::LedgerAccepted => {}
                 }
             }
         }

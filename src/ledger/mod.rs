@@ -27,6 +27,7 @@
 
 pub mod checkpoint;
 pub mod cursor;
+pub mod head;
 pub mod merkle;
 pub mod proof;
 pub mod writer;
@@ -148,6 +149,9 @@ pub enum EventKind {
     /// A host-day (`host`, `source` = the date) was copied to the archive tier, read back and
     /// checked; its local files are then removed (`sha256`: the day's manifest).
     Archived,
+    /// The operator accepted a ledger that was not what this loghost last wrote (`loghost
+    /// accept-ledger`, after `loghost verify`): `detail` says what its signed head said.
+    LedgerAccepted,
 }
 
 impl EventKind {
@@ -458,8 +462,11 @@ pub struct Ledger {
     cache_path: PathBuf,
     file: File,
     index: Index,
-    /// Signs and checks the index cache: without it the cache is neither read nor written.
-    cache_key: Option<ed25519_dalek::SigningKey>,
+    /// Signs the index cache and the head.
+    key: crate::keys::SigningKey,
+    /// The signed head: what this loghost last wrote.
+    head: head::Head,
+    head_path: PathBuf,
 }
 
 /// What the index cache's signature covers besides its digest: no newline at the end, so it can
@@ -472,11 +479,16 @@ impl Ledger {
     ///
     /// The index cache is trusted only when it carries a signature by `key` (the ledger signing
     /// key): whoever can write the store but lacks the key cannot forge cursors, committed
-    /// lengths or the root the next checkpoint must extend. Without a key it is not used.
+    /// lengths or the root the next checkpoint must extend.
+    ///
+    /// The ledger must be what this loghost last wrote (its signed [`head`]); entries written or
+    /// edited by anyone else are an ALARM and the ledger is not opened, unless `accept` (the
+    /// operator's `loghost accept-ledger`, after `loghost verify`).
     pub fn open(
         store: &Store,
         _lock: &StoreLock,
-        key: Option<&crate::keys::SigningKey>,
+        key: &crate::keys::SigningKey,
+        accept: bool,
     ) -> Result<Ledger, LedgerError> {
         let path = store.path(layout::LEDGER_FILE);
         let cache_path = store.path(layout::STATE_DIR).join("index.json");
@@ -492,11 +504,8 @@ impl Ledger {
             .map_err(io_err)?;
         repair_torn_tail(&mut file, &path).map_err(io_err)?;
 
-        let cache_key = key.map(|k| k.key.clone());
-        let mut index = cache_key
-            .as_ref()
-            .and_then(|k| load_cache(&cache_path, &mut file, &k.verifying_key()))
-            .unwrap_or_default();
+        let mut index =
+            load_cache(&cache_path, &mut file, &key.key.verifying_key()).unwrap_or_default();
         // The root at the newest checkpoint's size must be known once the ledger is past it;
         // a cache that went past without recording it is rebuilt.
         let newest =
@@ -532,12 +541,15 @@ impl Ledger {
                 problem: "the last line is incomplete and could not be cut away".into(),
             });
         }
+        let head = open_head(store, key, &index, accept)?;
         Ok(Ledger {
             path,
             cache_path,
             file,
             index,
-            cache_key,
+            key: key.clone(),
+            head,
+            head_path: head::path(store.root()),
         })
     }
 
@@ -625,6 +637,18 @@ impl Ledger {
             lines.push((start, buf.len()));
             buf.push(b'\n');
         }
+        // Write-ahead: the signed head of the tree after this append, before the lines.
+        let mut after = self.index.tree.clone();
+        for (s, t) in &lines {
+            after.push(merkle::leaf_hash(&buf[*s..*t]));
+        }
+        if let Err(err) = self.head.prepare(&self.key, after.size(), after.root()) {
+            return Err(LedgerError::Io {
+                path: self.head_path.clone(),
+                err,
+            });
+        }
+        crate::failpoint::hit("after-head-write");
         let before = self.index.bytes;
         if crate::failpoint::armed("mid-ledger-write") {
             let _ = self.file.write_all(&buf[..buf.len() / 2]);
@@ -642,6 +666,7 @@ impl Ledger {
                 err,
             });
         }
+        self.head.commit();
         for (e, (s, t)) in entries.iter().zip(lines) {
             self.index.apply(e, before + s as u64, &buf[s..t]);
         }
@@ -651,15 +676,14 @@ impl Ledger {
     /// Saves the index cache (atomically; a failure only costs a rescan next time). The file is
     /// the index as JSON, a newline, the SHA-256 of that JSON, a newline, and an Ed25519
     /// signature (base64) of [`CACHE_SIG_CONTEXT`] followed by that digest in hex: a damaged
-    /// cache is noticed, a forged one too. Without a key, nothing is saved.
+    /// cache is noticed, a forged one too.
     pub fn save_index(&self) -> io::Result<()> {
-        let Some(key) = &self.cache_key else {
-            return Ok(());
-        };
         let mut data = serde_json::to_vec(&self.index).map_err(io::Error::other)?;
         let digest = Hash::of(&data).to_string();
-        let sig =
-            ed25519_dalek::Signer::sign(key, format!("{CACHE_SIG_CONTEXT}{digest}").as_bytes());
+        let sig = ed25519_dalek::Signer::sign(
+            &self.key.key,
+            format!("{CACHE_SIG_CONTEXT}{digest}").as_bytes(),
+        );
         data.push(b'\n');
         data.extend_from_slice(digest.as_bytes());
         data.push(b'\n');
@@ -669,6 +693,59 @@ impl Ledger {
         );
         crate::store::write_atomic(&self.cache_path, &data)
     }
+}
+
+/// Opens the signed head and checks the ledger (as `index` folds it) is what this loghost last
+/// wrote: its size and root equal one valid slot. Without a head (a new store, or one from a
+/// version before heads), the ledger must be empty or wholly covered by the store's newest
+/// checkpoint, and a head is written for it.
+fn open_head(
+    store: &Store,
+    key: &crate::keys::SigningKey,
+    index: &Index,
+    accept: bool,
+) -> Result<head::Head, LedgerError> {
+    let path = head::path(store.root());
+    let io_err = |err| LedgerError::Io {
+        path: path.clone(),
+        err,
+    };
+    let slots = head::read(&path, &key.verifier_key()).map_err(io_err)?;
+    let (entries, root) = (index.entries, index.tree.root());
+    if let Some(i) = slots.iter().position(|s| {
+        s.as_ref()
+            .is_some_and(|c| c.size == entries && c.root == root)
+    }) {
+        return head::Head::open(&path, i).map_err(io_err);
+    }
+    let newest = slots.iter().flatten().map(|c| c.size).max();
+    let covered = entries == 0 || index.root_at_checkpoint == Some((entries, root));
+    if !accept && (newest.is_some() || !covered) {
+        let what = match newest {
+            Some(n) if n < entries => format!(
+                "entries {n}..{entries} were not written by this loghost (appended by someone \
+                 else)"
+            ),
+            Some(n) if n > entries => format!(
+                "this loghost last wrote {n} entries, the ledger holds {entries}: it was cut \
+                 short"
+            ),
+            Some(_) => "its entries differ from what this loghost wrote (edited)".to_string(),
+            None => format!(
+                "{} has no valid signed head and the ledger's {entries} entries are not all \
+                 covered by a checkpoint",
+                path.display()
+            ),
+        };
+        return Err(LedgerError::Refused(format!(
+            "ALARM: the ledger is not what this loghost last wrote: {what}. Nothing is collected \
+             into it or signed. Run `loghost verify`; if the ledger is genuine (a store restored \
+             from a backup, say), `loghost accept-ledger` records that and carries on"
+        )));
+    }
+    let mut h = head::Head::open(&path, 0).map_err(io_err)?;
+    h.reset(key, entries, root).map_err(io_err)?;
+    Ok(h)
 }
 
 /// Cuts an incomplete last line left by a crash in the middle of an append.
@@ -838,7 +915,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::create(dir.path()).expect("store");
         let lock = store.lock().expect("lock");
-        let mut ledger = Ledger::open(&store, &lock, Some(&test_key())).expect("ledger");
+        let mut ledger = Ledger::open(&store, &lock, &test_key(), false).expect("ledger");
         ledger.append(vec![frame()]).expect("a frame of 2026-11-28");
         ledger
             .append(vec![event(EventKind::Archived, "web1", "2026-11-28")])
@@ -850,7 +927,7 @@ mod tests {
         drop(ledger);
         std::fs::write(store.path(layout::STATE_DIR).join("index.json"), b"damaged")
             .expect("spoil the cache");
-        let mut ledger = Ledger::open(&store, &lock, Some(&test_key())).expect("ledger");
+        let mut ledger = Ledger::open(&store, &lock, &test_key(), false).expect("ledger");
         assert!(ledger.append(vec![frame()]).is_err());
         // Another day is fine.
         let Entry::Frame(mut f) = frame() else {
@@ -865,7 +942,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::create(dir.path()).expect("store");
         let lock = store.lock().expect("lock");
-        let mut ledger = Ledger::open(&store, &lock, Some(&test_key())).expect("ledger");
+        let mut ledger = Ledger::open(&store, &lock, &test_key(), false).expect("ledger");
         ledger.append(vec![frame()]).expect("frame");
         drop(ledger);
         // The intruder appends a canonical line dated 9999-06-01.
@@ -879,7 +956,15 @@ mod tests {
             .open(&path)
             .expect("ledger file");
         f.write_all(&line).expect("append");
-        let mut ledger = Ledger::open(&store, &lock, Some(&test_key())).expect("ledger");
+        // Not written by this loghost: refused, unless accepted.
+        let err = Ledger::open(&store, &lock, &test_key(), false)
+            .err()
+            .expect("refused");
+        assert!(
+            err.to_string().contains("not written by this loghost"),
+            "{err}"
+        );
+        let mut ledger = Ledger::open(&store, &lock, &test_key(), true).expect("ledger");
         assert!(ledger.now() < "2999-01-01T00:00:00Z".parse::<Timestamp>().expect("t"));
         let err = ledger.append(vec![frame()]).expect_err("refused");
         assert!(err.to_string().contains("more than a day after"), "{err}");

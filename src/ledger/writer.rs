@@ -43,7 +43,7 @@ impl Recorder {
         let lock = store.lock()?;
         let signing_key = crate::keys::load_signing_key(&config.ledger.signing_key)
             .map_err(|e| crate::config::SetupError(format!("{e:#}")))?;
-        let ledger = Ledger::open(&store, &lock, Some(&signing_key))?;
+        let ledger = Ledger::open(&store, &lock, &signing_key, false)?;
         Ok(Recorder {
             config: config.clone(),
             store,
