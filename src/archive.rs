@@ -119,8 +119,8 @@ impl Target {
             Target::Dir(dir) => {
                 // A directory has no retention lock: files are made read-only.
                 let _ = retain_until;
-                let (dest, src) = (dir.join(key), path.to_path_buf());
-                blocking(move || dir_put_file(&dest, &src, offset, len, sha256)).await
+                let (root, dest, src) = (dir.clone(), dir.join(key), path.to_path_buf());
+                blocking(move || dir_put_file(&root, &dest, &src, offset, len, sha256)).await
             }
             #[cfg(feature = "s3")]
             Target::S3(s) => {
@@ -143,6 +143,7 @@ impl Target {
             Target::Dir(dir) => {
                 let path = dir.join(key);
                 let _ = (sha256, retain_until);
+                no_links(dir, &path)?;
                 blocking(move || {
                     if let Some(parent) = path.parent() {
                         create_dirs(parent)?;
@@ -171,6 +172,7 @@ impl Target {
             Target::Dir(dir) => {
                 let path = dir.join(key);
                 let _ = retain_until;
+                no_links(dir, &path)?;
                 blocking(move || {
                     let (got_size, got) = hash_file(&path)?;
                     if got_size != size || got != sha256 {
@@ -203,6 +205,7 @@ impl Target {
             Target::Dir(dir) => {
                 let path = dir.join(key);
                 let _ = (sha256, locked_after);
+                no_links(dir, &path)?;
                 let meta = std::fs::metadata(&path)
                     .with_context(|| format!("{} is missing", path.display()))?;
                 if meta.len() != size {
@@ -224,6 +227,7 @@ impl Target {
         match self {
             Target::Dir(dir) => {
                 let path = dir.join(key);
+                no_links(dir, &path)?;
                 blocking(move || {
                     std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
                 })
@@ -239,6 +243,7 @@ impl Target {
         match self {
             Target::Dir(dir) => {
                 let path = dir.join(key);
+                no_links(dir, &path)?;
                 let mut out = out.try_clone()?;
                 blocking(move || {
                     let mut f = std::fs::File::open(&path)
@@ -280,6 +285,34 @@ fn create_dirs(dir: &Path) -> Result<()> {
     store::create_dir_all_0700(dir).with_context(|| format!("cannot create {}", dir.display()))
 }
 
+/// Refuses a path under a `file://` target that passes through a symbolic link below the
+/// target's own directory: a link planted where an object goes would make the "copy" the local
+/// file itself, checked against itself, and the local file would then be deleted.
+fn no_links(root: &Path, path: &Path) -> Result<()> {
+    let Ok(rel) = path.strip_prefix(root) else {
+        bail!(
+            "{} is outside the archive target {}",
+            path.display(),
+            root.display()
+        );
+    };
+    let mut at = root.to_path_buf();
+    for c in rel.components() {
+        at.push(c);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => bail!(
+                "{} is a symbolic link: refused in the archive target (nothing there is made by \
+                 loghost as a link; someone planted it)",
+                at.display()
+            ),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+            Err(e) => return Err(e).with_context(|| format!("cannot inspect {}", at.display())),
+        }
+    }
+    Ok(())
+}
+
 /// Archived copies are never edited: read-only for everyone.
 fn read_only(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
@@ -288,9 +321,26 @@ fn read_only(path: &Path) {
     }
 }
 
-fn dir_put_file(dest: &Path, src: &Path, offset: u64, len: u64, sha256: Hash) -> Result<()> {
+fn dir_put_file(
+    root: &Path,
+    dest: &Path,
+    src: &Path,
+    offset: u64,
+    len: u64,
+    sha256: Hash,
+) -> Result<()> {
+    no_links(root, dest)?;
     if let Some(parent) = dest.parent() {
         create_dirs(parent)?;
+    }
+    if let (Ok(d), Ok(s)) = (std::fs::metadata(dest), std::fs::metadata(src)) {
+        use std::os::unix::fs::MetadataExt;
+        if (d.dev(), d.ino()) == (s.dev(), s.ino()) {
+            bail!(
+                "{} is the stored file itself (a hard link): not a copy",
+                dest.display()
+            );
+        }
     }
     if dest.exists() {
         let (size, got) = hash_file(dest)?;
@@ -312,10 +362,11 @@ fn dir_put_file(dest: &Path, src: &Path, offset: u64, len: u64, sha256: Hash) ->
     let mut input =
         std::fs::File::open(src).with_context(|| format!("cannot read {}", src.display()))?;
     input.seek(SeekFrom::Start(offset))?;
+    // Created exclusively: a link planted at the temporary name is removed, never followed.
+    let _ = std::fs::remove_file(&tmp);
     let mut out = store::open_options_0600()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .open(&tmp)
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     let (n, got) = copy_hashing(&mut input, &mut out, len)

@@ -391,15 +391,28 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report> {
             tree.size()
         ));
     }
-    // Entries beyond the head were not written by the loghost.
-    let beyond = match head_sizes.iter().filter(|&&n| n <= tree.size()).max() {
-        Some(&n) => (n < tree.size()).then(|| {
-            format!(
-                "entries {n}..{} are not covered by the loghost's signed head: they were not \
-                 written by it",
-                tree.size()
-            )
-        }),
+    // Entries beyond the head were not written by the loghost. The head is read again now:
+    // loghost writes it before the lines it covers, so every line read above that loghost wrote
+    // is covered by the head as it is now, even while it is appending (busy).
+    let head_now = ledger::head::read(&head_path, &vkey)
+        .with_context(|| format!("cannot read {}", head_path.display()))?;
+    let newest_now = head_now.iter().flatten().map(|c| c.size).max();
+    let beyond = match newest_now {
+        Some(n) if n < tree.size() => Some(format!(
+            "entries {n}..{} are not covered by the loghost's signed head: they were not \
+             written by it",
+            tree.size()
+        )),
+        Some(_) => head_now
+            .iter()
+            .flatten()
+            .find(|c| c.size == tree.size() && c.root != tree.root())
+            .map(|_| {
+                format!(
+                    "the ledger's {} entries differ from what the loghost signed in its head",
+                    tree.size()
+                )
+            }),
         None if tree.size() > 0 && !claims.iter().any(|c| c.checkpoint.size == tree.size()) => {
             Some(format!(
                 "{} holds no valid signed head, and the ledger's last entries are covered by no \
@@ -410,13 +423,7 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report> {
         None => None,
     };
     if let Some(msg) = beyond {
-        if busy {
-            report.notes.push(format!(
-                "{msg} (or the running loghost appended them just now)"
-            ));
-        } else {
-            report.problems.push(msg);
-        }
+        report.problems.push(msg);
     }
     match &anchored {
         Some((size, at)) if *size <= tree.size() => {

@@ -814,3 +814,35 @@ fn an_archived_object_missing_from_a_file_target_is_found_by_plain_verify() {
         text(&out)
     );
 }
+
+#[test]
+fn a_link_planted_in_a_file_target_is_not_taken_for_a_copy() {
+    // The third review: a symlink at an object's place in the file:// target, pointing at the
+    // stored file, made the "copy" the local file itself; it checked against itself and the
+    // local file was deleted.
+    let archive = tempfile::tempdir().expect("tempdir");
+    let s = setup(&file_tier(archive.path()), &[]);
+    let env = &s.env;
+    let stored = day_file(env, "2036-11-01");
+    let config = loghost::config::Config::load(&env.config).expect("config");
+    let origin = loghost::ledger::checkpoint::origin_dir(&config.ledger.origin);
+    let rel = stored
+        .strip_prefix(env.store.join("logs/web1/2036-11-01"))
+        .expect("in the day")
+        .to_path_buf();
+    let link = archive
+        .path()
+        .join(origin)
+        .join("web1/2036-11-01")
+        .join(&rel);
+    std::fs::create_dir_all(link.parent().expect("dir")).expect("mkdir");
+    std::os::unix::fs::symlink(&stored, &link).expect("symlink");
+    let before = std::fs::read(&stored).expect("day 1");
+    let out = env.run_env(
+        &["archive", "--through", "2036-11-01"],
+        &[("LOGHOST_FAKE_NOW", DAY5)],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("symbolic link"), "{}", text(&out));
+    assert_eq!(std::fs::read(&stored).expect("still there"), before);
+}

@@ -824,37 +824,7 @@ fn lines_appended_by_someone_else_are_never_signed() {
     // loghost signs a head before each append and refuses a ledger that is not what it wrote.
     let a = archive(true);
     let before = a.checkpoints();
-    let lines = a.ledger_lines();
-    let last_frame = lines
-        .iter()
-        .rposition(|l| l.contains("\"kind\":\"frame\""))
-        .expect("a frame");
-    let Ok(Entry::Frame(mut f)) =
-        ledger::parse_line(lines[last_frame].as_bytes(), last_frame as u64)
-    else {
-        panic!("not a frame");
-    };
-    // A frame that "collects" the next bytes: forged content, placed after the file's end.
-    let forged = zstd::encode_all(
-        &b"Dec  7 11:00:01 web1 sshd[1]: deploy from 10.0.0.9\n"[..],
-        3,
-    )
-    .expect("zstd");
-    let file = a.env.store.join(&f.file);
-    let offset = std::fs::metadata(&file).expect("meta").len();
-    append(&file, &forged);
-    f.seq = lines.len() as u64;
-    f.start = f.end;
-    f.end += 52;
-    f.offset = offset;
-    f.length = forged.len() as u64;
-    f.sha256 = Hash::of(&forged);
-    f.raw_sha256 = Hash::of(b"Dec  7 11:00:01 web1 sshd[1]: deploy from 10.0.0.9\n");
-    let mut forged_lines = lines.clone();
-    forged_lines.push(canonical(&Entry::Frame(f)));
-    let cache = std::fs::read(a.env.store.join("state/index.json")).expect("cache");
-    a.write_ledger(&forged_lines);
-    std::fs::write(a.env.store.join("state/index.json"), cache).expect("keep the cache");
+    let forged_lines = forge_frame(&a);
 
     assert_tampered(
         &a.verify(&[]),
@@ -926,4 +896,107 @@ fn a_store_from_before_signed_heads_gets_one_when_wholly_checkpointed() {
     assert_ok(&a.env.run(&["pull"]), "pull");
     assert!(a.env.store.join("state/head").exists());
     assert_ok(&a.verify(&[]), "verify");
+}
+
+/// Appends a frame to the ledger as the intruder would: canonical, next in sequence, its
+/// stored bytes appended to the file, "collecting" the next bytes of auth.log with made-up
+/// content; the index cache kept. Returns the ledger's lines after it.
+fn forge_frame(a: &Archive) -> Vec<String> {
+    let lines = a.ledger_lines();
+    let last_frame = lines
+        .iter()
+        .rposition(|l| l.contains("\"kind\":\"frame\""))
+        .expect("a frame");
+    let Ok(Entry::Frame(mut f)) =
+        ledger::parse_line(lines[last_frame].as_bytes(), last_frame as u64)
+    else {
+        panic!("not a frame");
+    };
+    let content = b"Dec  7 11:00:01 web1 sshd[1]: deploy from 10.0.0.9\n";
+    let forged = zstd::encode_all(&content[..], 3).expect("zstd");
+    let file = a.env.store.join(&f.file);
+    let offset = std::fs::metadata(&file).expect("meta").len();
+    append(&file, &forged);
+    f.seq = lines.len() as u64;
+    f.start = f.end;
+    f.end += content.len() as u64;
+    f.offset = offset;
+    f.length = forged.len() as u64;
+    f.sha256 = Hash::of(&forged);
+    f.raw_sha256 = Hash::of(content);
+    let mut forged_lines = lines.clone();
+    forged_lines.push(canonical(&Entry::Frame(f)));
+    let cache = std::fs::read(a.env.store.join("state/index.json")).expect("cache");
+    a.write_ledger(&forged_lines);
+    std::fs::write(a.env.store.join("state/index.json"), cache).expect("keep the cache");
+    forged_lines
+}
+
+#[test]
+fn a_head_is_not_a_checkpoint_and_a_checkpoint_file_is_read_not_named() {
+    // The third review: with the head deleted, an empty file named after the forged ledger's
+    // size passed for "wholly checkpointed"; and a head slot copied into the checkpoints was a
+    // valid checkpoint. Neither holds now.
+    let a = archive(true);
+    let head = std::fs::read(a.env.store.join("state/head")).expect("head");
+    let end = head[..1024].iter().rposition(|&b| b != 0).expect("a slot") + 1;
+    let slot = &head[..end];
+    let size = String::from_utf8_lossy(slot)
+        .lines()
+        .nth(1)
+        .expect("size")
+        .parse::<u64>()
+        .expect("number");
+    let planted = a
+        .env
+        .store
+        .join("ledger/checkpoints")
+        .join(format!("{:020}.ckpt", size + 100));
+    std::fs::write(&planted, slot).expect("plant");
+    assert_tampered(
+        &a.verify(&[]),
+        &["not a checkpoint of this log (a signed head?)"],
+    );
+    std::fs::remove_file(&planted).expect("remove");
+
+    let forged = forge_frame(&a);
+    std::fs::remove_file(a.env.store.join("state/head")).expect("remove head");
+    std::fs::write(
+        a.env
+            .store
+            .join("ledger/checkpoints")
+            .join(format!("{:020}.ckpt", forged.len())),
+        b"",
+    )
+    .expect("an empty checkpoint file");
+    let out = a.env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("no valid signed head"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn entries_beyond_the_head_are_a_problem_even_while_the_store_is_busy() {
+    // Holding the store lock made verify "busy", and entries beyond the head became a note.
+    let a = archive(true);
+    forge_frame(&a);
+    let lock = a.env.store.join("lock");
+    let mut holder = std::process::Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "30"])
+        .spawn()
+        .expect("flock");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = a.verify(&[]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("in use by another loghost process"),
+        "{}",
+        text(&out)
+    );
+    assert_tampered(&out, &["not covered by the loghost's signed head"]);
 }

@@ -74,7 +74,17 @@ impl Checkpoint {
 
     /// Signs the checkpoint: the bytes of the signed note.
     pub fn sign(&self, key: &SigningKey) -> Result<Vec<u8>> {
-        let mut note = signed_note::Note::new(self.body().as_bytes(), &[])
+        self.sign_with(key, &[])
+    }
+
+    /// Signs the checkpoint with extension lines after the root (each without its newline).
+    pub fn sign_with(&self, key: &SigningKey, extensions: &[&str]) -> Result<Vec<u8>> {
+        let mut body = self.body();
+        for e in extensions {
+            body.push_str(e);
+            body.push('\n');
+        }
+        let mut note = signed_note::Note::new(body.as_bytes(), &[])
             .map_err(|e| anyhow::anyhow!("cannot build the checkpoint note: {e}"))?;
         note.add_sigs(&[key])
             .map_err(|e| anyhow::anyhow!("cannot sign the checkpoint: {e}"))?;
@@ -83,8 +93,20 @@ impl Checkpoint {
 }
 
 /// Checks a signed checkpoint against a verifier key (`<name>+<id>+<base64>`) and returns its
-/// content. Fails unless that key signed it.
+/// content. Fails unless that key signed it, and for a note with extension lines (this log's
+/// checkpoints have none; its signed heads have one, and a head is not a checkpoint).
 pub fn open(note: &[u8], vkey: &str) -> Result<Checkpoint, String> {
+    let (c, ext) = open_with_extensions(note, vkey)?;
+    if !ext.is_empty() {
+        return Err(format!(
+            "extension lines {ext:?}: not a checkpoint of this log (a signed head?)"
+        ));
+    }
+    Ok(c)
+}
+
+/// [`open`], returning the body's extension lines too.
+pub fn open_with_extensions(note: &[u8], vkey: &str) -> Result<(Checkpoint, Vec<String>), String> {
     let verifier =
         signed_note::StandardVerifier::new(vkey).map_err(|e| format!("bad verifier key: {e}"))?;
     let note =
@@ -93,7 +115,14 @@ pub fn open(note: &[u8], vkey: &str) -> Result<Checkpoint, String> {
     note.verify(&list)
         .map_err(|e| format!("signature check failed: {e}"))?;
     let text = std::str::from_utf8(note.text()).map_err(|_| "not UTF-8".to_string())?;
-    Checkpoint::parse_body(text)
+    let c = Checkpoint::parse_body(text)?;
+    let ext = text
+        .split('\n')
+        .skip(3)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    Ok((c, ext))
 }
 
 /// The file name of the checkpoint of a tree size.

@@ -2,8 +2,9 @@
 //! appended by anyone else (an intruder who can write the store but lacks the signing key) are
 //! never taken for its own, signed into the next checkpoint, and anchored.
 //!
-//! `<store>/state/head` holds two fixed-size slots, each a signed checkpoint note (the tree size
-//! and root; origin: the key's name) padded with zero bytes. Before every append, the head of the
+//! `<store>/state/head` holds two fixed-size slots, each a signed note of the tree size and root
+//! (origin: the key's name) with the extension line `loghost-head` (so that neither a head nor a
+//! checkpoint can stand for the other), padded with zero bytes. Before every append, the head of the
 //! tree *after* the append is signed and written to the slot that does not describe the ledger
 //! now, and synced; then the ledger lines are written. So one slot always matches the ledger:
 //! the new one once the append is complete, the old one when it was interrupted (a crash or a
@@ -26,6 +27,10 @@ use crate::ledger::checkpoint::{self, Checkpoint};
 /// Bytes per slot (a signed note is about 200 bytes).
 const SLOT: usize = 1024;
 
+/// The extension line that makes a signed head what it is: a checkpoint note carries none, so a
+/// head cannot pass for a checkpoint (or a checkpoint for a head).
+const HEAD_EXTENSION: &str = "loghost-head";
+
 /// The head file's place in the store.
 pub fn path(store_root: &Path) -> PathBuf {
     store_root
@@ -47,7 +52,10 @@ pub fn read(path: &Path, vkey: &str) -> io::Result<[Option<Checkpoint>; 2]> {
     let slot = |i: usize| -> Option<Checkpoint> {
         let bytes = data.get(i * SLOT..((i + 1) * SLOT).min(data.len()))?;
         let end = bytes.iter().rposition(|&b| b != 0)? + 1;
-        checkpoint::open(&bytes[..end], vkey).ok()
+        match checkpoint::open_with_extensions(&bytes[..end], vkey) {
+            Ok((c, ext)) if ext == [HEAD_EXTENSION] => Some(c),
+            _ => None,
+        }
     };
     Ok([slot(0), slot(1)])
 }
@@ -78,7 +86,7 @@ impl Head {
             size,
             root,
         }
-        .sign(key)
+        .sign_with(key, &[HEAD_EXTENSION])
         .map_err(io::Error::other)?;
         if note.len() > SLOT {
             return Err(io::Error::other("the signed head does not fit its slot"));

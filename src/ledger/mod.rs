@@ -719,7 +719,9 @@ fn open_head(
         return head::Head::open(&path, i).map_err(io_err);
     }
     let newest = slots.iter().flatten().map(|c| c.size).max();
-    let covered = entries == 0 || index.root_at_checkpoint == Some((entries, root));
+    // Without a head, the newest checkpoint must cover the whole ledger: read and checked here,
+    // not taken from its file name.
+    let covered = entries == 0 || newest_checkpoint_is(store, key, entries, root);
     if !accept && (newest.is_some() || !covered) {
         let what = match newest {
             Some(n) if n < entries => format!(
@@ -746,6 +748,27 @@ fn open_head(
     let mut h = head::Head::open(&path, 0).map_err(io_err)?;
     h.reset(key, entries, root).map_err(io_err)?;
     Ok(h)
+}
+
+/// Whether the store's newest checkpoint file is a valid checkpoint of this log of exactly
+/// `size` entries with `root`.
+fn newest_checkpoint_is(
+    store: &Store,
+    key: &crate::keys::SigningKey,
+    size: u64,
+    root: Hash,
+) -> bool {
+    let dir = checkpoint::dir(store.root());
+    let Ok(sizes) = checkpoint::sizes_in(&dir) else {
+        return false;
+    };
+    let Some(&n) = sizes.last() else {
+        return false;
+    };
+    std::fs::read(dir.join(checkpoint::file_name(n)))
+        .ok()
+        .and_then(|note| checkpoint::open(&note, &key.verifier_key()).ok())
+        .is_some_and(|c| c.size == size && c.root == root)
 }
 
 /// Cuts an incomplete last line left by a crash in the middle of an append.
