@@ -887,15 +887,40 @@ fn a_crash_between_the_head_and_the_ledger_write_is_no_alarm() {
 }
 
 #[test]
-fn a_store_from_before_signed_heads_gets_one_when_wholly_checkpointed() {
+fn a_missing_or_odd_head_is_an_alarm_until_accepted() {
+    // The fourth review: with the head deleted, a ledger cut back to its newest checkpoint
+    // passed for a store from before heads (the entries after that checkpoint gone without a
+    // trace). Now only an empty ledger goes without a head; an upgrade is accepted once.
     let a = archive(true);
-    std::fs::remove_file(a.env.store.join("state/head")).expect("remove head");
-    let out = a.verify(&[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let head = a.env.store.join("state/head");
+    std::fs::remove_file(&head).expect("remove head");
+    assert_tampered(
+        &a.verify(&[]),
+        &["is missing or holds no valid signed head"],
+    );
     append(Path::new(&a.auth), &log_lines(16, 10));
+    let out = a.env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("no valid signed head"),
+        "{}",
+        text(&out)
+    );
+    assert_ok(&a.env.run(&["accept-ledger"]), "accept-ledger");
     assert_ok(&a.env.run(&["pull"]), "pull");
-    assert!(a.env.store.join("state/head").exists());
     assert_ok(&a.verify(&[]), "verify");
+    // A FIFO in the head's place (it could answer each reader differently) is not read.
+    let saved = std::fs::read(&head).expect("head");
+    std::fs::remove_file(&head).expect("remove head");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&head)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success());
+    assert_tampered(&a.verify(&[]), &["not a regular file"]);
+    std::fs::remove_file(&head).expect("remove fifo");
+    std::fs::write(&head, saved).expect("restore");
+    assert_ok(&a.verify(&[]), "verify with the head back");
 }
 
 /// Appends a frame to the ledger as the intruder would: canonical, next in sequence, its

@@ -12,8 +12,9 @@
 //! signature and the other slot still holds.
 //!
 //! When the ledger is opened, its size and root must equal one valid slot; anything else is an
-//! ALARM (entries written or edited outside this loghost) and the ledger is not opened for
-//! writing until an operator accepts it (`loghost accept-ledger`). `verify` holds the ledger
+//! ALARM (entries written or edited outside this loghost, or a head deleted: only an empty ledger
+//! goes without one) and the ledger is not opened for writing until an operator accepts it
+//! (`loghost accept-ledger`). `verify` holds the ledger
 //! against the head like a checkpoint, and reports entries beyond it.
 
 use std::fs::File;
@@ -41,14 +42,36 @@ pub fn path(store_root: &Path) -> PathBuf {
 /// The valid slots of a head file, checked with `vkey` (`None` for a slot that is empty, torn or
 /// not signed by that key). A missing file reads as two empty slots.
 pub fn read(path: &Path, vkey: &str) -> io::Result<[Option<Checkpoint>; 2]> {
+    Ok(slots(&read_bytes(path)?, vkey))
+}
+
+/// The head file's bytes (empty when it does not exist). Only a regular file is read: a link is
+/// not followed and a FIFO, which could answer each reader differently, is refused.
+pub fn read_bytes(path: &Path) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
     let mut data = Vec::new();
-    match File::open(path) {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path);
+    match file {
         Ok(f) => {
+            if !f.metadata()?.is_file() {
+                return Err(io::Error::other(format!(
+                    "{} is not a regular file",
+                    path.display()
+                )));
+            }
             f.take(2 * SLOT as u64).read_to_end(&mut data)?;
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
+    Ok(data)
+}
+
+/// The valid slots in a head file's bytes.
+pub fn slots(data: &[u8], vkey: &str) -> [Option<Checkpoint>; 2] {
     let slot = |i: usize| -> Option<Checkpoint> {
         let bytes = data.get(i * SLOT..((i + 1) * SLOT).min(data.len()))?;
         let end = bytes.iter().rposition(|&b| b != 0)? + 1;
@@ -57,7 +80,7 @@ pub fn read(path: &Path, vkey: &str) -> io::Result<[Option<Checkpoint>; 2]> {
             _ => None,
         }
     };
-    Ok([slot(0), slot(1)])
+    [slot(0), slot(1)]
 }
 
 /// The head file opened for writing, and which slot describes the ledger now.

@@ -696,9 +696,8 @@ impl Ledger {
 }
 
 /// Opens the signed head and checks the ledger (as `index` folds it) is what this loghost last
-/// wrote: its size and root equal one valid slot. Without a head (a new store, or one from a
-/// version before heads), the ledger must be empty or wholly covered by the store's newest
-/// checkpoint, and a head is written for it.
+/// wrote: its size and root equal one valid slot. Without a head, only an empty ledger (a new
+/// store) is taken; anything else waits for `loghost accept-ledger`.
 fn open_head(
     store: &Store,
     key: &crate::keys::SigningKey,
@@ -719,10 +718,9 @@ fn open_head(
         return head::Head::open(&path, i).map_err(io_err);
     }
     let newest = slots.iter().flatten().map(|c| c.size).max();
-    // Without a head, the newest checkpoint must cover the whole ledger: read and checked here,
-    // not taken from its file name.
-    let covered = entries == 0 || newest_checkpoint_is(store, key, entries, root);
-    if !accept && (newest.is_some() || !covered) {
+    // Without a head, only an empty ledger is taken as it is: a head deleted together with the
+    // entries after the newest checkpoint would otherwise pass for a store from before heads.
+    if !accept && (newest.is_some() || entries > 0) {
         let what = match newest {
             Some(n) if n < entries => format!(
                 "entries {n}..{entries} were not written by this loghost (appended by someone \
@@ -734,8 +732,8 @@ fn open_head(
             ),
             Some(_) => "its entries differ from what this loghost wrote (edited)".to_string(),
             None => format!(
-                "{} has no valid signed head and the ledger's {entries} entries are not all \
-                 covered by a checkpoint",
+                "{} is missing or holds no valid signed head (deleted, or a store from a version \
+                 before signed heads: then accept it once)",
                 path.display()
             ),
         };
@@ -748,27 +746,6 @@ fn open_head(
     let mut h = head::Head::open(&path, 0).map_err(io_err)?;
     h.reset(key, entries, root).map_err(io_err)?;
     Ok(h)
-}
-
-/// Whether the store's newest checkpoint file is a valid checkpoint of this log of exactly
-/// `size` entries with `root`.
-fn newest_checkpoint_is(
-    store: &Store,
-    key: &crate::keys::SigningKey,
-    size: u64,
-    root: Hash,
-) -> bool {
-    let dir = checkpoint::dir(store.root());
-    let Ok(sizes) = checkpoint::sizes_in(&dir) else {
-        return false;
-    };
-    let Some(&n) = sizes.last() else {
-        return false;
-    };
-    std::fs::read(dir.join(checkpoint::file_name(n)))
-        .ok()
-        .and_then(|note| checkpoint::open(&note, &key.verifier_key()).ok())
-        .is_some_and(|c| c.size == size && c.root == root)
 }
 
 /// Cuts an incomplete last line left by a crash in the middle of an append.
