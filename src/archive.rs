@@ -192,19 +192,19 @@ impl Target {
     }
 
     /// Checks an archived object is there without reading it: its size (directory), or its
-    /// size, stored SHA-256 and (in a locked bucket, with `locked_after`) COMPLIANCE retention
-    /// past that moment (S3, one HEAD).
+    /// size, stored SHA-256 and (in a locked bucket, with `locked_until`) COMPLIANCE retention
+    /// until that moment at least (S3, one HEAD).
     async fn check_present(
         &self,
         key: &str,
         size: u64,
         sha256: Hash,
-        locked_after: Option<Timestamp>,
+        locked_until: Option<Timestamp>,
     ) -> Result<()> {
         match self {
             Target::Dir(dir) => {
                 let path = dir.join(key);
-                let _ = (sha256, locked_after);
+                let _ = (sha256, locked_until);
                 no_links(dir, &path)?;
                 let meta = std::fs::metadata(&path)
                     .with_context(|| format!("{} is missing", path.display()))?;
@@ -218,7 +218,7 @@ impl Target {
                 Ok(())
             }
             #[cfg(feature = "s3")]
-            Target::S3(s) => s.check_head(key, size, sha256, locked_after).await,
+            Target::S3(s) => s.check_head(key, size, sha256, locked_until).await,
         }
     }
 

@@ -257,13 +257,13 @@ impl S3Target {
     }
 
     /// HEADs `key`: its size and stored SHA-256 as given, and in a locked bucket COMPLIANCE
-    /// retention until after `locked_after` (when given).
+    /// retention until `locked_until` at least (when given).
     pub async fn check_head(
         &self,
         key: &str,
         size: u64,
         sha256: Hash,
-        locked_after: Option<Timestamp>,
+        locked_until: Option<Timestamp>,
     ) -> Result<()> {
         let where_ = format!("s3://{}/{key}", self.bucket);
         let head = self
@@ -278,18 +278,18 @@ impl S3Target {
             .with_context(|| format!("cannot find {where_}"))?;
         if head.content_length() != Some(size as i64) {
             bail!(
-                "{where_}: {} bytes stored, the manifest says {size}",
+                "{where_}: {} bytes stored, {size} expected",
                 head.content_length().unwrap_or(-1)
             );
         }
         let want = B64.encode(sha256.0);
         match head.checksum_sha256() {
             Some(got) if got == want => {}
-            Some(got) => bail!("{where_}: stored SHA-256 {got}, the manifest says {want}"),
+            Some(got) => bail!("{where_}: stored SHA-256 {got}, {want} expected"),
             None => bail!("{where_}: the server keeps no SHA-256 for it"),
         }
         if self.locked
-            && let Some(after) = locked_after
+            && let Some(min) = locked_until
         {
             if head.object_lock_mode() != Some(&ObjectLockMode::Compliance) {
                 bail!(
@@ -298,8 +298,8 @@ impl S3Target {
                 );
             }
             let until = head.object_lock_retain_until_date().map(DateTime::secs);
-            if until.is_none_or(|u| u <= after.as_second()) {
-                bail!("{where_}: retained until {until:?}, not past {after}");
+            if until.is_none_or(|u| u < min.as_second()) {
+                bail!("{where_}: retained until {until:?}, wanted {min} at least");
             }
         }
         Ok(())
@@ -316,30 +316,9 @@ impl S3Target {
         sha256: Hash,
         retain_until: Timestamp,
     ) -> Result<()> {
-        let where_ = format!("s3://{}/{key}", self.bucket);
-        let head = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .checksum_mode(ChecksumMode::Enabled)
-            .send()
-            .await
-            .map_err(short)
-            .with_context(|| format!("cannot read back {where_}"))?;
-        if head.content_length() != Some(size as i64) {
-            bail!(
-                "{where_}: {} bytes stored, {size} sent",
-                head.content_length().unwrap_or(-1)
-            );
-        }
-        let want = B64.encode(sha256.0);
-        match head.checksum_sha256() {
-            Some(got) if got == want => {}
-            Some(got) => bail!("{where_}: stored SHA-256 {got}, sent {want}"),
-            None => bail!("{where_}: the server keeps no SHA-256 for it"),
-        }
-        let (_, mut body) = self.get_object(key).await?;
+        self.check_head(key, size, sha256, Some(retain_until))
+            .await?;
+        let (where_, mut body) = self.get_object(key).await?;
         let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
         let mut got_len = 0u64;
         while let Some(chunk) = body
@@ -352,18 +331,6 @@ impl S3Target {
         }
         if got_len != size || Hash::from_hasher(hasher) != sha256 {
             bail!("{where_}: the bytes read back ({got_len}) are not the bytes sent ({size})");
-        }
-        if self.locked {
-            if head.object_lock_mode() != Some(&ObjectLockMode::Compliance) {
-                bail!(
-                    "{where_}: not under Object Lock COMPLIANCE ({:?})",
-                    head.object_lock_mode()
-                );
-            }
-            let until = head.object_lock_retain_until_date().map(DateTime::secs);
-            if until.is_none_or(|u| u < retain_until.as_second()) {
-                bail!("{where_}: retained until {until:?}, wanted {retain_until}");
-            }
         }
         Ok(())
     }
