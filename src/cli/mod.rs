@@ -166,8 +166,8 @@ enum Command {
     /// loghost signs a head of the ledger before every append and refuses to go on (ALARM) when
     /// the ledger holds entries it did not write, or differs from what it wrote. Run `loghost
     /// verify` first: if the ledger is genuine (a store restored from a backup, entries from an
-    /// older version), this records an `ledger_accepted` event and signs the ledger as it is.
-    /// Exit 0 accepted, 2 could not.
+    /// older version), this records a `ledger_accepted` event and signs the ledger as it is.
+    /// Exit 0 accepted, 1 refused (an entry dated far ahead of the clock), 2 could not run.
     ///
     /// Example: loghost verify && loghost accept-ledger
     AcceptLedger,
