@@ -130,9 +130,12 @@ impl Head {
     /// Writes the head of the ledger as it is now into the current slot (a new head file, or one
     /// accepted by an operator), synced.
     pub fn reset(&mut self, key: &SigningKey, size: u64, root: Hash) -> io::Result<()> {
-        // Both slots' room exists from the start: later writes never grow the file.
+        // Both slots' room is written from the start (zeros, not a hole): later writes never
+        // need a new block, even on a full disk.
         if self.file.metadata()?.len() < 2 * SLOT as u64 {
-            self.file.set_len(2 * SLOT as u64)?;
+            self.file.seek(SeekFrom::Start(0))?;
+            self.file.write_all(&[0u8; 2 * SLOT])?;
+            self.file.sync_data()?;
         }
         self.current = 1 - self.current;
         self.prepare(key, size, root)?;
