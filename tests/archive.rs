@@ -611,19 +611,8 @@ fn a_forged_archived_event_excuses_nothing() {
     // A forged event, and the day's files deleted: plain verify looks for the manifest.
     forge_archived_event(env, "2036-11-02", Some(loghost::hash::Hash::of(b"made up")));
     std::fs::remove_file(day_file(env, "2036-11-02")).expect("remove");
-    let out = env.run(&["verify"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("its manifest cannot be read"),
-        "{}",
-        text(&out)
-    );
-
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("not covered by the loghost's signed head"),
-        "{}",
-        text(&out)
-    );
+    verify_finds(env, "its manifest cannot be read");
+    verify_finds(env, "not covered by the loghost's signed head");
 
     // A forged event for a day due for retention whose files are still here: `archive` does
     // not "finish" a removal nobody started. The ledger is not what loghost wrote: ALARM, and
@@ -701,16 +690,8 @@ fn an_unfinished_removal_is_finished_only_over_a_copy_that_checks() {
 
 #[test]
 fn a_second_archived_event_for_a_day_is_a_problem() {
-    let archive = tempfile::tempdir().expect("tempdir");
-    let s = setup(&file_tier(archive.path()), &[]);
+    let (_archive, s) = with_day1_archived();
     let env = &s.env;
-    assert_ok(
-        &env.run_env(
-            &["archive", "--through", "2036-11-01"],
-            &[("LOGHOST_FAKE_NOW", DAY5)],
-        ),
-        "archive",
-    );
     assert_ok(&env.run(&["verify"]), "verify after archiving");
     let genuine = archived_events(env)[0]["sha256"]
         .as_str()
@@ -718,30 +699,16 @@ fn a_second_archived_event_for_a_day_is_a_problem() {
         .parse::<loghost::hash::Hash>()
         .expect("hash");
     forge_archived_event(env, "2036-11-01", Some(genuine));
-    let out = env.run(&["verify"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("a second `archived` event"),
-        "{}",
-        text(&out)
-    );
+    verify_finds(env, "a second `archived` event");
 }
 
 #[test]
 fn a_forged_event_with_a_made_up_manifest_or_for_a_day_not_over_is_found() {
     // The intruder who can write a file:// archive target: he puts junk where the day's
     // manifest goes, appends an `archived` event naming its hash, and deletes the day's files.
-    let archive = tempfile::tempdir().expect("tempdir");
-    let s = setup(&file_tier(archive.path()), &[]);
+    // 11-01 archived genuinely, to learn where manifests go.
+    let (archive, s) = with_day1_archived();
     let env = &s.env;
-    // Archive 11-01 genuinely, to learn where manifests go.
-    assert_ok(
-        &env.run_env(
-            &["archive", "--through", "2036-11-01"],
-            &[("LOGHOST_FAKE_NOW", DAY5)],
-        ),
-        "archive",
-    );
     let genuine = files_under(archive.path())
         .into_iter()
         .find(|p| p.ends_with("manifest.json"))
@@ -758,13 +725,7 @@ fn a_forged_event_with_a_made_up_manifest_or_for_a_day_not_over_is_found() {
     std::fs::write(&fake, &junk).expect("junk");
     forge_archived_event(env, "2036-11-02", Some(loghost::hash::Hash::of(&junk)));
     std::fs::remove_file(day_file(env, "2036-11-02")).expect("remove");
-    let out = env.run(&["verify"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("the manifest is not valid"),
-        "{}",
-        text(&out)
-    );
+    verify_finds(env, "the manifest is not valid");
     // The genuine manifest of 11-01 copied to 11-02's place, its hash in the event: another day.
     std::fs::write(&fake, std::fs::read(&genuine).expect("read")).expect("copy");
     let out = env.run(&["verify"]);
@@ -785,16 +746,8 @@ fn a_forged_event_with_a_made_up_manifest_or_for_a_day_not_over_is_found() {
 
 #[test]
 fn an_archived_object_missing_from_a_file_target_is_found_by_plain_verify() {
-    let archive = tempfile::tempdir().expect("tempdir");
-    let s = setup(&file_tier(archive.path()), &[]);
+    let (archive, s) = with_day1_archived();
     let env = &s.env;
-    assert_ok(
-        &env.run_env(
-            &["archive", "--through", "2036-11-01"],
-            &[("LOGHOST_FAKE_NOW", DAY5)],
-        ),
-        "archive",
-    );
     assert_ok(&env.run(&["verify"]), "verify");
     let object = files_under(archive.path())
         .into_iter()
@@ -806,13 +759,7 @@ fn an_archived_object_missing_from_a_file_target_is_found_by_plain_verify() {
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o700);
     std::fs::set_permissions(object.parent().expect("dir"), perms).expect("chmod");
     std::fs::remove_file(&object).expect("remove");
-    let out = env.run(&["verify"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("is missing"),
-        "{}",
-        text(&out)
-    );
+    verify_finds(env, "is missing");
 }
 
 #[test]
@@ -845,4 +792,29 @@ fn a_link_planted_in_a_file_target_is_not_taken_for_a_copy() {
     assert!(!out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("symbolic link"), "{}", text(&out));
     assert_eq!(std::fs::read(&stored).expect("still there"), before);
+}
+
+/// A file:// tier with web1's 2036-11-01 archived (the later days stay local).
+fn with_day1_archived() -> (tempfile::TempDir, Setup) {
+    let archive = tempfile::tempdir().expect("tempdir");
+    let s = setup(&file_tier(archive.path()), &[]);
+    assert_ok(
+        &s.env.run_env(
+            &["archive", "--through", "2036-11-01"],
+            &[("LOGHOST_FAKE_NOW", DAY5)],
+        ),
+        "archive",
+    );
+    (archive, s)
+}
+
+/// Runs `verify`, which must fail (exit 1) naming `want`.
+fn verify_finds(env: &Env, want: &str) {
+    let out = env.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(want),
+        "{want:?} in:\n{}",
+        text(&out)
+    );
 }
