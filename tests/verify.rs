@@ -749,19 +749,10 @@ fn an_entry_dated_far_in_the_future_is_a_problem_and_stops_appending() {
     append(Path::new(&a.auth), &log_lines(12, 10));
     // The line was not written by loghost: ALARM. And even an operator who accepts the ledger
     // as it is cannot make loghost append after it.
-    let out = a.env.run(&["pull"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("not written by this loghost"),
-        "{}",
-        text(&out)
-    );
-    let out = a.env.run(&["accept-ledger"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("more than a day after this machine's clock"),
-        "{}",
-        text(&out)
+    exits_1_saying(&a.env.run(&["pull"]), "not written by this loghost");
+    exits_1_saying(
+        &a.env.run(&["accept-ledger"]),
+        "more than a day after this machine's clock",
     );
     assert_eq!(a.ledger_lines(), lines, "nothing appended");
 }
@@ -848,13 +839,7 @@ fn lines_appended_by_someone_else_are_never_signed() {
     );
     // Without its head file the ledger is no more trusted: it must be wholly checkpointed.
     std::fs::remove_file(a.env.store.join("state/head")).expect("remove head");
-    let out = a.env.run(&["pull"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("no valid signed head"),
-        "{}",
-        text(&out)
-    );
+    exits_1_saying(&a.env.run(&["pull"]), "no valid signed head");
     // The operator, having looked, accepts; the acceptance is on the record.
     assert_ok(&a.env.run(&["accept-ledger"]), "accept-ledger");
     assert!(
@@ -899,13 +884,7 @@ fn a_missing_or_odd_head_is_an_alarm_until_accepted() {
         &["is missing or holds no valid signed head"],
     );
     append(Path::new(&a.auth), &log_lines(16, 10));
-    let out = a.env.run(&["pull"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("no valid signed head"),
-        "{}",
-        text(&out)
-    );
+    exits_1_saying(&a.env.run(&["pull"]), "no valid signed head");
     assert_ok(&a.env.run(&["accept-ledger"]), "accept-ledger");
     assert_ok(&a.env.run(&["pull"]), "pull");
     assert_ok(&a.verify(&[]), "verify");
@@ -994,13 +973,7 @@ fn a_head_is_not_a_checkpoint_and_a_checkpoint_file_is_read_not_named() {
         b"",
     )
     .expect("an empty checkpoint file");
-    let out = a.env.run(&["pull"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("no valid signed head"),
-        "{}",
-        text(&out)
-    );
+    exits_1_saying(&a.env.run(&["pull"]), "no valid signed head");
 }
 
 #[test]
@@ -1024,4 +997,10 @@ fn entries_beyond_the_head_are_a_problem_even_while_the_store_is_busy() {
         text(&out)
     );
     assert_tampered(&out, &["not covered by the loghost's signed head"]);
+}
+
+/// The command failed with exit 1, saying `want`.
+fn exits_1_saying(out: &Output, want: &str) {
+    assert_eq!(out.status.code(), Some(1), "{}", text(out));
+    assert!(text(out).contains(want), "{want:?} in:\n{}", text(out));
 }
