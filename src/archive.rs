@@ -468,6 +468,11 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, String> {
 
 /// The object-name prefix of a host-day in a target.
 pub fn day_key(url: &str, origin: &str, host: &str, date: &str) -> String {
+    format!("{}/{host}/{date}", origin_key(url, origin))
+}
+
+/// The object-name prefix of every day of this log in a target: `[prefix/]<origin>`.
+fn origin_key(url: &str, origin: &str) -> String {
     let prefix = url
         .strip_prefix("s3://")
         .and_then(|r| r.split_once('/').map(|(_, p)| p.trim_matches('/')))
@@ -477,10 +482,22 @@ pub fn day_key(url: &str, origin: &str, host: &str, date: &str) -> String {
         .map(|c| if c == '/' { '_' } else { c })
         .collect();
     if prefix.is_empty() {
-        format!("{origin}/{host}/{date}")
+        origin
     } else {
-        format!("{prefix}/{origin}/{host}/{date}")
+        format!("{prefix}/{origin}")
     }
+}
+
+/// Frames grouped by the stored file that holds them.
+fn frames_by_file<'a>(frames: impl Iterator<Item = &'a Frame>) -> BTreeMap<String, Vec<FrameRef>> {
+    let mut by_file: BTreeMap<String, Vec<FrameRef>> = BTreeMap::new();
+    for f in frames {
+        by_file
+            .entry(f.file.clone())
+            .or_default()
+            .push(FrameRef::from(f));
+    }
+    by_file
 }
 
 /// A host-day copy that was read back and found complete. Only [`archive_day`] makes one, and
@@ -718,13 +735,7 @@ async fn archive_day(
 ) -> Result<CheckedCopy> {
     let base = day_key(cx.url, cx.origin, host, date);
     let retain_until = retain_until(date, cx.rec.config.retention.object_lock_days)?;
-    let mut by_file: BTreeMap<String, Vec<FrameRef>> = BTreeMap::new();
-    for (f, _) in &frames {
-        by_file
-            .entry(f.file.clone())
-            .or_default()
-            .push(FrameRef::from(f));
-    }
+    let by_file = frames_by_file(frames.iter().map(|(f, _)| f));
     let day_dir = format!("{}/{host}/{date}/", layout::LOGS_DIR);
     let max_object = cx.target.max_object();
     let mut files = Vec::new();
@@ -867,13 +878,7 @@ async fn recheck_day(
         bail!("the manifest is for {} {}", manifest.host, manifest.date);
     }
     let retain_until = retain_until(date, cx.rec.config.retention.object_lock_days)?;
-    let mut by_file: BTreeMap<String, Vec<FrameRef>> = BTreeMap::new();
-    for (f, _) in frames {
-        by_file
-            .entry(f.file.clone())
-            .or_default()
-            .push(FrameRef::from(f));
-    }
+    let by_file = frames_by_file(frames.iter().map(|(f, _)| f));
     for (rel, refs) in by_file {
         let path = cx.rec.store.path(&rel);
         if !path.exists() {
@@ -952,8 +957,7 @@ pub async fn check_versions(
     }
     #[cfg(feature = "s3")]
     if let Target::S3(s3) = Target::open(&url, config).await? {
-        let day = day_key(&url, &config.ledger.origin, "h", "d");
-        let prefix = format!("{}/", day.strip_suffix("/h/d").unwrap_or(&day));
+        let prefix = format!("{}/", origin_key(&url, &config.ledger.origin));
         let mut by_key: BTreeMap<String, (BTreeSet<String>, usize)> = BTreeMap::new();
         for v in s3.versions(&prefix, None).await? {
             let e = by_key.entry(v.key).or_default();
@@ -1309,10 +1313,7 @@ pub async fn check_archived_day(
             ));
         }
     }
-    let mut by_file: BTreeMap<&str, Vec<FrameRef>> = BTreeMap::new();
-    for (f, _) in &day.frames {
-        by_file.entry(&f.file).or_default().push(FrameRef::from(f));
-    }
+    let by_file = frames_by_file(day.frames.iter().map(|(f, _)| f));
     let lock_mode = retain_until(date, 0).ok();
     for (rel, refs) in by_file {
         let Some(mf) = manifest.files.iter().find(|m| m.file == rel) else {

@@ -182,17 +182,29 @@ impl S3Target {
         .await
     }
 
-    /// The stored SHA-256 and size of `key` (HEAD), `None` when there is no such object.
-    pub async fn stored_sha256(&self, key: &str) -> Result<Option<(u64, Hash)>> {
-        let head = match self
-            .client
+    /// HEAD of `key`, asking for its stored checksum.
+    async fn head(
+        &self,
+        key: &str,
+    ) -> Result<
+        aws_sdk_s3::operation::head_object::HeadObjectOutput,
+        SdkError<
+            aws_sdk_s3::operation::head_object::HeadObjectError,
+            aws_sdk_s3::config::http::HttpResponse,
+        >,
+    > {
+        self.client
             .head_object()
             .bucket(&self.bucket)
             .key(key)
             .checksum_mode(ChecksumMode::Enabled)
             .send()
             .await
-        {
+    }
+
+    /// The stored SHA-256 and size of `key` (HEAD), `None` when there is no such object.
+    pub async fn stored_sha256(&self, key: &str) -> Result<Option<(u64, Hash)>> {
+        let head = match self.head(key).await {
             Ok(h) => h,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => return Ok(None),
             Err(e) => {
@@ -267,12 +279,7 @@ impl S3Target {
     ) -> Result<()> {
         let where_ = format!("s3://{}/{key}", self.bucket);
         let head = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .checksum_mode(ChecksumMode::Enabled)
-            .send()
+            .head(key)
             .await
             .map_err(short)
             .with_context(|| format!("cannot find {where_}"))?;

@@ -576,9 +576,7 @@ fn check_files(
     // While another process holds the store, only the newest file of each log (its current
     // day, or hour) can be being written: bytes after the last frame are excused there only.
     let open_now: std::collections::BTreeSet<String> = if busy {
-        let clock = crate::failpoint::fake_now().unwrap_or_else(jiff::Timestamp::now);
-        let today = clock.to_zoned(jiff::tz::TimeZone::UTC).date();
-        let yesterday = today.yesterday().unwrap_or(today).to_string();
+        let yesterday = earliest_open_day();
         newest_of_each_log(files.keys())
             .into_iter()
             .filter(|f| layout::parse_log_path(f).is_some_and(|p| p.date >= yesterday.as_str()))
@@ -649,6 +647,14 @@ fn check_files(
     report.problems.extend(problems);
     report.notes.extend(notes);
     Ok(())
+}
+
+/// The earliest day (`YYYY-MM-DD`, UTC) whose files a running loghost can still be writing:
+/// yesterday, for a round that started before midnight.
+fn earliest_open_day() -> String {
+    let clock = crate::failpoint::fake_now().unwrap_or_else(jiff::Timestamp::now);
+    let today = clock.to_zoned(jiff::tz::TimeZone::UTC).date();
+    today.yesterday().unwrap_or(today).to_string()
 }
 
 /// The newest stored file of each log (by host and name, the latest day and hour): the only
@@ -910,9 +916,7 @@ fn check_unknown_files(
 ) -> Result<()> {
     // While a loghost holds the store, a file of today (or yesterday, a round that started
     // before midnight) may hold its first frame before its ledger line is written.
-    let clock = crate::failpoint::fake_now().unwrap_or_else(jiff::Timestamp::now);
-    let today = clock.to_zoned(jiff::tz::TimeZone::UTC).date();
-    let yesterday = today.yesterday().unwrap_or(today).to_string();
+    let yesterday = earliest_open_day();
     let mut stack = vec![store.path(layout::LOGS_DIR)];
     while let Some(dir) = stack.pop() {
         let entries = match std::fs::read_dir(&dir) {
