@@ -108,7 +108,7 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report> {
     let store = Store::open(&config.store)?;
     let vkey = verifier_key(config, opts)?;
     // A pull running meanwhile may append past the ledger's end; hold the lock when we can.
-    let (lock, busy) = match store.lock() {
+    let (lock, busy) = match store.lock("verify") {
         Ok(l) => (Some(l), false),
         Err(store::StoreError::Busy { .. }) => (None, true),
         Err(e) => return Err(e.into()),

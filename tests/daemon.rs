@@ -393,3 +393,57 @@ fn the_metrics_endpoint_warns_beyond_loopback_and_idle_connections_do_not_pile_u
         d.log()
     );
 }
+
+#[test]
+fn run_waits_for_a_short_command_holding_the_store_and_refuses_a_second_daemon() {
+    // A `verify` (or a cron `pull`) holding the store when `run` starts or reloads must not
+    // take the service down; a second `run` on the same store is refused at once.
+    let env = Env::new();
+    let auth = env.remote.join("var/log/auth.log");
+    append(&auth, &log_lines(0, 20));
+    let sshd = env.init_and_start_sshd("");
+    std::fs::write(&env.config, config_text(&env, &sshd, &[&auth], free_port())).expect("config");
+    env.trust("web1", &sshd);
+    let hold = |role: &str| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(env.store.join("lock"))
+            .expect("lock file");
+        f.try_lock().expect("take the store's lock");
+        f.set_len(0).expect("truncate");
+        writeln!(f, "4242 {role}").expect("write");
+        f
+    };
+
+    // Held by "verify": run waits, says who holds it, and starts once it is free.
+    let held = hold("verify");
+    let mut d = Daemon::start(&env, &[]);
+    wait_for("run to say it waits", &d, || {
+        d.log().contains("pid 4242, loghost verify") && d.log().contains("waiting")
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(d.alive(), "run gave up waiting: {}", d.log());
+    assert!(collected(&env, &auth).is_empty(), "pulled without the lock");
+    drop(held);
+    wait_for("the pull after the lock was freed", &d, || {
+        collected(&env, &auth) == log_lines(0, 20)
+    });
+    assert_eq!(d.stop(), Some(0), "{}", d.log());
+
+    // SIGTERM while waiting: a clean exit.
+    let held = hold("pull");
+    let mut d = Daemon::start(&env, &[]);
+    wait_for("run to say it waits", &d, || d.log().contains("waiting"));
+    assert_eq!(d.stop(), Some(0), "{}", d.log());
+
+    // Held by another "run": refused at once, naming the mistake.
+    drop(held);
+    let _held = hold("run");
+    let out = env.run(&["run"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("one `loghost run` per store") && text(&out).contains("pid 4242"),
+        "{}",
+        text(&out)
+    );
+}

@@ -433,7 +433,7 @@ async fn run(cli: Cli) -> Result<i32> {
                     crate::failpoint::fake_now().unwrap_or_else(jiff::Timestamp::now),
                 )?,
             };
-            let rec = crate::ledger::writer::Recorder::open(&config)?;
+            let rec = crate::ledger::writer::Recorder::open(&config, "archive")?;
             let report =
                 crate::archive::run(&rec, through, std::io::stderr().is_terminal()).await?;
             Ok(print_archive_report(&report))
@@ -441,7 +441,7 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::AcceptLedger => {
             let config = load_config(cli.config.as_deref())?;
             let store = Store::open(&config.store)?;
-            let lock = store.lock()?;
+            let lock = store.lock("accept-ledger")?;
             let key = crate::keys::load_signing_key(&config.ledger.signing_key)
                 .map_err(|e| SetupError(format!("{e:#}")))?;
             let head = crate::ledger::head::read(
@@ -680,7 +680,7 @@ pub async fn trust(
     }
     // Record the pin in the ledger first (it needs the store lock), then write known_hosts.
     let store = Store::open(&config.store)?;
-    let lock = store.lock()?;
+    let lock = store.lock("trust")?;
     let signing = crate::keys::load_signing_key(&config.ledger.signing_key)
         .map_err(|e| SetupError(format!("{e:#}")))?;
     let mut ledger = Ledger::open(&store, &lock, &signing, false)?;

@@ -16,6 +16,10 @@
 //! again; if it is invalid (or moves the store), the running configuration stays and the reason
 //! is logged; otherwise every part is stopped as above and started again with the new one
 //! (senders reconnect; the process and its pid stay).
+//!
+//! The store's lock: when a short command (`verify`, `pull`, `archive`, …) holds it as `run`
+//! starts or reloads, `run` waits for it (logging who holds it) rather than dying and leaving
+//! the service down; a second `run` holding it is a mistake and is refused at once.
 
 pub mod schedule;
 
@@ -30,6 +34,7 @@ use tokio::task::JoinHandle;
 use crate::config::{Config, SetupError};
 use crate::ledger::writer::Recorder;
 use crate::metrics::Metrics;
+use crate::store::StoreError;
 
 /// The parts running for one configuration.
 struct Parts {
@@ -51,7 +56,10 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<i32> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     let mut config = config;
-    let mut parts = start(&config, &metrics)?;
+    let Some(rec) = open_waiting(&config, &mut term, &mut int).await? else {
+        return Ok(0);
+    };
+    let mut parts = start(rec, &config, &metrics);
     tracing::info!("loghost running (store {})", config.store.display());
     loop {
         let receiver_ended = async {
@@ -70,7 +78,10 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<i32> {
                         tracing::info!("reloading {}", config_path.display());
                         stop(parts, false).await;
                         config = new;
-                        parts = start(&config, &metrics)?;
+                        let Some(rec) = open_waiting(&config, &mut term, &mut int).await? else {
+                            return Ok(0);
+                        };
+                        parts = start(rec, &config, &metrics);
                         tracing::info!("reloaded");
                     }
                 }
@@ -117,8 +128,60 @@ fn reload(path: &Path, running: &Config) -> Result<Config> {
     Ok(new)
 }
 
-fn start(config: &Config, metrics: &Arc<Metrics>) -> Result<Parts> {
-    let rec = Arc::new(Recorder::open(config)?);
+/// Opens the store for writing; while another short loghost command holds its lock, waits for
+/// it (a `verify` of a large store may take minutes). Another `run` holding it is an error.
+/// `None`: told to stop while waiting.
+async fn open_waiting(
+    config: &Config,
+    term: &mut tokio::signal::unix::Signal,
+    int: &mut tokio::signal::unix::Signal,
+) -> Result<Option<Recorder>> {
+    let mut waiting_since: Option<std::time::Instant> = None;
+    let mut last_said = std::time::Instant::now();
+    loop {
+        let e = match Recorder::open(config, "run") {
+            Ok(rec) => {
+                if let Some(since) = waiting_since {
+                    tracing::info!(
+                        "the store's lock is free after {}s; starting",
+                        since.elapsed().as_secs()
+                    );
+                }
+                return Ok(Some(rec));
+            }
+            Err(e) => e,
+        };
+        let Some(StoreError::Busy { holder, role, .. }) = e.downcast_ref::<StoreError>() else {
+            return Err(e);
+        };
+        if role.as_deref() == Some("run") || role.is_none() {
+            // A second daemon on the same store (or a holder too old to say what it is).
+            return Err(SetupError(format!(
+                "the store {} is held by another loghost daemon{holder}: one `loghost run` per \
+                 store; stop the other one, or point this configuration at another store",
+                config.store.display()
+            ))
+            .into());
+        }
+        let now = std::time::Instant::now();
+        if waiting_since.is_none() || now.duration_since(last_said).as_secs() >= 60 {
+            tracing::warn!(
+                "the store {} is locked by another loghost command{holder}; waiting for it to finish",
+                config.store.display()
+            );
+            last_said = now;
+        }
+        waiting_since.get_or_insert(now);
+        tokio::select! {
+            _ = term.recv() => return Ok(None),
+            _ = int.recv() => return Ok(None),
+            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+fn start(rec: Recorder, config: &Config, metrics: &Arc<Metrics>) -> Parts {
+    let rec = Arc::new(rec);
     let (stop, stopping) = watch::channel(false);
     let (stop_receiver, receiver_stopping) = watch::channel(false);
     let receiver = config.receiver.is_some().then(|| {
@@ -147,13 +210,13 @@ fn start(config: &Config, metrics: &Arc<Metrics>) -> Result<Parts> {
             }
         }));
     }
-    Ok(Parts {
+    Parts {
         rec,
         stop,
         stop_receiver,
         receiver,
         others,
-    })
+    }
 }
 
 /// Stops every part and waits for it; `checkpoint`: sign a last checkpoint. Pulls (and the

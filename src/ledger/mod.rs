@@ -914,7 +914,7 @@ mod tests {
     fn no_frame_is_added_to_an_archived_day() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::create(dir.path()).expect("store");
-        let lock = store.lock().expect("lock");
+        let lock = store.lock("test").expect("lock");
         let mut ledger = Ledger::open(&store, &lock, &test_key(), false).expect("ledger");
         ledger.append(vec![frame()]).expect("a frame of 2026-11-28");
         ledger
@@ -941,7 +941,7 @@ mod tests {
     fn a_last_entry_dated_far_ahead_is_not_the_clock() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::create(dir.path()).expect("store");
-        let lock = store.lock().expect("lock");
+        let lock = store.lock("test").expect("lock");
         let mut ledger = Ledger::open(&store, &lock, &test_key(), false).expect("ledger");
         ledger.append(vec![frame()]).expect("frame");
         drop(ledger);

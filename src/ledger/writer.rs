@@ -37,10 +37,11 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Opens the store for writing: takes the lock, opens the ledger, loads the signing key.
-    pub fn open(config: &Config) -> anyhow::Result<Recorder> {
+    /// Opens the store for writing: takes the lock (as command `role`), opens the ledger, loads
+    /// the signing key.
+    pub fn open(config: &Config, role: &str) -> anyhow::Result<Recorder> {
         let store = Store::open(&config.store)?;
-        let lock = store.lock()?;
+        let lock = store.lock(role)?;
         let signing_key = crate::keys::load_signing_key(&config.ledger.signing_key)
             .map_err(|e| crate::config::SetupError(format!("{e:#}")))?;
         let ledger = Ledger::open(&store, &lock, &signing_key, false)?;

@@ -172,7 +172,7 @@ pub async fn run_round(config: &Config, names: &[String]) -> Result<RoundReport>
         .into_iter()
         .cloned()
         .collect();
-    let rec = Arc::new(Recorder::open(config)?);
+    let rec = Arc::new(Recorder::open(config, "pull")?);
     run_round_with(&rec, &hosts, true).await
 }
 

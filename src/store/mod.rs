@@ -35,7 +35,13 @@ pub enum StoreError {
     #[error(
         "the store {path} is in use by another loghost process{holder}; try again when it has finished"
     )]
-    Busy { path: PathBuf, holder: String },
+    Busy {
+        path: PathBuf,
+        /// " (pid N, loghost ROLE)" when the lock file says so, else empty.
+        holder: String,
+        /// The command holding the lock (`run`, `pull`, `verify`, …), when known.
+        role: Option<String>,
+    },
     #[error("{what} {path}: {err}")]
     Io {
         what: &'static str,
@@ -209,8 +215,11 @@ impl Store {
         self.root.join(rel)
     }
 
-    /// Takes the exclusive write lock, without waiting.
-    pub fn lock(&self) -> Result<StoreLock, StoreError> {
+    /// Takes the exclusive write lock, without waiting. `role` is the command taking it (`run`,
+    /// `pull`, `verify`, …); it is written into the lock file beside the pid so that a process
+    /// finding the store busy can say who holds it (and `run` can tell a short command, worth
+    /// waiting for, from a second daemon, which is a mistake).
+    pub fn lock(&self, role: &str) -> Result<StoreLock, StoreError> {
         let path = self.path(layout::LOCK_FILE);
         let mut file = open_options_0600()
             .read(true)
@@ -222,14 +231,25 @@ impl Store {
         match file.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
-                let holder = fs::read_to_string(&path)
-                    .ok()
-                    .and_then(|s| s.trim().parse::<u32>().ok())
-                    .map(|pid| format!(" (pid {pid})"))
-                    .unwrap_or_default();
+                let text = fs::read_to_string(&path).unwrap_or_default();
+                let mut words = text.split_whitespace();
+                let pid = words.next().and_then(|w| w.parse::<u32>().ok());
+                // The role is ours to parse: a short lowercase word, nothing else is shown.
+                let role = words
+                    .next()
+                    .filter(|w| {
+                        w.len() <= 32 && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+                    })
+                    .map(str::to_owned);
+                let holder = match (pid, &role) {
+                    (Some(pid), Some(role)) => format!(" (pid {pid}, loghost {role})"),
+                    (Some(pid), None) => format!(" (pid {pid})"),
+                    _ => String::new(),
+                };
                 return Err(StoreError::Busy {
                     path: self.root.clone(),
                     holder,
+                    role,
                 });
             }
             Err(fs::TryLockError::Error(e)) => {
@@ -238,7 +258,7 @@ impl Store {
         }
         // Best effort: the pid only makes the "busy" message friendlier.
         let _ = file.set_len(0);
-        let _ = writeln!(file, "{}", std::process::id());
+        let _ = writeln!(file, "{} {role}", std::process::id());
         Ok(StoreLock { _file: file })
     }
 }
@@ -596,7 +616,7 @@ mod tests {
     fn frames_append_and_decompress_as_one_stream() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::create(&dir.path().join("s")).expect("store");
-        let lock = store.lock().expect("lock");
+        let lock = store.lock("test").expect("lock");
         for compression in [Compression::Zstd, Compression::Gzip] {
             let rel = format!("logs/h/2026-11-28/x{}", compression.suffix());
             let f = AppendFile::open(&store, &lock, &rel, 0).expect("open");
@@ -665,12 +685,16 @@ mod tests {
     fn lock_is_exclusive() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::create(dir.path()).expect("store");
-        let _held = store.lock().expect("lock");
-        let err = store
-            .lock()
-            .err()
-            .expect("second lock must fail")
-            .to_string();
-        assert!(err.contains("in use") && err.contains("pid"), "{err}");
+        let _held = store.lock("test").expect("lock");
+        let err = store.lock("verify").err().expect("second lock must fail");
+        assert!(
+            matches!(&err, StoreError::Busy { role: Some(r), .. } if r == "test"),
+            "{err}"
+        );
+        let err = err.to_string();
+        assert!(
+            err.contains("in use") && err.contains("loghost test"),
+            "{err}"
+        );
     }
 }
