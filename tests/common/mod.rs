@@ -110,7 +110,7 @@ impl Sshd {
                 .stdin(Stdio::null())
                 .spawn()
                 .expect("start sshd");
-            if wait_ready(&mut child, port) {
+            if wait_ready(&mut child, port, &log) {
                 return Sshd {
                     dir,
                     port,
@@ -150,14 +150,19 @@ impl Drop for Sshd {
     }
 }
 
-fn wait_ready(child: &mut Child, port: u16) -> bool {
+/// True once this sshd listens: its own log says it bound the port (another test's sshd that
+/// got the same free port would answer a connect too, while ours failed to bind), it still
+/// runs, and a connection is accepted.
+fn wait_ready(child: &mut Child, port: u16, log: &Path) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let bound = format!("Server listening on 127.0.0.1 port {port}");
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
             return false;
         }
-        if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+        let ours = std::fs::read_to_string(log).is_ok_and(|l| l.contains(&bound));
+        if ours && let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
             drop(s);
             return true;
         }
