@@ -14,6 +14,9 @@ command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v zstdcat >/dev/null || need+=(zstd)
 command -v zcat >/dev/null || need+=(gzip)
 command -v script >/dev/null || need+=(bsdutils)
+# It writes real journal files (it plays journald in tests/journal.rs); journalctl is the oracle.
+[ -x /lib/systemd/systemd-journal-remote ] || need+=(systemd-journal-remote)
+command -v journalctl >/dev/null || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "scripts/test.sh: missing test peers: ${need[*]}" >&2

@@ -11,6 +11,7 @@
 //! - Shared utilities: [`config`] (the TOML file, validated once), [`hash`], [`sanitize`] (remote
 //!   text made safe to print), [`units`] (sizes for people), [`failpoint`] (crash points for
 //!   tests), `s3` (the S3 operations, behind the default feature `s3`).
+//! - [`journal`]: systemd's journal file format and the export format (pure readers).
 //! - [`store`]: the archive on disk, its lock, appending frames, where everything lives;
 //!   [`keys`]: the loghost's own keys.
 //! - [`ledger`]: the evidence: the ledger, cursors as recorded, the Merkle tree, checkpoints and
@@ -33,6 +34,7 @@ pub mod config;
 pub mod daemon;
 pub mod failpoint;
 pub mod hash;
+pub mod journal;
 pub mod keys;
 pub mod ledger;
 pub mod metrics;
