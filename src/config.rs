@@ -114,12 +114,20 @@ pub struct HostConfig {
     pub paths: Vec<String>,
     /// Remote files rewritten in place (lastlog, utmp): stored whole when they change.
     pub snapshot: Vec<String>,
+    /// Directories holding systemd journal files (`*.journal`, `*.journal~`), globs allowed;
+    /// empty when the journal is not collected. `journal = true` alone means
+    /// [`DEFAULT_JOURNAL_DIRS`].
+    pub journal_dirs: Vec<String>,
     pub tls_name: Option<String>,
     pub tls_fingerprint: Option<String>,
     pub stale_after: Option<Duration>,
     /// Line in the config file where this host's table starts (for messages).
     pub line: usize,
 }
+
+/// Where journald keeps its files: persistent, then volatile (`/run`, when `Storage=volatile`
+/// or before the first flush); one directory per machine id.
+pub const DEFAULT_JOURNAL_DIRS: [&str; 2] = ["/var/log/journal/*", "/run/log/journal/*"];
 
 impl HostConfig {
     /// True when this host is pulled over SSH.
@@ -301,6 +309,8 @@ struct RawHost {
     paths: Vec<RemotePattern>,
     #[serde(default)]
     snapshot: Vec<RemotePattern>,
+    journal: Option<bool>,
+    journal_dirs: Option<Vec<RemotePattern>>,
     tls_name: Option<TlsName>,
     tls_fingerprint: Option<Fingerprint>,
     stale_after: Option<Dur>,
@@ -776,17 +786,30 @@ impl Config {
                     "set either `every` or `cron`, not both (they are two ways to schedule pulls)",
                 ));
             }
-            let pulls = !h.paths.is_empty() || !h.snapshot.is_empty();
+            let journal_dirs: Vec<String> = match (h.journal, h.journal_dirs) {
+                (Some(false), Some(_)) => {
+                    return Err(at(
+                        "`journal_dirs` is set but `journal = false`; remove one of them",
+                    ));
+                }
+                (_, Some(dirs)) if dirs.is_empty() => {
+                    return Err(at(
+                        "`journal_dirs` is empty; remove it to read journald's own directories",
+                    ));
+                }
+                (_, Some(dirs)) => dirs.into_iter().map(|d| d.0).collect(),
+                (Some(true), None) => DEFAULT_JOURNAL_DIRS.iter().map(|d| d.to_string()).collect(),
+                (_, None) => Vec::new(),
+            };
+            let pulls = !h.paths.is_empty() || !h.snapshot.is_empty() || !journal_dirs.is_empty();
             match (&h.address, pulls, &h.tls_name) {
                 (Some(_), false, _) => {
-                    return Err(at(
-                        "has an `address` but no `paths` or `snapshot` to pull; add e.g. \
-                         paths = [\"/var/log/syslog\"]",
-                    ));
+                    return Err(at("has an `address` but nothing to pull; add e.g. \
+                         paths = [\"/var/log/syslog\"] or journal = true"));
                 }
                 (None, true, _) => {
                     return Err(at(
-                        "has `paths` but no `address` to pull them from; add e.g. \
+                        "has `paths` or `journal` but no `address` to pull them from; add e.g. \
                          address = \"web1.example.org:22\"",
                     ));
                 }
@@ -824,6 +847,7 @@ impl Config {
                 history: h.history.unwrap_or(true),
                 paths: h.paths.into_iter().map(|p| p.0).collect(),
                 snapshot: h.snapshot.into_iter().map(|p| p.0).collect(),
+                journal_dirs,
                 tls_name: h.tls_name.map(|t| t.0),
                 tls_fingerprint: h.tls_fingerprint.map(|f| f.0),
                 stale_after: h.stale_after.map(|d| d.0),

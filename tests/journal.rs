@@ -148,3 +148,161 @@ fn the_reader_exports_what_journalctl_exports() {
     assert_eq!(entries[0].seqnum(), Some(1));
     assert_eq!(entries[499].seqnum(), Some(500));
 }
+
+/// An env with an sshd and a host `web1` whose journal is read from `<remote>/journal/m1`.
+fn journal_env() -> (Env, Sshd, PathBuf) {
+    let env = Env::new();
+    let jdir = env.remote.join("journal/m1");
+    std::fs::create_dir_all(&jdir).expect("mkdir journal");
+    let sshd = env.init_and_start_sshd("");
+    std::fs::write(
+        &env.config,
+        format!(
+            "store = \"{}\"\n\n[[host]]\nname = \"web1\"\naddress = \"{}\"\nuser = \"{}\"\n\
+             journal_dirs = [\"{}\"]\n",
+            env.store.display(),
+            sshd.address(),
+            current_user(),
+            jdir.display()
+        ),
+    )
+    .expect("config");
+    env.trust("web1", &sshd);
+    (env, sshd, jdir)
+}
+
+/// What loghost stored of web1's journal, in export format.
+fn stored_export(env: &Env) -> Vec<u8> {
+    let out = env.run(&["cat", "web1", "journal", "-o", "export"]);
+    assert_ok(&out, "cat journal");
+    out.stdout
+}
+
+const BOOT1: &str = "0123456789abcdef0123456789abcdef";
+const BOOT2: &str = "89abcdef0123456789abcdef01234567";
+
+#[test]
+fn pulls_store_every_entry_once_across_appends_rotation_and_vacuum() {
+    let (env, _sshd, jdir) = journal_env();
+    let live = jdir.join("system.journal");
+    journal_write(&live, &export_input(BOOT1, 0, 300));
+    let out = env.run(&["pull"]);
+    assert_ok(&out, "first pull");
+    assert_eq!(
+        without_seqnum(&stored_export(&env)),
+        journalctl_export(&live),
+        "first pull: every entry, as journalctl exports it"
+    );
+
+    // Appends between rounds (a restart of the writer: a new boot).
+    journal_write(&live, &export_input(BOOT2, 300, 200));
+    assert_ok(&env.run(&["pull"]), "second pull");
+    assert_eq!(
+        without_seqnum(&stored_export(&env)),
+        journalctl_export(&live)
+    );
+
+    // Nothing new: nothing stored.
+    let frames = env.frames_for("journal").len();
+    assert_ok(&env.run(&["pull"]), "idle pull");
+    assert_eq!(
+        env.frames_for("journal").len(),
+        frames,
+        "an idle round stores nothing"
+    );
+
+    // Rotation: journald renames the active file and starts a new one.
+    let header = Command::new("journalctl")
+        .arg("--file")
+        .arg(&live)
+        .arg("--header")
+        .output()
+        .expect("journalctl --header");
+    assert!(header.status.success());
+    let archived = jdir.join("system@0123-0000000000000001-0000000000000001.journal");
+    std::fs::rename(&live, &archived).expect("rotate");
+    journal_write(&live, &export_input(BOOT2, 500, 100));
+    assert_ok(&env.run(&["pull"]), "pull after rotation");
+    let mut expected = journalctl_export(&archived);
+    expected.extend(journalctl_export(&live));
+    assert_eq!(
+        without_seqnum(&stored_export(&env)),
+        expected,
+        "after a rotation: the archived file's entries once, then the new file's"
+    );
+
+    // Vacuum: the archived file goes; new entries still come, and it is no alarm.
+    std::fs::remove_file(&archived).expect("vacuum");
+    journal_write(&live, &export_input(BOOT2, 600, 50));
+    let out = env.run(&["pull"]);
+    assert_ok(&out, "pull after vacuum");
+    let mut expected2 = expected.clone();
+    let all_live = journalctl_export(&live);
+    let new_part = &all_live[journalctl_export_len_before(&all_live, 100)..];
+    expected2.extend_from_slice(new_part);
+    assert_eq!(without_seqnum(&stored_export(&env)), expected2);
+    assert!(
+        !env.ledger().iter().any(|e| e["event"] == "rewritten"),
+        "no alarm from rotation or vacuum"
+    );
+    assert_ok(&env.run(&["verify"]), "verify");
+
+    // The short form, as journalctl prints it (in UTC).
+    let out = env.run(&["cat", "web1", "journal"]);
+    assert_ok(&out, "cat short");
+    let short = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(short.lines().count(), 650, "{short}");
+    assert!(
+        short.starts_with(
+            "Dec 02 02:40:00 web1 sshd[1000]: Accepted publickey for user0 from 10.0.0.0 port 40000\n"
+        ),
+        "{short}"
+    );
+}
+
+/// The byte length of the first `n` entries of an export.
+fn journalctl_export_len_before(export: &[u8], n: usize) -> usize {
+    let mut seen = 0;
+    let mut i = 0;
+    while seen < n {
+        // Entries end with an empty line; the test data's binary values hold no "\n\n".
+        let at = export[i..]
+            .windows(2)
+            .position(|w| w == b"\n\n")
+            .expect("entry end");
+        i += at + 2;
+        seen += 1;
+    }
+    i
+}
+
+#[test]
+fn an_edited_collected_entry_raises_the_alarm() {
+    let (env, _sshd, jdir) = journal_env();
+    let live = jdir.join("system.journal");
+    journal_write(&live, &export_input(BOOT1, 0, 50));
+    assert_ok(&env.run(&["pull"]), "first pull");
+    // The intruder edits the newest collected entry's message in place.
+    let mut bytes = std::fs::read(&live).expect("read journal");
+    let needle = b"for user49 from";
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("the message is stored uncompressed");
+    bytes[at..at + needle.len()].copy_from_slice(b"for admin from ");
+    std::fs::write(&live, &bytes).expect("edit");
+    let out = env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        env.ledger()
+            .iter()
+            .any(|e| e["event"] == "rewritten" && e["source"] == "journal"),
+        "a rewritten event in the ledger"
+    );
+    let status = env.run(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("ALARM"),
+        "{}",
+        text(&status)
+    );
+}

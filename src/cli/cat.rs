@@ -19,6 +19,18 @@ use crate::sanitize::{Shown, escape_for_terminal};
 use crate::store::layout;
 use crate::store::{self, Store};
 
+/// How journal entries are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum JournalOutput {
+    /// journalctl's default: `Dec 02 03:15:03 web1 sshd[1048]: message` (time in UTC)
+    #[default]
+    Short,
+    /// The journal export format as stored (binary-safe; `systemd-journal-remote` reads it)
+    Export,
+    /// One JSON object per entry, as `journalctl -o json`
+    Json,
+}
+
 /// What to print.
 pub struct Selection<'a> {
     pub host: &'a str,
@@ -26,6 +38,8 @@ pub struct Selection<'a> {
     pub log: Option<&'a str>,
     /// `YYYY-MM-DD`; all days when `None`.
     pub date: Option<&'a str>,
+    /// How journal entries are printed (text logs are printed as they are).
+    pub output: JournalOutput,
 }
 
 /// Which sources a LOG argument names: the remote path itself, else a stored name
@@ -188,10 +202,43 @@ pub fn run(
             );
         }
         let compression = store::compression_of(&f.file).unwrap_or(config.compression);
+        if f.via == ledger::Via::Journal && sel.output != JournalOutput::Export {
+            print_journal(compression, &stored, sel.output, out, terminal)
+                .with_context(|| format!("cannot read entry {} in {}", f.seq, f.file))?;
+            continue;
+        }
         print_frame(compression, &stored, out, terminal)
             .with_context(|| format!("cannot decompress entry {} in {}", f.seq, f.file))?;
     }
     out.flush()?;
+    Ok(())
+}
+
+/// Prints a journal frame's entries in the `short` or `json` form.
+fn print_journal(
+    compression: crate::config::Compression,
+    stored: &[u8],
+    output: JournalOutput,
+    out: &mut dyn Write,
+    terminal: bool,
+) -> Result<()> {
+    let mut raw = Vec::new();
+    store::decompress(compression, stored, &mut raw)?;
+    let entries = crate::journal::export::parse(&raw)?;
+    let mut escaped = Vec::new();
+    for e in &entries {
+        let text = match output {
+            JournalOutput::Json => crate::journal::export::json(e),
+            _ => crate::journal::export::short(e),
+        };
+        if terminal {
+            escaped.clear();
+            escape_for_terminal(&text, &mut escaped);
+            out.write_all(&escaped)?;
+        } else {
+            out.write_all(&text)?;
+        }
+    }
     Ok(())
 }
 

@@ -176,6 +176,7 @@ anchors = ["file://{anchor}"]
                 host: HOST,
                 log: Some(&format!("/var/log/{log}")),
                 date: None,
+                output: crate::cli::cat::JournalOutput::Export,
             },
             &mut out,
             false,

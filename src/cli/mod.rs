@@ -118,6 +118,9 @@ enum Command {
         /// Only this day (UTC collection date), YYYY-MM-DD
         #[arg(long, value_name = "YYYY-MM-DD")]
         date: Option<String>,
+        /// How journal entries are printed (LOG `journal`: a host's systemd journal)
+        #[arg(short = 'o', long, value_enum, default_value_t)]
+        output: crate::cli::cat::JournalOutput,
     },
 
     /// Check the whole archive against the ledger and the checkpoints
@@ -536,7 +539,12 @@ async fn run(cli: Cli) -> Result<i32> {
             }
             Ok(status.exit_code())
         }
-        Command::Cat { host, log, date } => {
+        Command::Cat {
+            host,
+            log,
+            date,
+            output,
+        } => {
             let config = load_config(cli.config.as_deref())?;
             let stdout = std::io::stdout();
             let terminal = stdout.is_terminal();
@@ -545,6 +553,7 @@ async fn run(cli: Cli) -> Result<i32> {
                 host: &host,
                 log: log.as_deref(),
                 date: date.as_deref(),
+                output,
             };
             match crate::cli::cat::run(&config, &sel, &mut out, terminal) {
                 Ok(()) => Ok(0),

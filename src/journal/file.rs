@@ -163,16 +163,24 @@ pub struct Entry {
 }
 
 /// Reads through a cache of aligned windows (the reads of an entry and its data are small and
-/// clustered; over SFTP each miss is a round trip).
+/// clustered; over SFTP each miss is a round trip). Misses that follow each other through the
+/// file read ahead, up to [`MAX_READ_AHEAD`] windows at once: reading new entries walks forward.
 pub struct Cached<R: ReadAt> {
     inner: R,
     window: u64,
     max_windows: usize,
     windows: HashMap<u64, Vec<u8>>,
     order: VecDeque<u64>,
-    /// Reads issued to `inner` (for tests and benchmarks).
+    /// The window after the last one read, and how many reads in a row were sequential.
+    next_sequential: Option<u64>,
+    run: u32,
+    /// Reads issued to `inner`, and bytes read (for tests and benchmarks).
     pub misses: u64,
+    pub bytes: u64,
 }
+
+/// The most windows one sequential miss reads.
+pub const MAX_READ_AHEAD: u64 = 16;
 
 impl<R: ReadAt> Cached<R> {
     /// `window`: bytes a miss reads (a power of two); at most `max_windows` are kept.
@@ -183,7 +191,10 @@ impl<R: ReadAt> Cached<R> {
             max_windows: max_windows.max(2),
             windows: HashMap::new(),
             order: VecDeque::new(),
+            next_sequential: None,
+            run: 0,
             misses: 0,
+            bytes: 0,
         }
     }
 
@@ -199,18 +210,43 @@ impl<R: ReadAt> Cached<R> {
 
     fn load(&mut self, base: u64) -> Result<&Vec<u8>, JournalError> {
         if !self.windows.contains_key(&base) {
+            self.run = if self.next_sequential == Some(base) {
+                (self.run + 1).min(8)
+            } else {
+                0
+            };
+            let n = (1u64 << self.run)
+                .min(MAX_READ_AHEAD)
+                .min(self.max_windows as u64 / 2)
+                .max(1);
             let data = self
                 .inner
-                .read_at(base, self.window as usize)
+                .read_at(base, (n * self.window) as usize)
                 .map_err(|err| JournalError::Io { offset: base, err })?;
             self.misses += 1;
-            if self.order.len() >= self.max_windows
-                && let Some(old) = self.order.pop_front()
-            {
-                self.windows.remove(&old);
+            self.bytes += data.len() as u64;
+            let got = (data.len() as u64).div_ceil(self.window).max(1);
+            self.next_sequential = Some(base + got * self.window);
+            for k in 0..got {
+                let from = (k * self.window) as usize;
+                let to = (from + self.window as usize).min(data.len());
+                let w = base + k * self.window;
+                if self.windows.contains_key(&w) {
+                    continue;
+                }
+                if self.order.len() >= self.max_windows
+                    && let Some(old) = self.order.pop_front()
+                {
+                    self.windows.remove(&old);
+                }
+                self.order.push_back(w);
+                self.windows.insert(w, data[from.min(to)..to].to_vec());
+            }
+            // The window asked for is the most recently used.
+            if let Some(i) = self.order.iter().position(|b| *b == base) {
+                self.order.remove(i);
             }
             self.order.push_back(base);
-            self.windows.insert(base, data);
         } else if self.order.back() != Some(&base) {
             // Most recently used last.
             if let Some(i) = self.order.iter().position(|b| *b == base) {
@@ -496,6 +532,30 @@ impl<R: ReadAt> JournalFile<R> {
             }
         }
         Ok(lo)
+    }
+
+    /// The offset of the entry with sequence number `seqnum`, if the file has it (entries are
+    /// in increasing seqnum order: a binary search reading O(log n) entry headers).
+    pub fn find_seqnum(&mut self, seqnum: u64) -> Result<Option<u64>, JournalError> {
+        let (mut lo, mut hi) = (0u64, self.header.n_entries);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let off = self.entry_offset(mid)?;
+            self.check_offset(off, "entry")?;
+            let h = self.src.read(off, 24)?;
+            if h[0] != OBJECT_ENTRY {
+                return Err(damaged(format!(
+                    "entry {mid} at offset {off} is not an entry"
+                )));
+            }
+            let s = u64_at(&h, 16);
+            match s.cmp(&seqnum) {
+                std::cmp::Ordering::Equal => return Ok(Some(off)),
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+            }
+        }
+        Ok(None)
     }
 
     /// Reads the entry at `offset` with all its fields.

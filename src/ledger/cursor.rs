@@ -42,6 +42,24 @@ pub struct Cursor {
     pub known: Vec<Probe>,
 }
 
+/// How far one journal file has been collected (DESIGN: the journal), derived from its frames.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalCursor {
+    /// The mark of the newest frame of this file: where the next read starts.
+    pub mark: crate::ledger::JournalMark,
+    /// The remote path it was last read from (rotation renames it; the file id stays).
+    pub path: String,
+    /// The last collected entry's export bytes, hashed: re-checked each round.
+    pub tail: Probe,
+    /// Entries collected from this file in all.
+    pub entries: u64,
+    /// The file's most recent frames (at most [`MAX_JOURNAL_SPANS`]), for audit samples.
+    pub spans: Vec<Span>,
+}
+
+/// How many frames of a journal file its cursor remembers for audit samples.
+pub const MAX_JOURNAL_SPANS: usize = 64;
+
 /// How many generation identities a cursor remembers.
 pub const MAX_KNOWN: usize = 256;
 

@@ -65,7 +65,42 @@ pub enum Via {
     /// Messages received over syslog-over-TLS; `start..end` is the range of the host's received
     /// stream (its stored lines, counted from its first).
     Tls,
+    /// Entries of a systemd journal file read over SFTP, stored in the journal export format;
+    /// `start..end` is the range of the host's journal stream (every entry collected from any of
+    /// its journal files, in collection order); `journal` says which file and entries.
+    Journal,
 }
+
+/// Which journal entries a [`Via::Journal`] frame holds: one file's entries, consecutive in its
+/// entry array. The frame's `tail` probe is the hash of the last entry's export bytes: what
+/// the next round re-checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalMark {
+    /// The file's id (32 hex digits): it stays when journald renames the file on rotation.
+    pub file_id: String,
+    pub machine_id: String,
+    /// The sequence-number space the file's entries belong to (shared by a machine's files).
+    pub seqnum_id: String,
+    pub first_seqnum: u64,
+    pub last_seqnum: u64,
+    /// How many entries the frame holds.
+    pub entries: u64,
+    /// Offset of the last entry's object in the file: the next read starts after it.
+    pub last_offset: u64,
+    /// The last entry's time (microseconds since the epoch).
+    pub last_realtime: u64,
+}
+
+/// An id as systemd prints it: 32 lowercase hex digits.
+pub fn is_journal_id(s: &str) -> bool {
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The source name of a host's journal stream.
+pub const JOURNAL_SOURCE: &str = "journal";
 
 /// One compression frame in the store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +132,9 @@ pub struct Frame {
     pub sha256: Hash,
     /// SHA-256 of the raw content, `end - start` bytes.
     pub raw_sha256: Hash,
+    /// For [`Via::Journal`] frames: the journal file and entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<JournalMark>,
 }
 
 /// Something that happened, recorded for the auditor.
@@ -229,6 +267,24 @@ pub fn parse_line(line: &[u8], expected_seq: u64) -> Result<Entry, String> {
         if f.end < f.start {
             return Err("source range ends before it starts".into());
         }
+        match (&f.journal, f.via) {
+            (None, Via::Journal) => return Err("a journal frame without its journal mark".into()),
+            (Some(_), v) if v != Via::Journal => {
+                return Err("a journal mark on a frame that is not a journal's".into());
+            }
+            (Some(j), _) => {
+                if ![&j.file_id, &j.machine_id, &j.seqnum_id]
+                    .iter()
+                    .all(|id| is_journal_id(id))
+                {
+                    return Err("a journal mark with a malformed id".into());
+                }
+                if j.entries == 0 || j.last_seqnum < j.first_seqnum || f.source != JOURNAL_SOURCE {
+                    return Err("an inconsistent journal mark".into());
+                }
+            }
+            (None, _) => {}
+        }
     }
     Ok(entry)
 }
@@ -277,6 +333,8 @@ pub struct Index {
     /// Host-days with an `archived` event: no frame may be added to them. (No serde default: a
     /// cache written before this field existed is rebuilt.)
     pub archived: std::collections::BTreeSet<(String, String)>,
+    /// host → journal file id → how far it was collected. (No serde default, as above.)
+    pub journals: BTreeMap<String, BTreeMap<String, cursor::JournalCursor>>,
 }
 
 impl Index {
@@ -289,6 +347,40 @@ impl Index {
         match entry {
             Entry::Frame(f) => {
                 self.file_ends.insert(f.file.clone(), f.offset + f.length);
+                if let Some(j) = &f.journal {
+                    let span = Span {
+                        start: f.start,
+                        end: f.end,
+                        file: f.file.clone(),
+                        offset: f.offset,
+                        length: f.length,
+                    };
+                    let files = self.journals.entry(f.host.clone()).or_default();
+                    match files.get_mut(&j.file_id) {
+                        Some(c) => {
+                            c.mark = j.clone();
+                            c.path = f.from.clone().unwrap_or_default();
+                            c.tail = f.tail;
+                            c.entries += j.entries;
+                            c.spans.push(span);
+                            if c.spans.len() > cursor::MAX_JOURNAL_SPANS {
+                                c.spans.remove(0);
+                            }
+                        }
+                        None => {
+                            files.insert(
+                                j.file_id.clone(),
+                                cursor::JournalCursor {
+                                    mark: j.clone(),
+                                    path: f.from.clone().unwrap_or_default(),
+                                    tail: f.tail,
+                                    entries: j.entries,
+                                    spans: vec![span],
+                                },
+                            );
+                        }
+                    }
+                }
                 let slot = self
                     .cursors
                     .entry(f.host.clone())
@@ -336,7 +428,10 @@ impl Index {
                     known,
                 };
             }
-            Entry::Event(e) if e.event.restarts_generation() => {
+            // A journal's findings are about entries, never the host's journal stream.
+            Entry::Event(e)
+                if e.event.restarts_generation() && e.source.as_deref() != Some(JOURNAL_SOURCE) =>
+            {
                 if let (Some(host), Some(source)) = (&e.host, &e.source) {
                     let slot = self
                         .cursors
@@ -854,6 +949,7 @@ mod tests {
             length: 25,
             sha256: Hash::of(b"x"),
             raw_sha256: Hash::of(b"0123456789"),
+            journal: None,
         })
     }
 

@@ -402,6 +402,7 @@ impl WriterState {
             length: frame.length,
             sha256: frame.sha256,
             raw_sha256: frame.raw_sha256,
+            journal: None,
         };
         job.start = end;
         Ok(Some(Sealed {

@@ -97,9 +97,9 @@ pub(crate) async fn pull_file(
             let cursor = ctx.cursor(&host.name, path)?;
             pull_snapshot(&t, cursor, &mut report).await?
         }
-        Via::Tls => {
+        Via::Tls | Via::Journal => {
             return Err(FileError::Local(anyhow::anyhow!(
-                "received messages are not pulled"
+                "received messages and journals are not collected as files"
             )));
         }
     }

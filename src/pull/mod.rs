@@ -21,6 +21,7 @@
 //! blocking writer thread drains into the compressor.
 
 pub mod collect;
+pub mod journal;
 pub mod known_hosts;
 pub mod remote;
 pub mod rotation;
@@ -65,6 +66,8 @@ pub struct FileReport {
     pub raw_bytes: u64,
     pub stored_bytes: u64,
     pub frames: u64,
+    /// Journal entries collected (journal files only).
+    pub entries: u64,
     /// Rewrites found (ALARM): bytes already collected changed on the server.
     pub alarms: Vec<String>,
     /// Truncations and replacements noticed (not alarms).
@@ -81,6 +84,7 @@ impl FileReport {
             raw_bytes: 0,
             stored_bytes: 0,
             frames: 0,
+            entries: 0,
             alarms: Vec::new(),
             notes: Vec::new(),
             budget_reached: false,
@@ -256,6 +260,28 @@ pub async fn run_round_with(
     Ok(report)
 }
 
+/// Every journal file of the host ([`journal`]). `Err`: the connection was lost.
+async fn pull_journals(
+    ctx: &Arc<Ctx>,
+    host: &HostConfig,
+    session: &Session,
+    report: &mut HostReport,
+) -> Result<(), RemoteError> {
+    let files = journal::list(host, session, report).await?;
+    if files.is_empty() {
+        report.warnings.push(format!(
+            "journal: no journal files in {} (is journald's storage persistent, and may the \
+             account read them?)",
+            host.journal_dirs.join(", ")
+        ));
+    }
+    for path in files {
+        let r = journal::pull_file(ctx, host, session, &path).await?;
+        report.files.push(r);
+    }
+    Ok(())
+}
+
 /// The host's error when its session died mid-round: what happened, and that nothing half-read
 /// was committed (the host is collected from its last committed byte next round).
 fn lost_message(e: &RemoteError, ssh: &crate::config::SshConfig) -> String {
@@ -401,6 +427,11 @@ async fn pull_host(ctx: &Arc<Ctx>, host: &HostConfig) -> HostReport {
             Err(FileError::Local(e)) => report
                 .files
                 .push(FileReport::new(&path, Outcome::Failed(format!("{e:#}")))),
+        }
+    }
+    if report.error.is_none() && !host.journal_dirs.is_empty() {
+        if let Err(e) = pull_journals(ctx, host, &session, &mut report).await {
+            report.error = Some(lost_message(&e, &ctx.config.ssh));
         }
     }
     session.close().await;

@@ -660,6 +660,26 @@ impl RemoteFile<'_> {
         Ok(out)
     }
 
+    /// Reads `[offset, offset + len)` with the requests pipelined (as [`Self::stream`] does),
+    /// or less at end of file.
+    pub async fn read_pipelined(&self, offset: u64, len: u64) -> Result<Vec<u8>, RemoteError> {
+        if len <= u64::from(READ_CHUNK) {
+            return self.read_at(offset, len).await;
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(READS_IN_FLIGHT);
+        let reading = async move { self.stream(offset, offset + len, &tx).await };
+        let collecting = async {
+            let mut out = Vec::with_capacity(len as usize);
+            while let Some(chunk) = rx.recv().await {
+                out.extend_from_slice(&chunk);
+            }
+            out
+        };
+        let (read, out) = tokio::join!(reading, collecting);
+        read?;
+        Ok(out)
+    }
+
     /// Streams `[start, end)` to `sink` in order with reads pipelined, stopping early at end of
     /// file. Returns the number of bytes delivered. The sink applies back-pressure. Chunks are
     /// never empty.

@@ -454,6 +454,7 @@ fn commit(rec: &Recorder, host: &HostConfig, start: u64, data: &[u8]) -> Result<
         length: frame.length,
         sha256: frame.sha256,
         raw_sha256: frame.raw_sha256,
+        journal: None,
     };
     if let Err(e) = rec.append(Entry::Frame(entry)) {
         undo(out.truncated(frame.offset));

@@ -136,6 +136,33 @@ pub fn received_file(host: &str, t: Timestamp, hourly: bool, compression: Compre
     p
 }
 
+/// The directory a host's journal entries go to, per day (then one file per machine id).
+pub const JOURNAL_DIR: &str = "%journal";
+
+/// The store-relative path of the file a host's journal entries of machine `machine_id` (32 hex
+/// digits, checked by the caller) go to at moment `t`:
+/// `logs/<host>/<date>/[HH/]%journal/<machine-id>.export.zst`.
+pub fn journal_file(
+    host: &str,
+    t: Timestamp,
+    hourly: bool,
+    machine_id: &str,
+    compression: Compression,
+) -> String {
+    let (date, hour) = date_and_hour(t);
+    let mut p = format!("{LOGS_DIR}/{host}/{date}/");
+    if hourly {
+        p.push_str(&hour);
+        p.push('/');
+    }
+    p.push_str(JOURNAL_DIR);
+    p.push('/');
+    p.push_str(&encode_component(machine_id, true));
+    p.push_str(".export");
+    p.push_str(compression.suffix());
+    p
+}
+
 /// What a store-relative log path says about itself: `logs/<host>/<date>/…`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogPath<'a> {

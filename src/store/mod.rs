@@ -597,6 +597,40 @@ pub fn decompress(
     }
 }
 
+/// The raw content of the stored frame at `[offset, offset + length)` of `rel` (at most
+/// `max_raw` bytes of it); `None` when the file is no longer in the store (its day archived).
+pub fn read_frame(
+    store: &Store,
+    rel: &str,
+    offset: u64,
+    length: u64,
+    max_raw: u64,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    use std::io::{Read, Seek};
+    let path = store.path(rel);
+    let err = |what| io_err(what, &path);
+    let mut f = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(err("cannot open")(e)),
+    };
+    f.seek(io::SeekFrom::Start(offset))
+        .map_err(err("cannot read"))?;
+    let stored = f.take(length);
+    let compression = compression_of(rel).unwrap_or_default();
+    let raw: Box<dyn Read> = match compression {
+        Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::new(stored).map_err(err("cannot read"))?)
+        }
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(stored)),
+    };
+    let mut out = Vec::new();
+    raw.take(max_raw)
+        .read_to_end(&mut out)
+        .map_err(err("cannot decompress a frame of"))?;
+    Ok(Some(out))
+}
+
 /// The compression a stored file uses, from its name.
 pub fn compression_of(rel: &str) -> Option<Compression> {
     if rel.ends_with(".zst") {

@@ -1,0 +1,616 @@
+//! A host's systemd journal in a pull round: every journal file in its `journal_dirs`, read
+//! over SFTP with [`crate::journal::file`], new entries stored in the export format as frames of
+//! the host's journal stream (`%journal/<machine-id>.export.zst`), each frame's ledger entry
+//! saying which file and entries it holds ([`crate::ledger::JournalMark`]).
+//!
+//! Per file (by its file id, which stays when journald renames it on rotation), the cursor is
+//! the last collected entry: its offset, sequence number and the hash of its export bytes. Each
+//! round first re-reads that entry (it must be the same, at the same place in the file's entry
+//! array, with as many entries before it as were collected) and `audit_samples` random
+//! collected entries, comparing them with the archive; any difference is the `rewritten`
+//! ALARM. Then it reads the entries linked after it, up to the entry count the header had when
+//! the file was opened; a view that journald's writing made inconsistent is read again (at
+//! most [`ATTEMPTS`] times), entries already committed stay committed. A file that vanished was
+//! vacuumed: nothing to do. A file seen for the first time is read from its first entry.
+//!
+//! The parser runs on a blocking thread; its reads go to the async side through a channel and
+//! are served by pipelined SFTP reads on the file handle opened once (the bytes identified are
+//! the bytes read: the handle follows the file across journald's renames).
+
+use std::io;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use rand::Rng;
+use tokio::sync::{mpsc, oneshot};
+
+use super::remote::{RemoteError, Session};
+use super::{Ctx, FileReport, Outcome};
+use crate::config::HostConfig;
+use crate::hash::Hash;
+use crate::journal::export;
+use crate::journal::file::{Cached, JournalError, JournalFile, ReadAt, id_hex};
+use crate::ledger::cursor::{JournalCursor, Probe};
+use crate::ledger::writer::Recorder;
+use crate::ledger::{Entry, Event, EventKind, Frame, JOURNAL_SOURCE, JournalMark, Via};
+use crate::sanitize::Shown;
+
+/// How often a file is opened again when journald's writing tore the view.
+pub const ATTEMPTS: u32 = 5;
+/// Raw export bytes per frame (a frame is also cut at the end of each file's new entries).
+pub const FRAME_TARGET: usize = 4 << 20;
+/// The read cache: 64 KiB windows, 16 MiB at most.
+const WINDOW: u64 = 64 << 10;
+const MAX_WINDOWS: usize = 256;
+
+type ReadRequest = (u64, usize, oneshot::Sender<io::Result<Vec<u8>>>);
+
+/// The parser's view of the remote file: each read is a request to the async side.
+struct Remote {
+    tx: mpsc::Sender<ReadRequest>,
+}
+
+impl ReadAt for Remote {
+    fn read_at(&mut self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .blocking_send((offset, len, reply))
+            .map_err(|_| io::Error::other("the SFTP side stopped"))?;
+        answer
+            .blocking_recv()
+            .map_err(|_| io::Error::other("the SFTP side stopped"))?
+    }
+}
+
+/// Lists the host's journal files: `*.journal` and `*.journal~` in each of its `journal_dirs`.
+/// Archived files first (their entries are older), then the active ones.
+pub(crate) async fn list(
+    host: &HostConfig,
+    session: &Session,
+    report: &mut super::HostReport,
+) -> Result<Vec<String>, RemoteError> {
+    let mut files = Vec::new();
+    for dir in &host.journal_dirs {
+        for suffix in ["*.journal", "*.journal~"] {
+            let pattern = format!("{}/{suffix}", dir.trim_end_matches('/'));
+            match session.expand(&pattern, &mut report.warnings).await {
+                Ok(found) => files.extend(found.into_iter().map(|f| f.path)),
+                Err(e) if e.is_not_found() => {}
+                Err(e) if e.is_connection_lost() => return Err(e),
+                Err(e) => report
+                    .files
+                    .push(FileReport::new(&pattern, Outcome::Failed(e.to_string()))),
+            }
+        }
+    }
+    files.sort_by_key(|p| {
+        let name = p.rsplit('/').next().unwrap_or(p);
+        (!name.contains('@'), p.clone())
+    });
+    files.dedup();
+    Ok(files)
+}
+
+/// Collects one journal file. `Err` only when the connection was lost.
+pub(crate) async fn pull_file(
+    ctx: &Arc<Ctx>,
+    host: &HostConfig,
+    session: &Session,
+    path: &str,
+) -> Result<FileReport, RemoteError> {
+    let mut report = FileReport::new(path, Outcome::UpToDate);
+    let file = match session.open(path).await {
+        Ok(f) => f,
+        Err(e) if e.is_connection_lost() => return Err(e),
+        Err(e) if e.is_not_found() => {
+            // Vacuumed (or renamed by a rotation) since the listing: nothing lost, the
+            // renamed file is listed next round under its new name.
+            report
+                .notes
+                .push("vanished between listing and reading (vacuum or rotation)".into());
+            return Ok(report);
+        }
+        Err(e) => {
+            let hint = if e.to_string().to_lowercase().contains("permission") {
+                " (the account needs to be in group `systemd-journal` or `adm` on the server)"
+            } else {
+                ""
+            };
+            report.outcome = Outcome::Failed(format!("{e}{hint}"));
+            return Ok(report);
+        }
+    };
+    let (tx, mut rx) = mpsc::channel::<ReadRequest>(1);
+    let job = Job {
+        rec: ctx.rec.clone(),
+        host: host.name.clone(),
+        hourly: host.hourly,
+        path: path.to_string(),
+        round_time: ctx.round_time,
+        budget: ctx.config.ssh.max_file_bytes_per_round,
+        samples: ctx.config.audit_samples,
+        damaged_ok: path.ends_with('~'),
+    };
+    let worker = tokio::task::spawn_blocking(move || job.run(Remote { tx }));
+    let mut lost: Option<RemoteError> = None;
+    while let Some((offset, len, reply)) = rx.recv().await {
+        let r = file.read_pipelined(offset, len as u64).await;
+        let r = match r {
+            Ok(data) => Ok(data),
+            Err(e) => {
+                let msg = e.to_string();
+                if e.is_connection_lost() {
+                    lost = Some(e);
+                }
+                Err(io::Error::other(msg))
+            }
+        };
+        let _ = reply.send(r);
+    }
+    file.close().await;
+    let outcome = match worker.await {
+        Ok(o) => o,
+        Err(e) => Collected {
+            error: Some(format!("internal error: {e}")),
+            ..Collected::default()
+        },
+    };
+    if let Some(e) = lost {
+        return Err(e);
+    }
+    outcome.into_report(&mut report);
+    Ok(report)
+}
+
+/// What the blocking side needs.
+struct Job {
+    rec: Arc<Recorder>,
+    host: String,
+    hourly: bool,
+    path: String,
+    round_time: jiff::Timestamp,
+    budget: u64,
+    samples: u32,
+    /// A `*.journal~` file (journald found it damaged or unclean): read up to its last valid
+    /// entry; an error past it is a note, not a failure.
+    damaged_ok: bool,
+}
+
+#[derive(Default)]
+struct Collected {
+    entries: u64,
+    raw: u64,
+    stored: u64,
+    frames: u64,
+    alarms: Vec<String>,
+    notes: Vec<String>,
+    budget_reached: bool,
+    error: Option<String>,
+}
+
+impl Collected {
+    fn into_report(self, r: &mut FileReport) {
+        r.raw_bytes = self.raw;
+        r.stored_bytes = self.stored;
+        r.frames = self.frames;
+        r.entries = self.entries;
+        r.alarms = self.alarms;
+        r.notes.extend(self.notes);
+        r.budget_reached = self.budget_reached;
+        r.outcome = match self.error {
+            Some(e) => Outcome::Failed(e),
+            None if self.frames > 0 => Outcome::Collected,
+            None => Outcome::UpToDate,
+        };
+    }
+}
+
+/// Where reading stands in one file: the last entry collected (committed or in the batch).
+#[derive(Clone)]
+struct Position {
+    offset: u64,
+    seqnum: u64,
+    /// Entries of the file collected up to and including it.
+    count: u64,
+}
+
+/// Entries read but not yet committed, and the mark they will carry.
+struct Batch {
+    bytes: Vec<u8>,
+    first_seqnum: u64,
+    entries: u64,
+    last: Option<(u64, u64, u64, Probe)>,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        Batch {
+            bytes: Vec::new(),
+            first_seqnum: 0,
+            entries: 0,
+            last: None,
+        }
+    }
+}
+
+impl Job {
+    fn run(self, src: Remote) -> Collected {
+        let mut out = Collected::default();
+        if let Err(e) = self.collect(src, &mut out) {
+            out.error = Some(format!("{e:#}"));
+        }
+        out
+    }
+
+    fn collect(&self, src: Remote, out: &mut Collected) -> anyhow::Result<()> {
+        let mut jf = JournalFile::open(Cached::new(src, WINDOW, MAX_WINDOWS))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let file_id = id_hex(&jf.header.file_id);
+        let cursor: Option<JournalCursor> = self
+            .rec
+            .ledger()?
+            .index()
+            .journals
+            .get(&self.host)
+            .and_then(|m| m.get(&file_id))
+            .cloned();
+        if jf.header.sealed() {
+            out.notes.push(
+                "sealed with Forward Secure Sealing (the seals are stored with the file's \
+                 entries but not checked by loghost)"
+                    .into(),
+            );
+        }
+        let mut pos = cursor.as_ref().map(|c| Position {
+            offset: c.mark.last_offset,
+            seqnum: c.mark.last_seqnum,
+            count: c.entries,
+        });
+        let mut checked = false;
+        let mut batch = Batch::new();
+        let mut attempt = 0;
+        loop {
+            let r = self.attempt(
+                &mut jf,
+                cursor.as_ref(),
+                &mut checked,
+                &mut pos,
+                &mut batch,
+                out,
+            );
+            // What was read before an error is good: commit it.
+            self.commit(&jf, &mut batch, out)?;
+            match r {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_torn() && attempt + 1 < ATTEMPTS => {
+                    attempt += 1;
+                    let mut src = jf.into_source();
+                    src.clear();
+                    jf = JournalFile::open(src).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    if id_hex(&jf.header.file_id) != file_id {
+                        anyhow::bail!("the file was replaced while it was read; read next round");
+                    }
+                }
+                Err(e) if e.is_torn() => {
+                    out.notes.push(format!(
+                        "kept changing while it was read ({e}); the rest is read next round"
+                    ));
+                    return Ok(());
+                }
+                Err(e) if self.damaged_ok => {
+                    out.notes.push(format!(
+                        "read up to its last valid entry (journald set it aside as damaged: {e})"
+                    ));
+                    return Ok(());
+                }
+                Err(e) => return Err(anyhow::anyhow!("{e}")),
+            }
+        }
+    }
+
+    /// One pass over the file as its header was read.
+    fn attempt(
+        &self,
+        jf: &mut JournalFile<Remote>,
+        cursor: Option<&JournalCursor>,
+        checked: &mut bool,
+        pos: &mut Option<Position>,
+        batch: &mut Batch,
+        out: &mut Collected,
+    ) -> Result<(), JournalError> {
+        let n = jf.header.n_entries;
+        if let (Some(c), false) = (cursor, *checked) {
+            self.check_collected(jf, c, out)?;
+            *checked = true;
+        }
+        let mut i = match pos {
+            None => 0,
+            Some(p) => jf.first_after(p.offset)?,
+        };
+        if let Some(p) = pos
+            && i != p.count
+            && out.alarms.is_empty()
+        {
+            let msg = format!(
+                "the file now has {i} entries up to the last one collected (seqnum {}), where \
+                 {} were collected: collected entries were removed or entries were inserted",
+                p.seqnum, p.count
+            );
+            self.alarm(out, &msg);
+            // Go on from where the file stands now: what follows is still collected.
+            p.count = i;
+        }
+        let sid = jf.header.seqnum_id;
+        let mut entry = Vec::new();
+        while i < n {
+            if out.raw + batch.bytes.len() as u64 >= self.budget {
+                out.budget_reached = true;
+                break;
+            }
+            let off = jf.entry_offset(i)?;
+            if let Some(p) = pos.as_ref()
+                && off <= p.offset
+            {
+                return Err(JournalError::Damaged(format!(
+                    "entry {i} at offset {off} is linked out of order"
+                )));
+            }
+            let e = jf.entry_at(off)?;
+            if let Some(p) = pos.as_ref()
+                && e.seqnum <= p.seqnum
+            {
+                let msg = format!(
+                    "sequence number going backwards: entry at offset {off} has seqnum {} after \
+                     seqnum {} (journald numbers a file's entries in increasing order)",
+                    e.seqnum, p.seqnum
+                );
+                self.alarm(out, &msg);
+            }
+            entry.clear();
+            export::write_entry(&mut entry, &sid, &e);
+            if batch.entries == 0 {
+                batch.first_seqnum = e.seqnum;
+            }
+            batch.bytes.extend_from_slice(&entry);
+            batch.entries += 1;
+            batch.last = Some((
+                e.seqnum,
+                off,
+                e.realtime,
+                Probe {
+                    len: entry.len() as u64,
+                    sha256: Hash::of(&entry),
+                },
+            ));
+            let count = pos.as_ref().map_or(0, |p| p.count) + 1;
+            *pos = Some(Position {
+                offset: off,
+                seqnum: e.seqnum,
+                count,
+            });
+            i += 1;
+            if batch.bytes.len() >= FRAME_TARGET {
+                self.commit(jf, batch, out).map_err(|e| JournalError::Io {
+                    offset: off,
+                    err: io::Error::other(format!("{e:#}")),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The newest collected entry and `audit_samples` random collected entries, read again
+    /// and compared with what was stored.
+    fn check_collected(
+        &self,
+        jf: &mut JournalFile<Remote>,
+        c: &JournalCursor,
+        out: &mut Collected,
+    ) -> Result<(), JournalError> {
+        let sid = jf.header.seqnum_id;
+        if id_hex(&sid) != c.mark.seqnum_id {
+            let msg = format!(
+                "the file's seqnum id changed from {} to {}",
+                c.mark.seqnum_id,
+                id_hex(&sid)
+            );
+            self.alarm(out, &msg);
+            return Ok(());
+        }
+        let newest = match jf.entry_at(c.mark.last_offset) {
+            Ok(e) => e,
+            Err(e) if e.is_torn() => return Err(e),
+            Err(e) => {
+                let msg = format!(
+                    "the newest collected entry (seqnum {}) cannot be read at offset {}: {e}",
+                    c.mark.last_seqnum, c.mark.last_offset
+                );
+                self.alarm(out, &msg);
+                return Ok(());
+            }
+        };
+        let mut bytes = Vec::new();
+        export::write_entry(&mut bytes, &sid, &newest);
+        if newest.seqnum != c.mark.last_seqnum || Hash::of(&bytes) != c.tail.sha256 {
+            let msg = format!(
+                "the newest collected entry (seqnum {}, offset {}) changed on the server",
+                c.mark.last_seqnum, c.mark.last_offset
+            );
+            self.alarm(out, &msg);
+            return Ok(());
+        }
+        // Random collected entries of the file's recent frames, compared with the archive.
+        for _ in 0..self.samples {
+            let Some(span) = c
+                .spans
+                .get(rand::thread_rng().gen_range(0..c.spans.len().max(1)))
+            else {
+                break;
+            };
+            let stored = match self.stored_entries(span) {
+                Ok(s) => s,
+                Err(e) => {
+                    out.notes.push(format!("audit sample skipped: {e:#}"));
+                    continue;
+                }
+            };
+            let Some(pick) = stored.get(rand::thread_rng().gen_range(0..stored.len().max(1)))
+            else {
+                continue;
+            };
+            let Some(seqnum) = pick.seqnum() else {
+                continue;
+            };
+            let found = match jf.find_seqnum(seqnum)? {
+                Some(off) => jf.entry_at(off).map(Some),
+                None => Ok(None),
+            };
+            let same = match found {
+                Ok(Some(e)) => {
+                    let mut now = Vec::new();
+                    export::write_entry(&mut now, &sid, &e);
+                    export::parse(&now).ok().and_then(|mut v| v.pop()).as_ref() == Some(pick)
+                }
+                Ok(None) => false,
+                Err(e) if e.is_torn() => return Err(e),
+                Err(_) => false,
+            };
+            if !same {
+                let msg = format!(
+                    "a collected entry (seqnum {seqnum}) is no longer on the server as it was \
+                     collected"
+                );
+                self.alarm(out, &msg);
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The entries of a stored frame, decompressed and parsed.
+    fn stored_entries(
+        &self,
+        span: &crate::ledger::cursor::Span,
+    ) -> anyhow::Result<Vec<export::Exported>> {
+        let raw = crate::store::read_frame(
+            &self.rec.store,
+            &span.file,
+            span.offset,
+            span.length,
+            (FRAME_TARGET as u64) * 2 + (crate::journal::file::MAX_ENTRY as u64),
+        )?
+        .ok_or_else(|| anyhow::anyhow!("its day is no longer in the local store"))?;
+        Ok(export::parse(&raw)?)
+    }
+
+    fn alarm(&self, out: &mut Collected, msg: &str) {
+        let detail = format!("{}: {msg}", Shown(&self.path));
+        tracing::error!("ALARM: journal rewritten: {}: {detail}", self.host);
+        out.alarms.push(msg.to_string());
+        let event = Event {
+            seq: 0,
+            time: String::new(),
+            event: EventKind::Rewritten,
+            host: Some(self.host.clone()),
+            source: Some(JOURNAL_SOURCE.to_string()),
+            start: None,
+            end: None,
+            sha256: None,
+            detail,
+        };
+        if let Err(e) = self.rec.append(Entry::Event(event)) {
+            out.notes
+                .push(format!("cannot record the alarm in the ledger: {e:#}"));
+        }
+    }
+
+    /// Writes the batch as one frame of the host's journal stream and commits it.
+    fn commit(
+        &self,
+        jf: &JournalFile<Remote>,
+        batch: &mut Batch,
+        out: &mut Collected,
+    ) -> anyhow::Result<()> {
+        let Some((last_seqnum, last_offset, last_realtime, tail)) = batch.last.take() else {
+            return Ok(());
+        };
+        let data = std::mem::take(&mut batch.bytes);
+        let mark = JournalMark {
+            file_id: id_hex(&jf.header.file_id),
+            machine_id: id_hex(&jf.header.machine_id),
+            seqnum_id: id_hex(&jf.header.seqnum_id),
+            first_seqnum: batch.first_seqnum,
+            last_seqnum,
+            entries: batch.entries,
+            last_offset,
+            last_realtime,
+        };
+        batch.entries = 0;
+        let rec = &self.rec;
+        let rel = crate::store::layout::journal_file(
+            &self.host,
+            self.round_time,
+            self.hourly,
+            &mark.machine_id,
+            rec.config.compression,
+        );
+        let start = rec.cursor(&self.host, JOURNAL_SOURCE)?.map_or(0, |c| c.end);
+        let out_file = rec.open_file(&rel)?;
+        let path = out_file.path().to_path_buf();
+        let undo = |f: Result<crate::store::AppendFile, crate::store::StoreError>| match f {
+            Ok(f) => {
+                let _ = f.close();
+            }
+            Err(_) => crate::store::remove_if_empty(&path),
+        };
+        let mut fw = out_file.frame(rec.config.compression, rec.config.compression_level)?;
+        if let Err(e) = fw.write_raw(&data) {
+            undo(fw.abort());
+            return Err(e).with_context(|| format!("cannot write {rel}"));
+        }
+        let (mut stored, frame) = match fw.finish() {
+            Ok(done) => done,
+            Err(e) => {
+                crate::store::remove_if_empty(&path);
+                return Err(e.into());
+            }
+        };
+        if let Err(e) = stored.sync() {
+            undo(stored.truncated(frame.offset));
+            return Err(e.into());
+        }
+        crate::failpoint::hit("after-frame-sync");
+        let entry = Frame {
+            seq: 0,
+            time: String::new(),
+            host: self.host.clone(),
+            source: JOURNAL_SOURCE.to_string(),
+            from: Some(self.path.clone()),
+            via: Via::Journal,
+            start,
+            end: start + frame.raw_len,
+            head: Probe {
+                len: 0,
+                sha256: Hash::of(b""),
+            },
+            tail,
+            file: rel,
+            offset: frame.offset,
+            length: frame.length,
+            sha256: frame.sha256,
+            raw_sha256: frame.raw_sha256,
+            journal: Some(mark.clone()),
+        };
+        if let Err(e) = rec.append(Entry::Frame(entry)) {
+            undo(stored.truncated(frame.offset));
+            return Err(e);
+        }
+        let _ = stored.close();
+        crate::failpoint::hit("after-ledger-append");
+        out.entries += mark.entries;
+        out.frames += 1;
+        out.raw += frame.raw_len;
+        out.stored += frame.length;
+        Ok(())
+    }
+}
