@@ -134,7 +134,7 @@ pub struct Frame {
     pub raw_sha256: Hash,
     /// For [`Via::Journal`] frames: the journal file and entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub journal: Option<JournalMark>,
+    pub journal: Option<Box<JournalMark>>,
 }
 
 /// Something that happened, recorded for the auditor.
@@ -358,7 +358,7 @@ impl Index {
                     let files = self.journals.entry(f.host.clone()).or_default();
                     match files.get_mut(&j.file_id) {
                         Some(c) => {
-                            c.mark = j.clone();
+                            c.mark = (**j).clone();
                             c.path = f.from.clone().unwrap_or_default();
                             c.tail = f.tail;
                             c.entries += j.entries;
@@ -371,7 +371,7 @@ impl Index {
                             files.insert(
                                 j.file_id.clone(),
                                 cursor::JournalCursor {
-                                    mark: j.clone(),
+                                    mark: (**j).clone(),
                                     path: f.from.clone().unwrap_or_default(),
                                     tail: f.tail,
                                     entries: j.entries,

@@ -599,7 +599,7 @@ impl Job {
             length: frame.length,
             sha256: frame.sha256,
             raw_sha256: frame.raw_sha256,
-            journal: Some(mark.clone()),
+            journal: Some(Box::new(mark.clone())),
         };
         if let Err(e) = rec.append(Entry::Frame(entry)) {
             undo(stored.truncated(frame.offset));

@@ -429,10 +429,11 @@ async fn pull_host(ctx: &Arc<Ctx>, host: &HostConfig) -> HostReport {
                 .push(FileReport::new(&path, Outcome::Failed(format!("{e:#}")))),
         }
     }
-    if report.error.is_none() && !host.journal_dirs.is_empty() {
-        if let Err(e) = pull_journals(ctx, host, &session, &mut report).await {
-            report.error = Some(lost_message(&e, &ctx.config.ssh));
-        }
+    if report.error.is_none()
+        && !host.journal_dirs.is_empty()
+        && let Err(e) = pull_journals(ctx, host, &session, &mut report).await
+    {
+        report.error = Some(lost_message(&e, &ctx.config.ssh));
     }
     session.close().await;
     report.seconds = started.elapsed().as_secs_f64();
