@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Repeats the rotation-under-load soak (tests/soak.rs) N times (default 50) on a copy of the
 # current debug build, and counts the runs that were exact. Extra arguments go to the test
-# binary (a test name, say). Set LOGHOST_SOAK_SECS to lengthen each run.
+# binary (a test name, say). Set LOGHOST_SOAK_SECS to lengthen each run; LOGHOST_SOAK_TEST names
+# another test file (the journal's soak: LOGHOST_SOAK_TEST=journal scripts/soak.sh 30 journal_soak).
 #   scripts/soak.sh 50
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-50}
 shift || true
-cargo test --locked --test soak --no-run 2>/dev/null
-bin=$(ls -t target/debug/deps/soak-* | grep -v '\.d$' | head -1)
+test=${LOGHOST_SOAK_TEST:-soak}
+cargo test --locked --test "$test" --no-run 2>/dev/null
+bin=$(ls -t target/debug/deps/"$test"-* | grep -v '\.d$' | head -1)
 dir=$(mktemp -d /tmp/loghost-soak.XXXXXX)
 cp target/debug/loghost "$dir/loghost"
 cp "$bin" "$dir/soak"

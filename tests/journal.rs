@@ -246,6 +246,13 @@ fn pulls_store_every_entry_once_across_appends_rotation_and_vacuum() {
         "no alarm from rotation or vacuum"
     );
     assert_ok(&env.run(&["verify"]), "verify");
+    let status = env.run(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("journal: 650 entries from 2 files"),
+        "{}",
+        text(&status)
+    );
+    eprintln!("{}\n{}", text(&out), text(&status));
 
     // The short form, as journalctl prints it (in UTC).
     let out = env.run(&["cat", "web1", "journal"]);
@@ -305,4 +312,195 @@ fn an_edited_collected_entry_raises_the_alarm() {
         "{}",
         text(&status)
     );
+}
+
+#[test]
+fn a_crash_during_a_journal_pull_loses_and_duplicates_nothing() {
+    for point in ["after-frame-sync", "after-ledger-append"] {
+        let (env, _sshd, jdir) = journal_env();
+        let live = jdir.join("system.journal");
+        journal_write(&live, &export_input(BOOT1, 0, 400));
+        // Small frames: the crash comes after the first of several.
+        let small = ("LOGHOST_JOURNAL_FRAME", "20000");
+        let out = env.run_env(&["pull"], &[small, ("LOGHOST_CRASH_AT", point)]);
+        assert!(
+            !out.status.success(),
+            "{point}: the pull was to crash: {}",
+            text(&out)
+        );
+        journal_write(&live, &export_input(BOOT1, 400, 100));
+        assert_ok(&env.run_env(&["pull"], &[small]), "pull after the crash");
+        assert_eq!(
+            without_seqnum(&stored_export(&env)),
+            journalctl_export(&live),
+            "{point}: every entry once after a crash"
+        );
+        assert_ok(&env.run(&["verify"]), "verify");
+    }
+}
+
+const BATCHES: u64 = 60;
+const PER_BATCH: u64 = 60;
+
+#[test]
+fn journal_soak_entries_written_and_rotated_during_pulls_are_stored_once() {
+    // journald's part is played by systemd-journal-remote appending batches (linking entries
+    // while loghost reads) and by renames (rotation) between batches; loghost pulls in a loop
+    // meanwhile. Oracle: what journalctl exports of every file, each entry exactly once.
+    let (env, _sshd, jdir) = journal_env();
+    let live = jdir.join("system.journal");
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (live, jdir, done) = (live.clone(), jdir.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut rotated = Vec::new();
+            for k in 0..BATCHES {
+                journal_write(&live, &export_input(BOOT1, k * PER_BATCH, PER_BATCH));
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                if k % 20 == 19 {
+                    let to = jdir.join(format!("system@soak-{k:04}.journal"));
+                    std::fs::rename(&live, &to).expect("rotate");
+                    rotated.push(to);
+                }
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            rotated
+        })
+    };
+    let small = ("LOGHOST_JOURNAL_FRAME", "50000");
+    let mut rounds = 0;
+    while !done.load(std::sync::atomic::Ordering::SeqCst) {
+        let out = env.run_env(&["pull"], &[small]);
+        assert_eq!(out.status.code(), Some(0), "round {rounds}: {}", text(&out));
+        rounds += 1;
+    }
+    let rotated = writer.join().expect("writer");
+    assert_ok(&env.run_env(&["pull"], &[small]), "last pull");
+    // Every file's entries once; files in the order they were collected, so compare as sets
+    // of entries keyed by (seqnum id, seqnum) and check that nothing is there twice.
+    let stored = loghost::journal::export::parse(&stored_export(&env)).expect("parse");
+    let mut keys: Vec<(Vec<u8>, u64)> = stored
+        .iter()
+        .map(|e| {
+            (
+                e.get("__SEQNUM_ID").expect("seqnum id").to_vec(),
+                e.seqnum().expect("seqnum"),
+            )
+        })
+        .collect();
+    let n = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), n, "an entry stored twice");
+    let mut expected = 0;
+    for f in rotated.iter().chain(std::iter::once(&live)) {
+        if f.exists() {
+            let theirs = loghost::journal::export::parse(&journalctl_export(f)).expect("parse");
+            expected += theirs.len();
+        }
+    }
+    assert_eq!(
+        n as u64,
+        BATCHES * PER_BATCH,
+        "every written entry once ({rounds} rounds raced the writer)"
+    );
+    assert_eq!(n, expected);
+    let ours: Vec<Vec<u8>> = stored
+        .iter()
+        .map(|e| e.get("MESSAGE").expect("message").to_vec())
+        .collect();
+    for (k, m) in ours.iter().enumerate() {
+        assert!(
+            String::from_utf8_lossy(m).contains(&format!("for user{k} from")),
+            "entry {k} out of order or wrong: {}",
+            String::from_utf8_lossy(m)
+        );
+    }
+    assert_ok(&env.run(&["verify"]), "verify");
+    eprintln!("journal soak: {rounds} rounds raced the writer, {n} entries exact");
+}
+
+#[test]
+fn damaged_unknown_and_set_aside_journal_files_fail_alone() {
+    let (env, sshd, jdir) = journal_env();
+    let auth = env.remote.join("var/log/auth.log");
+    append(&auth, &log_lines(0, 20));
+    // The same host also pulls a text log.
+    let config = std::fs::read_to_string(&env.config).expect("config");
+    std::fs::write(
+        &env.config,
+        config.replace(
+            "journal_dirs",
+            &format!("paths = [\"{}\"]\njournal_dirs", auth.display()),
+        ),
+    )
+    .expect("config");
+    let _ = &sshd;
+    journal_write(&jdir.join("system.journal"), &export_input(BOOT1, 0, 40));
+    std::fs::write(
+        jdir.join("garbage.journal"),
+        b"not a journal at all".repeat(100),
+    )
+    .expect("w");
+    // A file from a newer systemd: an incompatible flag loghost does not know (0x20).
+    let mut future = std::fs::read(jdir.join("system.journal")).expect("read");
+    future[12] |= 0x20;
+    std::fs::write(jdir.join("future.journal"), &future).expect("w");
+    // A file journald set aside as damaged (`~`): cut in the middle.
+    let whole = env.dir.path().join("whole.journal");
+    journal_write(&whole, &export_input(BOOT2, 1000, 200));
+    let bytes = std::fs::read(&whole).expect("read");
+    let used = {
+        let h = &bytes[88..104];
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&h[..8]);
+        let hs = u64::from_le_bytes(a);
+        a.copy_from_slice(&h[8..]);
+        hs + u64::from_le_bytes(a)
+    };
+    let tail_object = u64::from_le_bytes(bytes[136..144].try_into().expect("8 bytes"));
+    assert!(tail_object < used);
+    let set_aside = jdir.join("system@0001-0002.journal~");
+    // Half-way between the first entry array (after the hash tables) and the last object.
+    let first_array = u64::from_le_bytes(bytes[176..184].try_into().expect("8 bytes"));
+    let cut = (first_array + tail_object) / 2;
+    std::fs::write(&set_aside, &bytes[..cut as usize]).expect("w");
+    std::fs::remove_file(&whole).expect("rm");
+
+    let out = env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("garbage.journal") && err.contains("not a journal file"),
+        "{err}"
+    );
+    assert!(
+        err.contains("future.journal") && err.contains("incompatible flag(s) 0x20"),
+        "{err}"
+    );
+    // The text log and the good journal were collected all the same.
+    assert_eq!(
+        env.cat("web1", &auth.display().to_string()),
+        log_lines(0, 20)
+    );
+    let stored = loghost::journal::export::parse(&stored_export(&env)).expect("parse");
+    let from_live = stored
+        .iter()
+        .filter(|e| e.get("_BOOT_ID") == Some(BOOT1.as_bytes()))
+        .count();
+    assert_eq!(from_live, 40);
+    // The set-aside file: a prefix of its entries, up to the cut.
+    let salvaged: Vec<u64> = stored
+        .iter()
+        .filter(|e| e.get("_BOOT_ID") == Some(BOOT2.as_bytes()))
+        .map(|e| e.seqnum().expect("seqnum"))
+        .collect();
+    assert!(
+        !salvaged.is_empty(),
+        "nothing salvaged from the cut file: {err}"
+    );
+    assert!(salvaged.len() < 200);
+    assert_eq!(salvaged, (1..=salvaged.len() as u64).collect::<Vec<_>>());
+    assert!(err.contains("set it aside as damaged"), "{err}");
+    assert_ok(&env.run(&["verify"]), "verify");
 }

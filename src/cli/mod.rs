@@ -770,8 +770,14 @@ pub fn print_report(report: &RoundReport, summary: bool) {
             } else {
                 "FAILED"
             };
+            let entries: u64 = h.files.iter().map(|f| f.entries).sum();
+            let journal = if entries > 0 {
+                format!(" ({entries} journal entries)")
+            } else {
+                String::new()
+            };
             println!(
-                "{:<16} {status:<6} {} files, {collected} with new data: {} collected, {} stored, {:.1}s",
+                "{:<16} {status:<6} {} files, {collected} with new data{journal}: {} collected, {} stored, {:.1}s",
                 h.host,
                 h.files.len(),
                 crate::units::human(h.raw_bytes()),

@@ -32,8 +32,15 @@ pub struct Notice {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct HostStatus {
     pub host: String,
-    /// Remote files with at least one stored frame.
+    /// Remote files with at least one stored frame (journal files not counted).
     pub files_tracked: usize,
+    /// systemd journal files with at least one collected entry, and their entries.
+    pub journal_files: usize,
+    pub journal_entries: u64,
+    /// Journal entries collected today (UTC).
+    pub journal_entries_today: u64,
+    /// Some journal file is sealed (Forward Secure Sealing; seals are not checked by loghost).
+    pub journal_sealed: bool,
     pub last_collected: Option<String>,
     /// Raw bytes collected today (UTC).
     pub bytes_today: u64,
@@ -95,6 +102,7 @@ pub fn gather(config: &Config) -> Result<Status> {
         })
         .collect();
     let mut sources: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    let mut journal_files: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
     let mut entries = 0;
     ledger::scan(&store.path(layout::LEDGER_FILE), 0, 0, |_, _, entry| {
         entries += 1;
@@ -103,11 +111,24 @@ pub fn gather(config: &Config) -> Result<Status> {
                 let Some(h) = hosts.get_mut(&f.host) else {
                     return;
                 };
-                sources
-                    .entry(f.host.clone())
-                    .or_default()
-                    .insert(f.source.clone());
-                if layout::parse_log_path(&f.file).is_some_and(|p| p.date == today) {
+                let today_file = layout::parse_log_path(&f.file).is_some_and(|p| p.date == today);
+                if let Some(j) = &f.journal {
+                    journal_files
+                        .entry(f.host.clone())
+                        .or_default()
+                        .insert(j.file_id.clone());
+                    h.journal_entries += j.entries;
+                    h.journal_sealed |= j.sealed;
+                    if today_file {
+                        h.journal_entries_today += j.entries;
+                    }
+                } else {
+                    sources
+                        .entry(f.host.clone())
+                        .or_default()
+                        .insert(f.source.clone());
+                }
+                if today_file {
                     h.bytes_today += f.end - f.start;
                 }
                 h.last_collected = Some(f.time);
@@ -141,6 +162,11 @@ pub fn gather(config: &Config) -> Result<Status> {
     for (name, s) in sources {
         if let Some(h) = hosts.get_mut(&name) {
             h.files_tracked = s.len();
+        }
+    }
+    for (name, s) in journal_files {
+        if let Some(h) = hosts.get_mut(&name) {
+            h.journal_files = s.len();
         }
     }
     for hc in &config.hosts {
@@ -216,6 +242,20 @@ impl Status {
                 crate::units::human(h.bytes_today),
                 h.last_collected.as_deref().unwrap_or("never")
             )?;
+            if h.journal_files > 0 {
+                writeln!(
+                    out,
+                    "  journal: {} entries from {} files, {} today{}",
+                    h.journal_entries,
+                    h.journal_files,
+                    h.journal_entries_today,
+                    if h.journal_sealed {
+                        " (sealed with Forward Secure Sealing: seals not checked)"
+                    } else {
+                        ""
+                    }
+                )?;
+            }
             writeln!(
                 out,
                 "  last attempt {}, last success {}",

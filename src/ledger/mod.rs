@@ -90,6 +90,10 @@ pub struct JournalMark {
     pub last_offset: u64,
     /// The last entry's time (microseconds since the epoch).
     pub last_realtime: u64,
+    /// The file is sealed with Forward Secure Sealing (its seals are stored with the entries
+    /// they follow only as journald wrote them; loghost does not check them).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sealed: bool,
 }
 
 /// An id as systemd prints it: 32 lowercase hex digits.

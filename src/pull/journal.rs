@@ -129,6 +129,7 @@ pub(crate) async fn pull_file(
         round_time: ctx.round_time,
         budget: ctx.config.ssh.max_file_bytes_per_round,
         samples: ctx.config.audit_samples,
+        frame_target: crate::failpoint::size_override("LOGHOST_JOURNAL_FRAME", FRAME_TARGET as u64),
         damaged_ok: path.ends_with('~'),
     };
     let worker = tokio::task::spawn_blocking(move || job.run(Remote { tx }));
@@ -171,6 +172,8 @@ struct Job {
     round_time: jiff::Timestamp,
     budget: u64,
     samples: u32,
+    /// Raw bytes per frame ([`FRAME_TARGET`]; tests lower it with `LOGHOST_JOURNAL_FRAME`).
+    frame_target: u64,
     /// A `*.journal~` file (journald found it damaged or unclean): read up to its last valid
     /// entry; an error past it is a note, not a failure.
     damaged_ok: bool,
@@ -255,10 +258,10 @@ impl Job {
             .and_then(|m| m.get(&file_id))
             .cloned();
         if jf.header.sealed() {
-            out.notes.push(
-                "sealed with Forward Secure Sealing (the seals are stored with the file's \
-                 entries but not checked by loghost)"
-                    .into(),
+            tracing::debug!(
+                "{}: {}: sealed with Forward Secure Sealing (seals are not checked)",
+                self.host,
+                Shown(&self.path)
             );
         }
         let mut pos = cursor.as_ref().map(|c| Position {
@@ -389,7 +392,7 @@ impl Job {
                 count,
             });
             i += 1;
-            if batch.bytes.len() >= FRAME_TARGET {
+            if batch.bytes.len() as u64 >= self.frame_target {
                 self.commit(jf, batch, out).map_err(|e| JournalError::Io {
                     offset: off,
                     err: io::Error::other(format!("{e:#}")),
@@ -544,6 +547,7 @@ impl Job {
             entries: batch.entries,
             last_offset,
             last_realtime,
+            sealed: jf.header.sealed(),
         };
         batch.entries = 0;
         let rec = &self.rec;

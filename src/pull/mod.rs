@@ -277,6 +277,9 @@ async fn pull_journals(
     }
     for path in files {
         let r = journal::pull_file(ctx, host, session, &path).await?;
+        for n in &r.notes {
+            tracing::warn!("{}: {}: {n}", host.name, Shown(&path));
+        }
         report.files.push(r);
     }
     Ok(())
