@@ -1210,7 +1210,16 @@ region = "eu-west-1"
         assert!(e.contains("line 7") && e.contains("line 3"), "{e}");
         let e = parse("store = \"/s\"\n[[host]]\nname = \"a\"\naddress = \"h\"\n")
             .expect_err("must be refused");
-        assert!(e.contains("line 2") && e.contains("no `paths`"), "{e}");
+        assert!(e.contains("line 2") && e.contains("nothing to pull"), "{e}");
+        let e = parse(
+            "store = \"/s\"\n[[host]]\nname = \"a\"\naddress = \"h\"\njournal = false\n\
+             journal_dirs = [\"/j\"]\n",
+        )
+        .expect_err("must be refused");
+        assert!(e.contains("`journal = false`"), "{e}");
+        let c = parse("store = \"/s\"\n[[host]]\nname = \"a\"\naddress = \"h\"\njournal = true\n")
+            .expect("journal alone is something to pull");
+        assert_eq!(c.hosts[0].journal_dirs, DEFAULT_JOURNAL_DIRS);
         let e = parse("store = \"/s\"\n[[host]]\nname = \"a\"\n").expect_err("must be refused");
         assert!(e.contains("nothing to do"), "{e}");
     }

@@ -60,13 +60,16 @@ fn journal_write(file: &Path, input: &[u8]) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start systemd-journal-remote");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input)
-        .expect("feed systemd-journal-remote");
+    // Fed from a thread: it writes a line to stderr per unknown field, which must be read
+    // meanwhile.
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&input));
     let out = child.wait_with_output().expect("systemd-journal-remote");
+    feeder
+        .join()
+        .expect("feeder")
+        .expect("feed systemd-journal-remote");
     assert!(
         out.status.success(),
         "systemd-journal-remote: {}",
@@ -253,6 +256,31 @@ fn pulls_store_every_entry_once_across_appends_rotation_and_vacuum() {
         text(&status)
     );
     eprintln!("{}\n{}", text(&out), text(&status));
+
+    // A stored journal turns back into a journal file (README): the same entries.
+    let back = env.dir.path().join("back.journal");
+    journal_write(&back, &stored_export(&env));
+    // (journald orders an entry's fields by where their data lives in the file: compare each
+    // entry's fields as a set.)
+    let strip = |e: &[u8]| -> Vec<Vec<(String, Vec<u8>)>> {
+        loghost::journal::export::parse(e)
+            .expect("parse")
+            .into_iter()
+            .map(|x| {
+                let mut f: Vec<_> = x
+                    .fields
+                    .into_iter()
+                    .filter(|(n, _)| n != "__CURSOR" && !n.starts_with("__SEQNUM"))
+                    .collect();
+                f.sort();
+                f
+            })
+            .collect()
+    };
+    assert!(
+        strip(&journalctl_export(&back)) == strip(&expected2),
+        "the journal file made from the stored export holds other entries"
+    );
 
     // The short form, as journalctl prints it (in UTC).
     let out = env.run(&["cat", "web1", "journal"]);
@@ -503,4 +531,107 @@ fn damaged_unknown_and_set_aside_journal_files_fail_alone() {
     assert_eq!(salvaged, (1..=salvaged.len() as u64).collect::<Vec<_>>());
     assert!(err.contains("set it aside as damaged"), "{err}");
     assert_ok(&env.run(&["verify"]), "verify");
+}
+
+#[test]
+fn collected_entries_removed_from_a_file_raise_the_alarm() {
+    let (env, _sshd, jdir) = journal_env();
+    let live = jdir.join("system.journal");
+    journal_write(&live, &export_input(BOOT1, 0, 50));
+    assert_ok(&env.run(&["pull"]), "first pull");
+    // The intruder rewrites the file so that it holds fewer entries up to the last collected
+    // one: here by lowering the header's entry count below what was collected (the newest
+    // collected entry itself stays readable at its offset).
+    journal_write(&live, &export_input(BOOT1, 50, 10));
+    let mut bytes = std::fs::read(&live).expect("read");
+    bytes[152..160].copy_from_slice(&45u64.to_le_bytes());
+    std::fs::write(&live, &bytes).expect("edit");
+    let out = env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let alarm = env
+        .ledger()
+        .into_iter()
+        .find(|e| e["event"] == "rewritten")
+        .expect("a rewritten event");
+    assert!(
+        alarm["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("where 50 were collected")),
+        "{alarm}"
+    );
+}
+
+/// Where the slot of entry `k` of the file's main entry array is (walking the array chain).
+fn slot_of(bytes: &[u8], k: u64) -> usize {
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8"));
+    let compact = u32::from_le_bytes(bytes[12..16].try_into().expect("4")) & 16 != 0;
+    let item = if compact { 4 } else { 8 };
+    let mut array = u64_at(176) as usize;
+    let mut first = 0u64;
+    loop {
+        let cap = (u64_at(array + 8) - 24) / item;
+        if k < first + cap {
+            return array + 24 + ((k - first) * item) as usize;
+        }
+        first += cap;
+        array = u64_at(array + 16) as usize;
+    }
+}
+
+#[test]
+fn collected_entries_unlinked_or_torn_raise_the_alarm() {
+    // The newest collected entry unlinked from the entry array (its slot now points at the
+    // entry before it): the entry object is still where it was, journalctl no longer shows it.
+    let (env, _sshd, jdir) = journal_env();
+    let live = jdir.join("system.journal");
+    journal_write(&live, &export_input(BOOT1, 0, 30));
+    assert_ok(&env.run(&["pull"]), "first pull");
+    journal_write(&live, &export_input(BOOT1, 30, 5));
+    let mut bytes = std::fs::read(&live).expect("read");
+    let (s28, s29) = (slot_of(&bytes, 28), slot_of(&bytes, 29));
+    let prev = bytes[s28..s28 + 4].to_vec();
+    bytes[s29..s29 + 4].copy_from_slice(&prev);
+    std::fs::write(&live, &bytes).expect("edit");
+    let out = env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(4), "unlinked: {}", text(&out));
+
+    // The newest collected entry's object made to look unwritten (a torn view that never
+    // settles): an alarm, not a silent retry forever.
+    let (env, _sshd, jdir) = journal_env();
+    let live = jdir.join("system.journal");
+    journal_write(&live, &export_input(BOOT1, 0, 30));
+    assert_ok(&env.run(&["pull"]), "first pull");
+    let mut bytes = std::fs::read(&live).expect("read");
+    let newest = u32::from_le_bytes(bytes[slot_of(&bytes, 29)..][..4].try_into().expect("4"));
+    bytes[newest as usize] = 0;
+    std::fs::write(&live, &bytes).expect("edit");
+    let out = env.run(&["pull"]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "torn collected entry: {}",
+        text(&out)
+    );
+
+    // An uncollected entry that stays unlinked: the file fails (exit 1) and the ledger says it
+    // kept changing; nothing after it is skipped.
+    let (env, _sshd, jdir) = journal_env();
+    let live = jdir.join("system.journal");
+    journal_write(&live, &export_input(BOOT1, 0, 30));
+    assert_ok(&env.run(&["pull"]), "first pull");
+    journal_write(&live, &export_input(BOOT1, 30, 5));
+    let good = std::fs::read(&live).expect("read");
+    let mut bytes = good.clone();
+    let s31 = slot_of(&bytes, 31);
+    bytes[s31..s31 + 4].copy_from_slice(&[0; 4]);
+    std::fs::write(&live, &bytes).expect("edit");
+    let out = env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(1), "unsettled: {}", text(&out));
+    assert!(env.ledger().iter().any(|e| e["event"] == "unsettled"));
+    std::fs::write(&live, &good).expect("restore");
+    assert_ok(&env.run(&["pull"]), "pull once the file is whole");
+    assert_eq!(
+        without_seqnum(&stored_export(&env)),
+        journalctl_export(&live)
+    );
 }

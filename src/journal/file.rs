@@ -375,6 +375,11 @@ impl<R: ReadAt> JournalFile<R> {
         self.src.misses
     }
 
+    /// Bytes read from the file so far (through the cache).
+    pub fn bytes_read(&self) -> u64 {
+        self.src.bytes
+    }
+
     pub fn into_source(self) -> Cached<R> {
         self.src
     }
@@ -615,9 +620,11 @@ impl<R: ReadAt> JournalFile<R> {
                 )));
             }
         };
-        if !out.contains(&b'=') {
+        let name = out.iter().position(|&b| b == b'=').map(|eq| &out[..eq]);
+        if !name.is_some_and(valid_field_name) {
             return Err(damaged(format!(
-                "data object at offset {offset} is not a FIELD=value pair"
+                "data object at offset {offset} is not a FIELD=value pair with a valid field \
+                 name (A-Z, 0-9 and _, not starting with __)"
             )));
         }
         Ok(out)
@@ -710,6 +717,19 @@ fn unxz(payload: &[u8], offset: u64) -> Result<Vec<u8>, JournalError> {
         e => damaged(format!("data object at offset {offset}: xz: {e}")),
     })?;
     Ok(out.0)
+}
+
+/// A field name journald can have written: `A-Z`, `0-9` and `_`, at most 64 bytes, not starting
+/// with a digit or with `__` (journald's own address fields, never stored). Anything else in a
+/// file was not written by journald, and could forge lines of the export format.
+pub fn valid_field_name(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name[0].is_ascii_digit()
+        && !name.starts_with(b"__")
+        && name
+            .iter()
+            .all(|&c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_')
 }
 
 /// 32 lowercase hex digits, as systemd prints ids.

@@ -53,12 +53,42 @@ pub struct JournalCursor {
     pub tail: Probe,
     /// Entries collected from this file in all.
     pub entries: u64,
-    /// The file's most recent frames (at most [`MAX_JOURNAL_SPANS`]), for audit samples.
-    pub spans: Vec<Span>,
+    /// Frames of the file across its history, for audit samples.
+    pub samples: JournalSamples,
 }
 
 /// How many frames of a journal file its cursor remembers for audit samples.
 pub const MAX_JOURNAL_SPANS: usize = 64;
+
+/// A journal file's frames kept for audit samples: every `step`-th frame of the file (the
+/// first included), at most [`MAX_JOURNAL_SPANS`]; when full, `step` doubles and every other
+/// one goes. So samples cover the file's whole history evenly (a file collected over months
+/// still has samples from its first days), and the index rebuilt from the ledger is the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct JournalSamples {
+    /// Frames of the file so far.
+    pub frames: u64,
+    pub step: u64,
+    /// (frame number, where it is stored).
+    pub spans: Vec<(u64, Span)>,
+}
+
+impl JournalSamples {
+    pub fn push(&mut self, span: Span) {
+        let n = self.frames;
+        self.frames += 1;
+        let step = self.step.max(1);
+        if !n.is_multiple_of(step) {
+            return;
+        }
+        self.spans.push((n, span));
+        if self.spans.len() > MAX_JOURNAL_SPANS {
+            self.step = step * 2;
+            let step = self.step;
+            self.spans.retain(|(k, _)| k.is_multiple_of(step));
+        }
+    }
+}
 
 /// How many generation identities a cursor remembers.
 pub const MAX_KNOWN: usize = 256;
@@ -108,5 +138,33 @@ impl Cursor {
                 && head.len() >= n
                 && Hash::of(&head[..n]) == p.sha256
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_samples_cover_the_whole_history() {
+        let mut samples = JournalSamples::default();
+        for i in 0..10_000u64 {
+            samples.push(Span {
+                start: i,
+                end: i + 1,
+                file: String::new(),
+                offset: 0,
+                length: 0,
+            });
+            assert!(samples.spans.len() <= MAX_JOURNAL_SPANS);
+        }
+        let starts: Vec<u64> = samples.spans.iter().map(|(_, s)| s.start).collect();
+        assert_eq!(starts[0], 0, "the first frame stays");
+        assert!(starts.len() >= MAX_JOURNAL_SPANS / 2, "{starts:?}");
+        // Evenly spread: no gap wider than two steps.
+        for w in starts.windows(2) {
+            assert!(w[1] - w[0] <= 2 * samples.step, "{starts:?}");
+        }
+        assert!(10_000 - starts.last().copied().unwrap_or(0) <= samples.step);
     }
 }

@@ -366,10 +366,7 @@ impl Index {
                             c.path = f.from.clone().unwrap_or_default();
                             c.tail = f.tail;
                             c.entries += j.entries;
-                            c.spans.push(span);
-                            if c.spans.len() > cursor::MAX_JOURNAL_SPANS {
-                                c.spans.remove(0);
-                            }
+                            c.samples.push(span);
                         }
                         None => {
                             files.insert(
@@ -379,7 +376,11 @@ impl Index {
                                     path: f.from.clone().unwrap_or_default(),
                                     tail: f.tail,
                                     entries: j.entries,
-                                    spans: vec![span],
+                                    samples: {
+                                        let mut s = cursor::JournalSamples::default();
+                                        s.push(span);
+                                        s
+                                    },
                                 },
                             );
                         }

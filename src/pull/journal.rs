@@ -39,6 +39,10 @@ use crate::sanitize::Shown;
 pub const ATTEMPTS: u32 = 5;
 /// Raw export bytes per frame (a frame is also cut at the end of each file's new entries).
 pub const FRAME_TARGET: usize = 4 << 20;
+/// How much larger than the bytes read from a file its exported entries may be in one round
+/// (beyond [`EXPANSION_ALLOWANCE`]).
+pub const MAX_EXPANSION: u64 = 64;
+pub const EXPANSION_ALLOWANCE: u64 = 64 << 20;
 /// The read cache: 64 KiB windows, 16 MiB at most.
 const WINDOW: u64 = 64 << 10;
 const MAX_WINDOWS: usize = 256;
@@ -295,10 +299,18 @@ impl Job {
                     }
                 }
                 Err(e) if e.is_torn() => {
-                    out.notes.push(format!(
-                        "kept changing while it was read ({e}); the rest is read next round"
-                    ));
-                    return Ok(());
+                    // journald links an entry within microseconds; a view that stays torn
+                    // is being rewritten (or is a trap): say so, in the ledger too.
+                    let detail = format!(
+                        "{}: kept changing while it was read ({ATTEMPTS} tries, last: {e}); \
+                         what was read is kept, the rest is tried next round",
+                        Shown(&self.path)
+                    );
+                    self.event(EventKind::Unsettled, &detail, out);
+                    anyhow::bail!(
+                        "kept changing while it was read ({ATTEMPTS} tries, last: {e}); what \
+                         was read is kept, the rest is tried next round"
+                    );
                 }
                 Err(e) if self.damaged_ok => {
                     out.notes.push(format!(
@@ -322,31 +334,39 @@ impl Job {
         out: &mut Collected,
     ) -> Result<(), JournalError> {
         let n = jf.header.n_entries;
+        let mut linked = true;
         if let (Some(c), false) = (cursor, *checked) {
-            self.check_collected(jf, c, out)?;
+            linked = self.check_collected(jf, c, out)?;
             *checked = true;
         }
-        let mut i = match pos {
+        // The next entry is the one after the newest collected, whose slot in the entry array
+        // was just checked; when it was not where it belongs (the alarm is raised), go on from
+        // where that entry now is.
+        let mut i = match pos.as_mut() {
             None => 0,
-            Some(p) => jf.first_after(p.offset)?,
+            Some(p) if linked => p.count,
+            Some(p) => {
+                let i = jf.first_after(p.offset)?;
+                p.count = i;
+                i
+            }
         };
-        if let Some(p) = pos
-            && i != p.count
-            && out.alarms.is_empty()
-        {
-            let msg = format!(
-                "the file now has {i} entries up to the last one collected (seqnum {}), where \
-                 {} were collected: collected entries were removed or entries were inserted",
-                p.seqnum, p.count
-            );
-            self.alarm(out, &msg);
-            // Go on from where the file stands now: what follows is still collected.
-            p.count = i;
-        }
         let sid = jf.header.seqnum_id;
         let mut entry = Vec::new();
         while i < n {
-            if out.raw + batch.bytes.len() as u64 >= self.budget {
+            let produced = out.raw + batch.bytes.len() as u64;
+            if produced >= self.budget {
+                out.budget_reached = true;
+                break;
+            }
+            // Data objects are shared between entries and may be compressed, so the export is
+            // larger than what is read, but not without bound: a file made to expand far more
+            // (one huge compressed field referenced by every entry) is read in slices.
+            if produced > jf.bytes_read().saturating_mul(MAX_EXPANSION) + EXPANSION_ALLOWANCE {
+                out.notes.push(format!(
+                    "its entries expand to more than {MAX_EXPANSION} times the bytes read (a \
+                     decompression bomb?); the rest is read next round"
+                ));
                 out.budget_reached = true;
                 break;
             }
@@ -403,13 +423,16 @@ impl Job {
     }
 
     /// The newest collected entry and `audit_samples` random collected entries, read again
-    /// and compared with what was stored.
+    /// and compared with what was stored. Collected entries were linked when they were read,
+    /// so nothing about them can be torn: any failure to find them as they were is the alarm.
+    /// Returns whether the newest collected entry is still linked where it was (as entry
+    /// number `entries` of the file).
     fn check_collected(
         &self,
         jf: &mut JournalFile<Remote>,
         c: &JournalCursor,
         out: &mut Collected,
-    ) -> Result<(), JournalError> {
+    ) -> Result<bool, JournalError> {
         let sid = jf.header.seqnum_id;
         if id_hex(&sid) != c.mark.seqnum_id {
             let msg = format!(
@@ -418,18 +441,46 @@ impl Job {
                 id_hex(&sid)
             );
             self.alarm(out, &msg);
-            return Ok(());
+            return Ok(false);
         }
+        let slot = match c.entries.checked_sub(1) {
+            Some(k) if k < jf.header.n_entries => jf.entry_offset(k).map_err(|e| e.to_string()),
+            _ => Err(format!(
+                "the file has {} entries, where {} were collected",
+                jf.header.n_entries, c.entries
+            )),
+        };
+        let linked = match slot {
+            Ok(off) if off == c.mark.last_offset => true,
+            Ok(off) => {
+                let msg = format!(
+                    "entry number {} of the file is at offset {off}, no longer the newest \
+                     collected entry (seqnum {} at offset {}), where {} were collected: \
+                     collected entries were removed or entries were inserted",
+                    c.entries, c.mark.last_seqnum, c.mark.last_offset, c.entries
+                );
+                self.alarm(out, &msg);
+                false
+            }
+            Err(why) => {
+                let msg = format!(
+                    "the newest collected entry (seqnum {}) is no longer linked as entry number \
+                     {} ({why}), where {} were collected: collected entries were removed",
+                    c.mark.last_seqnum, c.entries, c.entries
+                );
+                self.alarm(out, &msg);
+                false
+            }
+        };
         let newest = match jf.entry_at(c.mark.last_offset) {
             Ok(e) => e,
-            Err(e) if e.is_torn() => return Err(e),
             Err(e) => {
                 let msg = format!(
                     "the newest collected entry (seqnum {}) cannot be read at offset {}: {e}",
                     c.mark.last_seqnum, c.mark.last_offset
                 );
                 self.alarm(out, &msg);
-                return Ok(());
+                return Ok(false);
             }
         };
         let mut bytes = Vec::new();
@@ -440,13 +491,15 @@ impl Job {
                 c.mark.last_seqnum, c.mark.last_offset
             );
             self.alarm(out, &msg);
-            return Ok(());
+            return Ok(false);
+        }
+        if !linked {
+            return Ok(false);
         }
         // Random collected entries of the file's recent frames, compared with the archive.
         for _ in 0..self.samples {
-            let Some(span) = c
-                .spans
-                .get(rand::thread_rng().gen_range(0..c.spans.len().max(1)))
+            let spans = &c.samples.spans;
+            let Some((_, span)) = spans.get(rand::thread_rng().gen_range(0..spans.len().max(1)))
             else {
                 break;
             };
@@ -464,19 +517,20 @@ impl Job {
             let Some(seqnum) = pick.seqnum() else {
                 continue;
             };
-            let found = match jf.find_seqnum(seqnum)? {
-                Some(off) => jf.entry_at(off).map(Some),
-                None => Ok(None),
+            let found = match jf.find_seqnum(seqnum) {
+                Ok(Some(off)) => jf.entry_at(off).map(Some),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
             };
             let same = match found {
                 Ok(Some(e)) => {
                     let mut now = Vec::new();
                     export::write_entry(&mut now, &sid, &e);
-                    export::parse(&now).ok().and_then(|mut v| v.pop()).as_ref() == Some(pick)
+                    export::parse(&now)
+                        .ok()
+                        .is_some_and(|v| v.len() == 1 && v[0] == *pick)
                 }
-                Ok(None) => false,
-                Err(e) if e.is_torn() => return Err(e),
-                Err(_) => false,
+                Ok(None) | Err(_) => false,
             };
             if !same {
                 let msg = format!(
@@ -487,7 +541,7 @@ impl Job {
                 break;
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The entries of a stored frame, decompressed and parsed.
@@ -510,10 +564,16 @@ impl Job {
         let detail = format!("{}: {msg}", Shown(&self.path));
         tracing::error!("ALARM: journal rewritten: {}: {detail}", self.host);
         out.alarms.push(msg.to_string());
+        self.event(EventKind::Rewritten, &detail, out);
+    }
+
+    /// Records an event about this file in the ledger.
+    fn event(&self, kind: EventKind, detail: &str, out: &mut Collected) {
+        let detail = detail.to_string();
         let event = Event {
             seq: 0,
             time: String::new(),
-            event: EventKind::Rewritten,
+            event: kind,
             host: Some(self.host.clone()),
             source: Some(JOURNAL_SOURCE.to_string()),
             start: None,
