@@ -14,7 +14,7 @@
 //! before it: an entry array slot that is still zero (or points nowhere) within that count means
 //! the view is torn (see [`JournalError::is_torn`]): the caller reopens and tries again.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io;
 
 /// Random-access reads of a file.
@@ -165,12 +165,14 @@ pub struct Entry {
 /// Reads through a cache of aligned windows (the reads of an entry and its data are small and
 /// clustered; over SFTP each miss is a round trip). Misses that follow each other through the
 /// file read ahead, up to [`MAX_READ_AHEAD`] windows at once: reading new entries walks forward.
+/// The least recently used window goes when the cache is full.
 pub struct Cached<R: ReadAt> {
     inner: R,
     window: u64,
     max_windows: usize,
-    windows: HashMap<u64, Vec<u8>>,
-    order: VecDeque<u64>,
+    /// base → (bytes, last use).
+    windows: HashMap<u64, (Vec<u8>, u64)>,
+    tick: u64,
     /// The window after the last one read, and how many reads in a row were sequential.
     next_sequential: Option<u64>,
     run: u32,
@@ -190,7 +192,7 @@ impl<R: ReadAt> Cached<R> {
             window: window.max(4096).next_power_of_two(),
             max_windows: max_windows.max(2),
             windows: HashMap::new(),
-            order: VecDeque::new(),
+            tick: 0,
             next_sequential: None,
             run: 0,
             misses: 0,
@@ -201,62 +203,46 @@ impl<R: ReadAt> Cached<R> {
     /// Forgets everything cached (before reading a file again after a torn view).
     pub fn clear(&mut self) {
         self.windows.clear();
-        self.order.clear();
+        self.next_sequential = None;
     }
 
     pub fn into_inner(self) -> R {
         self.inner
     }
 
-    fn load(&mut self, base: u64) -> Result<&Vec<u8>, JournalError> {
-        if !self.windows.contains_key(&base) {
-            self.run = if self.next_sequential == Some(base) {
-                (self.run + 1).min(8)
-            } else {
-                0
+    fn fetch(&mut self, base: u64) -> Result<(), JournalError> {
+        self.run = if self.next_sequential == Some(base) {
+            (self.run + 1).min(8)
+        } else {
+            0
+        };
+        let n = (1u64 << self.run)
+            .min(MAX_READ_AHEAD)
+            .min(self.max_windows as u64 / 2)
+            .max(1);
+        let data = self
+            .inner
+            .read_at(base, (n * self.window) as usize)
+            .map_err(|err| JournalError::Io { offset: base, err })?;
+        self.misses += 1;
+        self.bytes += data.len() as u64;
+        let got = (data.len() as u64).div_ceil(self.window).max(1);
+        self.next_sequential = Some(base + got * self.window);
+        while self.windows.len() + got as usize > self.max_windows {
+            let Some(oldest) = self.windows.iter().min_by_key(|(_, (_, t))| *t).map(|(b, _)| *b)
+            else {
+                break;
             };
-            let n = (1u64 << self.run)
-                .min(MAX_READ_AHEAD)
-                .min(self.max_windows as u64 / 2)
-                .max(1);
-            let data = self
-                .inner
-                .read_at(base, (n * self.window) as usize)
-                .map_err(|err| JournalError::Io { offset: base, err })?;
-            self.misses += 1;
-            self.bytes += data.len() as u64;
-            let got = (data.len() as u64).div_ceil(self.window).max(1);
-            self.next_sequential = Some(base + got * self.window);
-            for k in 0..got {
-                let from = (k * self.window) as usize;
-                let to = (from + self.window as usize).min(data.len());
-                let w = base + k * self.window;
-                if self.windows.contains_key(&w) {
-                    continue;
-                }
-                if self.order.len() >= self.max_windows
-                    && let Some(old) = self.order.pop_front()
-                {
-                    self.windows.remove(&old);
-                }
-                self.order.push_back(w);
-                self.windows.insert(w, data[from.min(to)..to].to_vec());
-            }
-            // The window asked for is the most recently used.
-            if let Some(i) = self.order.iter().position(|b| *b == base) {
-                self.order.remove(i);
-            }
-            self.order.push_back(base);
-        } else if self.order.back() != Some(&base) {
-            // Most recently used last.
-            if let Some(i) = self.order.iter().position(|b| *b == base) {
-                self.order.remove(i);
-            }
-            self.order.push_back(base);
+            self.windows.remove(&oldest);
         }
-        self.windows
-            .get(&base)
-            .ok_or_else(|| damaged("cache window lost"))
+        for k in 0..got {
+            let from = (k * self.window) as usize;
+            let to = (from + self.window as usize).min(data.len());
+            self.tick += 1;
+            self.windows
+                .insert(base + k * self.window, (data[from.min(to)..to].to_vec(), self.tick));
+        }
+        Ok(())
     }
 
     /// Exactly `len` bytes at `offset` (an error if the file ends first).
@@ -265,8 +251,16 @@ impl<R: ReadAt> Cached<R> {
         let mut pos = offset;
         while out.len() < len {
             let base = pos & !(self.window - 1);
+            if !self.windows.contains_key(&base) {
+                self.fetch(base)?;
+            }
+            self.tick += 1;
+            let tick = self.tick;
             let window = self.window;
-            let w = self.load(base)?;
+            let Some((w, used)) = self.windows.get_mut(&base) else {
+                return Err(damaged("cache window lost"));
+            };
+            *used = tick;
             let from = (pos - base) as usize;
             if from >= w.len() {
                 return Err(damaged(format!(
@@ -313,7 +307,15 @@ pub struct JournalFile<R: ReadAt> {
     arrays: Vec<(u64, u64, u64)>,
     chain_done: bool,
     zstd: Option<zstd::bulk::Decompressor<'static>>,
+    /// Small DATA payloads by offset: most fields of an entry (host, unit, boot, pid…) are
+    /// shared with the entries around it.
+    data_cache: HashMap<u64, Vec<u8>>,
+    data_cache_bytes: usize,
 }
+
+/// DATA payloads up to this size are cached, up to [`DATA_CACHE_BYTES`] in all.
+const DATA_CACHE_ITEM: usize = 1024;
+const DATA_CACHE_BYTES: usize = 8 << 20;
 
 impl<R: ReadAt> JournalFile<R> {
     /// Reads and checks the header.
@@ -367,6 +369,8 @@ impl<R: ReadAt> JournalFile<R> {
             arrays: Vec::new(),
             chain_done: false,
             zstd: None,
+            data_cache: HashMap::new(),
+            data_cache_bytes: 0,
         })
     }
 
@@ -601,6 +605,22 @@ impl<R: ReadAt> JournalFile<R> {
 
     /// The payload of the DATA object at `offset`, decompressed.
     fn data(&mut self, offset: u64) -> Result<Vec<u8>, JournalError> {
+        if let Some(d) = self.data_cache.get(&offset) {
+            return Ok(d.clone());
+        }
+        let d = self.read_data(offset)?;
+        if d.len() <= DATA_CACHE_ITEM {
+            if self.data_cache_bytes + d.len() > DATA_CACHE_BYTES {
+                self.data_cache.clear();
+                self.data_cache_bytes = 0;
+            }
+            self.data_cache_bytes += d.len() + 64;
+            self.data_cache.insert(offset, d.clone());
+        }
+        Ok(d)
+    }
+
+    fn read_data(&mut self, offset: u64) -> Result<Vec<u8>, JournalError> {
         let start = if self.header.compact() { 72 } else { 64 };
         // A compressed payload never exceeds what it expands to by more than a few bytes.
         let max = start + MAX_FIELD as u64 + 64;

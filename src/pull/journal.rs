@@ -37,8 +37,9 @@ use crate::sanitize::Shown;
 
 /// How often a file is opened again when journald's writing tore the view.
 pub const ATTEMPTS: u32 = 5;
-/// Raw export bytes per frame (a frame is also cut at the end of each file's new entries).
-pub const FRAME_TARGET: usize = 4 << 20;
+/// Raw export bytes per frame (a frame is also cut at the end of each file's new entries);
+/// an audit sample decompresses one frame.
+pub const FRAME_TARGET: usize = 1 << 20;
 /// How much larger than the bytes read from a file its exported entries may be in one round
 /// (beyond [`EXPANSION_ALLOWANCE`]).
 pub const MAX_EXPANSION: u64 = 64;
@@ -226,7 +227,8 @@ struct Batch {
     bytes: Vec<u8>,
     first_seqnum: u64,
     entries: u64,
-    last: Option<(u64, u64, u64, Probe)>,
+    /// The last entry's seqnum, offset in the file, time, and where its bytes start in `bytes`.
+    last: Option<(u64, u64, u64, usize)>,
 }
 
 impl Batch {
@@ -352,7 +354,6 @@ impl Job {
             }
         };
         let sid = jf.header.seqnum_id;
-        let mut entry = Vec::new();
         while i < n {
             let produced = out.raw + batch.bytes.len() as u64;
             if produced >= self.budget {
@@ -389,22 +390,13 @@ impl Job {
                 );
                 self.alarm(out, &msg);
             }
-            entry.clear();
-            export::write_entry(&mut entry, &sid, &e);
             if batch.entries == 0 {
                 batch.first_seqnum = e.seqnum;
             }
-            batch.bytes.extend_from_slice(&entry);
+            let start = batch.bytes.len();
+            export::write_entry(&mut batch.bytes, &sid, &e);
             batch.entries += 1;
-            batch.last = Some((
-                e.seqnum,
-                off,
-                e.realtime,
-                Probe {
-                    len: entry.len() as u64,
-                    sha256: Hash::of(&entry),
-                },
-            ));
+            batch.last = Some((e.seqnum, off, e.realtime, start));
             let count = pos.as_ref().map_or(0, |p| p.count) + 1;
             *pos = Some(Position {
                 offset: off,
@@ -594,10 +586,15 @@ impl Job {
         batch: &mut Batch,
         out: &mut Collected,
     ) -> anyhow::Result<()> {
-        let Some((last_seqnum, last_offset, last_realtime, tail)) = batch.last.take() else {
+        let Some((last_seqnum, last_offset, last_realtime, last_start)) = batch.last.take() else {
             return Ok(());
         };
         let data = std::mem::take(&mut batch.bytes);
+        let last_entry = &data[last_start..];
+        let tail = Probe {
+            len: last_entry.len() as u64,
+            sha256: Hash::of(last_entry),
+        };
         let mark = JournalMark {
             file_id: id_hex(&jf.header.file_id),
             machine_id: id_hex(&jf.header.machine_id),
