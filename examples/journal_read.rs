@@ -14,6 +14,9 @@ fn main() {
             bytes += out.len() as u64;
         })
         .expect("read");
-        println!("{path}: {n} entries, {bytes} export bytes, {:.3} s", t.elapsed().as_secs_f64());
+        println!(
+            "{path}: {n} entries, {bytes} export bytes, {:.3} s",
+            t.elapsed().as_secs_f64()
+        );
     }
 }

@@ -229,7 +229,11 @@ impl<R: ReadAt> Cached<R> {
         let got = (data.len() as u64).div_ceil(self.window).max(1);
         self.next_sequential = Some(base + got * self.window);
         while self.windows.len() + got as usize > self.max_windows {
-            let Some(oldest) = self.windows.iter().min_by_key(|(_, (_, t))| *t).map(|(b, _)| *b)
+            let Some(oldest) = self
+                .windows
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(b, _)| *b)
             else {
                 break;
             };
@@ -239,8 +243,10 @@ impl<R: ReadAt> Cached<R> {
             let from = (k * self.window) as usize;
             let to = (from + self.window as usize).min(data.len());
             self.tick += 1;
-            self.windows
-                .insert(base + k * self.window, (data[from.min(to)..to].to_vec(), self.tick));
+            self.windows.insert(
+                base + k * self.window,
+                (data[from.min(to)..to].to_vec(), self.tick),
+            );
         }
         Ok(())
     }
@@ -543,10 +549,11 @@ impl<R: ReadAt> JournalFile<R> {
         Ok(lo)
     }
 
-    /// The offset of the entry with sequence number `seqnum`, if the file has it (entries are
-    /// in increasing seqnum order: a binary search reading O(log n) entry headers).
-    pub fn find_seqnum(&mut self, seqnum: u64) -> Result<Option<u64>, JournalError> {
-        let (mut lo, mut hi) = (0u64, self.header.n_entries);
+    /// The offset of the entry with sequence number `seqnum` among the file's first `within`
+    /// entries, if it is there (entries are in increasing seqnum order: a binary search
+    /// reading O(log n) entry headers).
+    pub fn find_seqnum(&mut self, seqnum: u64, within: u64) -> Result<Option<u64>, JournalError> {
+        let (mut lo, mut hi) = (0u64, within.min(self.header.n_entries));
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             let off = self.entry_offset(mid)?;

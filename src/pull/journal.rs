@@ -139,8 +139,44 @@ pub(crate) async fn pull_file(
     };
     let worker = tokio::task::spawn_blocking(move || job.run(Remote { tx }));
     let mut lost: Option<RemoteError> = None;
-    while let Some((offset, len, reply)) = rx.recv().await {
-        let r = file.read_pipelined(offset, len as u64).await;
+    // A read that continues the previous one is followed at once by a read of the same size
+    // after it, in the background while the parser works: reading new entries walks forward
+    // through the file, and the round trip is then hidden behind the parsing.
+    type Prefetch<'a> = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Vec<u8>, RemoteError>> + Send + 'a>,
+    >;
+    let mut prefetch: Option<(u64, usize, Prefetch<'_>)> = None;
+    let mut ready: Option<(u64, usize, Result<Vec<u8>, RemoteError>)> = None;
+    let mut next_sequential = None;
+    loop {
+        let request = match prefetch.as_mut() {
+            Some((_, _, fut)) if ready.is_none() => {
+                tokio::select! {
+                    r = rx.recv() => r,
+                    data = fut => {
+                        if let Some((o, l, _)) = prefetch.take() {
+                            ready = Some((o, l, data));
+                        }
+                        continue;
+                    }
+                }
+            }
+            _ => rx.recv().await,
+        };
+        let Some((offset, len, reply)) = request else {
+            break;
+        };
+        let r = match (ready.take(), prefetch.take()) {
+            (Some((o, l, data)), _) if o == offset && l == len => data,
+            (_, Some((o, l, fut))) if o == offset && l == len => fut.await,
+            _ => file.read_pipelined(offset, len as u64).await,
+        };
+        let sequential = next_sequential == Some(offset);
+        next_sequential = Some(offset + len as u64);
+        if sequential && matches!(&r, Ok(d) if d.len() == len) {
+            let (f, at) = (&file, offset + len as u64);
+            prefetch = Some((at, len, Box::pin(f.read_pipelined(at, len as u64))));
+        }
         let r = match r {
             Ok(data) => Ok(data),
             Err(e) => {
@@ -153,6 +189,7 @@ pub(crate) async fn pull_file(
         };
         let _ = reply.send(r);
     }
+    drop(prefetch);
     file.close().await;
     let outcome = match worker.await {
         Ok(o) => o,
@@ -168,7 +205,8 @@ pub(crate) async fn pull_file(
     Ok(report)
 }
 
-/// What the blocking side needs.
+/// What the blocking side needs (cloned for the thread that writes the frames).
+#[derive(Clone)]
 struct Job {
     rec: Arc<Recorder>,
     host: String,
@@ -186,6 +224,11 @@ struct Job {
 
 #[derive(Default)]
 struct Collected {
+    /// Where finished batches go: the thread writing and committing frames while the file is
+    /// read on (`None`: written here).
+    tx: Option<std::sync::mpsc::SyncSender<Pending>>,
+    /// Export bytes read this round (committed or on their way).
+    produced: u64,
     entries: u64,
     raw: u64,
     stored: u64,
@@ -242,10 +285,52 @@ impl Batch {
     }
 }
 
+/// A batch on its way to becoming a frame.
+struct Pending {
+    data: Vec<u8>,
+    mark: JournalMark,
+    tail: Probe,
+}
+
 impl Job {
     fn run(self, src: Remote) -> Collected {
         let mut out = Collected::default();
-        if let Err(e) = self.collect(src, &mut out) {
+        // Reading (and decompressing) the file and compressing, hashing and syncing frames
+        // run side by side.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Pending>(2);
+        let writer = self.clone();
+        let handle = std::thread::Builder::new()
+            .name("loghost-journal-commit".into())
+            .spawn(move || {
+                let mut done = Collected::default();
+                for p in rx {
+                    if let Err(e) = writer.write_frame(p, &mut done) {
+                        done.error = Some(format!("{e:#}"));
+                        break;
+                    }
+                }
+                done
+            });
+        if handle.is_ok() {
+            out.tx = Some(tx);
+        }
+        let r = self.collect(src, &mut out);
+        out.tx = None;
+        if let Ok(h) = handle {
+            match h.join() {
+                Ok(done) => {
+                    out.entries += done.entries;
+                    out.frames += done.frames;
+                    out.raw += done.raw;
+                    out.stored += done.stored;
+                    if done.error.is_some() {
+                        out.error = done.error;
+                    }
+                }
+                Err(_) => out.error = Some("the frame writer panicked".into()),
+            }
+        }
+        if let (Err(e), None) = (r, &out.error) {
             out.error = Some(format!("{e:#}"));
         }
         out
@@ -355,7 +440,7 @@ impl Job {
         };
         let sid = jf.header.seqnum_id;
         while i < n {
-            let produced = out.raw + batch.bytes.len() as u64;
+            let produced = out.produced + batch.bytes.len() as u64;
             if produced >= self.budget {
                 out.budget_reached = true;
                 break;
@@ -509,7 +594,8 @@ impl Job {
             let Some(seqnum) = pick.seqnum() else {
                 continue;
             };
-            let found = match jf.find_seqnum(seqnum) {
+            // Only among the collected entries: those after them may be mid-write.
+            let found = match jf.find_seqnum(seqnum, c.entries) {
                 Ok(Some(off)) => jf.entry_at(off).map(Some),
                 Ok(None) => Ok(None),
                 Err(e) => Err(e),
@@ -579,7 +665,7 @@ impl Job {
         }
     }
 
-    /// Writes the batch as one frame of the host's journal stream and commits it.
+    /// Hands the batch on to become one frame of the host's journal stream.
     fn commit(
         &self,
         jf: &JournalFile<Remote>,
@@ -607,6 +693,19 @@ impl Job {
             sealed: jf.header.sealed(),
         };
         batch.entries = 0;
+        out.produced += data.len() as u64;
+        let p = Pending { data, mark, tail };
+        match &out.tx {
+            Some(tx) => tx
+                .send(p)
+                .map_err(|_| anyhow::anyhow!("the frame writer stopped")),
+            None => self.write_frame(p, out),
+        }
+    }
+
+    /// Writes one frame of the host's journal stream and commits it (sync, ledger).
+    fn write_frame(&self, p: Pending, out: &mut Collected) -> anyhow::Result<()> {
+        let Pending { data, mark, tail } = p;
         let rec = &self.rec;
         let rel = crate::store::layout::journal_file(
             &self.host,
