@@ -15,7 +15,9 @@ fn demo_runs_end_to_end_and_leaves_nothing_behind() {
     assert_ok(&out, "demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("Demo complete."), "{stdout}");
-    assert_eq!(stdout.matches("identical").count(), 3, "{stdout}");
+    // Three text logs and the journal.
+    assert_eq!(stdout.matches("identical").count(), 4, "{stdout}");
+    assert!(stdout.contains("(65 entries)"), "{stdout}");
     assert!(
         stdout.contains("logs/demo-web/"),
         "the store tree is printed: {stdout}"

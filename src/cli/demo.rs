@@ -62,6 +62,16 @@ pub async fn run(keep: Option<&Path>) -> Result<i32> {
         std::fs::write(server_root.join("var/log").join(log), text)?;
     }
     std::fs::write(server_root.join("var/log/lastlog"), lastlog_record(1))?;
+    // A server without text logs keeps everything in the journal: the demo has one too.
+    let journal_dir = server_root.join("var/log/journal").join(DEMO_MACHINE);
+    crate::store::create_dir_all_0700(&journal_dir)?;
+    let mut journal = journal_entries(&mut rng, 60);
+    let journal_start =
+        (jiff::Timestamp::now().as_microsecond() as u64).saturating_sub(120_000_000);
+    std::fs::write(
+        journal_dir.join("system.journal"),
+        demo_journal(&journal, journal_start),
+    )?;
 
     section("1. The server");
     let host_key = PrivateKey::from(Ed25519Keypair::from_seed(&rand_seed()));
@@ -79,6 +89,10 @@ pub async fn run(keep: Option<&Path>) -> Result<i32> {
         );
     }
     println!("  /var/log/lastlog           (a snapshot file: stored whole when it changes)");
+    println!(
+        "  /var/log/journal/{DEMO_MACHINE}/system.journal   (systemd's journal: {} entries)",
+        journal.len()
+    );
 
     let config_path = etc.join("loghost.toml");
     // Port 0 is replaced once the server is listening.
@@ -101,6 +115,7 @@ address = "127.0.0.1:{port}"
 user = "logpull"
 paths = ["/var/log/auth.log", "/var/log/syslog", "/var/log/nginx/*.log"]
 snapshot = ["/var/log/lastlog"]
+journal = true                   # /var/log/journal/*/ (and /run/log/journal/*/)
 
 [ledger]
 signing_key = "ledger.key"
@@ -150,6 +165,13 @@ anchors = ["file://{anchor}"]
         f.write_all(more.as_bytes())?;
         println!("  appended {:>5} bytes to /var/log/{log}", more.len());
     }
+    let more = journal_entries(&mut rng, 5);
+    journal.extend(more);
+    std::fs::write(
+        journal_dir.join("system.journal"),
+        demo_journal(&journal, journal_start),
+    )?;
+    println!("  5 new entries in the journal");
     let report2 = crate::pull::run_round(&config, &[]).await?;
     crate::cli::print_report(&report2, true);
 
@@ -190,6 +212,51 @@ anchors = ["file://{anchor}"]
             out.len()
         );
     }
+    // The journal: every entry once, as the server's file holds it.
+    let mut out = Vec::new();
+    crate::cli::cat::run(
+        &config,
+        &crate::cli::cat::Selection {
+            host: HOST,
+            log: Some("journal"),
+            date: None,
+            output: crate::cli::cat::JournalOutput::Export,
+        },
+        &mut out,
+        false,
+    )?;
+    let stored = crate::journal::export::parse(&out)?;
+    let mut original = Vec::new();
+    let file = demo_journal(&journal, journal_start);
+    crate::journal::file::read_all(&file[..], |h, e| {
+        crate::journal::export::write_entry(&mut original, &h.seqnum_id, &e);
+    })?;
+    let same = out == original;
+    all_equal &= same;
+    println!(
+        "  journal ({} entries)          {}",
+        stored.len(),
+        if same { "identical" } else { "DIFFERENT" }
+    );
+    let mut short = Vec::new();
+    crate::cli::cat::run(
+        &config,
+        &crate::cli::cat::Selection {
+            host: HOST,
+            log: Some("journal"),
+            date: None,
+            output: crate::cli::cat::JournalOutput::Short,
+        },
+        &mut short,
+        false,
+    )?;
+    println!("\n`loghost cat {HOST} journal` prints it as journalctl does; the last lines:");
+    let text = String::from_utf8_lossy(&short);
+    let lines: Vec<&str> = text.lines().collect();
+    for l in &lines[lines.len().saturating_sub(3)..] {
+        println!("  {}", crate::sanitize::Shown(l));
+    }
+
     let sample = config.store.join(crate::store::layout::stored_file(
         HOST,
         jiff::Timestamp::now(),
@@ -333,6 +400,118 @@ fn sample_lines(rng: &mut Lcg, kind: usize, n: usize) -> String {
         };
     }
     out
+}
+
+/// The demo server's machine id (its journal directory's name).
+const DEMO_MACHINE: &str = "d3a0c0ffee0d3a0c0ffee0d3a0c0ffee";
+
+/// A small journal file as journald lays it out (regular format, uncompressed, one entry
+/// array, no hash tables: readers do not need them), holding `entries` (each a list of
+/// `FIELD=value`), one a second from `start` (microseconds). Entries are appended in order, so
+/// the file for more entries extends the file for fewer, as a live journal grows.
+fn demo_journal(entries: &[Vec<String>], start: u64) -> Vec<u8> {
+    const HEADER: usize = 272;
+    const SLOTS: usize = 256;
+    fn object(out: &mut Vec<u8>, kind: u8, body: &[u8]) -> u64 {
+        let at = out.len() as u64;
+        out.push(kind);
+        out.extend_from_slice(&[0u8; 7]);
+        out.extend_from_slice(&(16 + body.len() as u64).to_le_bytes());
+        out.extend_from_slice(body);
+        while !out.len().is_multiple_of(8) {
+            out.push(0);
+        }
+        at
+    }
+    let id = |s: &str| hex::decode(s).unwrap_or_else(|_| vec![0; 16]);
+    let machine = id(DEMO_MACHINE);
+    let boot = id("b007b007b007b007b007b007b007b007");
+    let mut out = vec![0u8; HEADER];
+    // The entry array first, with room for every entry the demo writes.
+    let array = object(&mut out, 6, &vec![0u8; 8 + 8 * SLOTS]);
+    let mut offsets = Vec::new();
+    for (i, fields) in entries.iter().take(SLOTS).enumerate() {
+        let mut items = Vec::new();
+        for f in fields {
+            let mut body = vec![0u8; 48];
+            body.extend_from_slice(f.as_bytes());
+            items.push(object(&mut out, 1, &body));
+        }
+        let realtime = start + i as u64 * 1_000_000;
+        let mut body = Vec::new();
+        body.extend_from_slice(&(i as u64 + 1).to_le_bytes());
+        body.extend_from_slice(&realtime.to_le_bytes());
+        body.extend_from_slice(&(1_000_000 + i as u64).to_le_bytes());
+        body.extend_from_slice(&boot);
+        body.extend_from_slice(&0u64.to_le_bytes());
+        for item in items {
+            body.extend_from_slice(&item.to_le_bytes());
+            body.extend_from_slice(&0u64.to_le_bytes());
+        }
+        offsets.push(object(&mut out, 3, &body));
+    }
+    for (k, off) in offsets.iter().enumerate() {
+        let slot = array as usize + 24 + 8 * k;
+        out[slot..slot + 8].copy_from_slice(&off.to_le_bytes());
+    }
+    let len = out.len() as u64;
+    let put =
+        |out: &mut Vec<u8>, at: usize, v: u64| out[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    out[..8].copy_from_slice(crate::journal::file::SIGNATURE);
+    out[24..40].copy_from_slice(&id("f11ef11ef11ef11ef11ef11ef11ef11e"));
+    out[40..56].copy_from_slice(&machine);
+    out[72..88].copy_from_slice(&id("5e0005e0005e0005e0005e0005e0005e"));
+    put(&mut out, 88, HEADER as u64);
+    put(&mut out, 96, len - HEADER as u64);
+    put(&mut out, 152, offsets.len() as u64);
+    put(&mut out, 160, offsets.len() as u64);
+    put(&mut out, 168, 1);
+    put(&mut out, 176, array);
+    out
+}
+
+/// The demo journal's entries: sshd, sudo and systemd messages.
+fn journal_entries(rng: &mut Lcg, n: usize) -> Vec<Vec<String>> {
+    let users = ["deploy", "alice", "backup", "root"];
+    (0..n)
+        .map(|_| {
+            let pid = 1000 + rng.next() % 30000;
+            let (ident, unit, msg) = match rng.next() % 3 {
+                0 => (
+                    "sshd",
+                    "ssh.service",
+                    format!(
+                        "Accepted publickey for {} from 203.0.113.{} port {} ssh2",
+                        rng.pick(&users),
+                        rng.next() % 254 + 1,
+                        40000 + rng.next() % 20000
+                    ),
+                ),
+                1 => (
+                    "sudo",
+                    "session-4.scope",
+                    format!(
+                        "{} : TTY=pts/0 ; PWD=/home ; USER=root ; COMMAND=/usr/bin/apt upgrade",
+                        rng.pick(&users)
+                    ),
+                ),
+                _ => (
+                    "systemd",
+                    "init.scope",
+                    "Started Daily apt download activities.".to_string(),
+                ),
+            };
+            vec![
+                "_HOSTNAME=demo-web".to_string(),
+                format!("_MACHINE_ID={DEMO_MACHINE}"),
+                format!("SYSLOG_IDENTIFIER={ident}"),
+                format!("_PID={pid}"),
+                format!("_SYSTEMD_UNIT={unit}"),
+                "PRIORITY=6".to_string(),
+                format!("MESSAGE={msg}"),
+            ]
+        })
+        .collect()
 }
 
 /// A `lastlog`-like binary record: nothing assumes text.
