@@ -93,6 +93,19 @@ fn the_ledger_and_the_store_know_nothing_of_how_bytes_arrive() {
 }
 
 #[test]
+fn the_journal_reader_is_pure() {
+    // It reads bytes and writes the export format; what to collect, where to store it and how
+    // to record it belong to `pull`, `store` and `ledger`.
+    let g = graph();
+    let allowed = ["hash", "sanitize", "units", "failpoint"];
+    let bad: Vec<_> = g["journal"]
+        .iter()
+        .filter(|p| !allowed.contains(&p.as_str()))
+        .collect();
+    assert!(bad.is_empty(), "journal/ imports {bad:?}");
+}
+
+#[test]
 fn the_inputs_do_not_import_each_other() {
     let g = graph();
     let inputs = ["pull", "receive"];
