@@ -23,6 +23,7 @@ use russh_sftp::protocol::{
     Attrs, Data, File, FileAttributes, Handle, Name, OpenFlags, Status, StatusCode, Version,
 };
 
+use crate::cli::cat::JournalOutput;
 use crate::config::Config;
 use crate::pull::known_hosts;
 
@@ -189,20 +190,24 @@ anchors = ["file://{anchor}"]
     }
 
     section("7. Stored copies compared with the server's files");
-    let mut all_equal = true;
-    for log in logs {
+    let cat = |log: &str, output| -> Result<Vec<u8>> {
         let mut out = Vec::new();
         crate::cli::cat::run(
             &config,
             &crate::cli::cat::Selection {
                 host: HOST,
-                log: Some(&format!("/var/log/{log}")),
+                log: Some(log),
                 date: None,
-                output: crate::cli::cat::JournalOutput::Export,
+                output,
             },
             &mut out,
             false,
         )?;
+        Ok(out)
+    };
+    let mut all_equal = true;
+    for log in logs {
+        let out = cat(&format!("/var/log/{log}"), JournalOutput::Export)?;
         let original = std::fs::read(server_root.join("var/log").join(log))?;
         let same = out == original;
         all_equal &= same;
@@ -213,18 +218,7 @@ anchors = ["file://{anchor}"]
         );
     }
     // The journal: every entry once, as the server's file holds it.
-    let mut out = Vec::new();
-    crate::cli::cat::run(
-        &config,
-        &crate::cli::cat::Selection {
-            host: HOST,
-            log: Some("journal"),
-            date: None,
-            output: crate::cli::cat::JournalOutput::Export,
-        },
-        &mut out,
-        false,
-    )?;
+    let out = cat("journal", JournalOutput::Export)?;
     let stored = crate::journal::export::parse(&out)?;
     let mut original = Vec::new();
     let file = demo_journal(&journal, journal_start);
@@ -238,18 +232,7 @@ anchors = ["file://{anchor}"]
         stored.len(),
         if same { "identical" } else { "DIFFERENT" }
     );
-    let mut short = Vec::new();
-    crate::cli::cat::run(
-        &config,
-        &crate::cli::cat::Selection {
-            host: HOST,
-            log: Some("journal"),
-            date: None,
-            output: crate::cli::cat::JournalOutput::Short,
-        },
-        &mut short,
-        false,
-    )?;
+    let short = cat("journal", JournalOutput::Short)?;
     println!("\n`loghost cat {HOST} journal` prints it as journalctl does; the last lines:");
     let text = String::from_utf8_lossy(&short);
     let lines: Vec<&str> = text.lines().collect();

@@ -82,6 +82,50 @@ impl Recorder {
         Ok(AppendFile::open(&self.store, &self.lock, rel, committed)?)
     }
 
+    /// Writes `data` as one frame at the end of the stored file `rel`, syncs it, and appends the
+    /// ledger entry that `entry` makes of it (for inputs that hold a whole frame in memory: the
+    /// receiver, the journal). On an error (a full disk, say) nothing of the frame stays behind,
+    /// nor a file it created; the caller may keep the data and retry.
+    pub fn commit_frame(
+        &self,
+        rel: &str,
+        data: &[u8],
+        entry: impl FnOnce(&crate::store::StoredFrame) -> Frame,
+    ) -> Result<crate::store::StoredFrame> {
+        let out = self.open_file(rel)?;
+        let path = out.path().to_path_buf();
+        let undo = |out: Result<AppendFile, crate::store::StoreError>| match out {
+            Ok(out) => {
+                let _ = out.close();
+            }
+            Err(_) => crate::store::remove_if_empty(&path),
+        };
+        let mut fw = out.frame(self.config.compression, self.config.compression_level)?;
+        if let Err(e) = fw.write_raw(data) {
+            undo(fw.abort());
+            return Err(e).with_context(|| format!("cannot write {rel}"));
+        }
+        let (mut out, frame) = match fw.finish() {
+            Ok(done) => done,
+            Err(e) => {
+                crate::store::remove_if_empty(&path);
+                return Err(e.into());
+            }
+        };
+        if let Err(e) = out.sync() {
+            undo(out.truncated(frame.offset));
+            return Err(e.into());
+        }
+        failpoint::hit("after-frame-sync");
+        if let Err(e) = self.append(Entry::Frame(entry(&frame))) {
+            undo(out.truncated(frame.offset));
+            return Err(e);
+        }
+        let _ = out.close();
+        failpoint::hit("after-ledger-append");
+        Ok(frame)
+    }
+
     /// Signs a checkpoint if the tree grew, copies it to the anchors, saves the index cache.
     pub fn checkpoint(&self) -> anyhow::Result<crate::ledger::checkpoint::RoundCheckpoint> {
         let mut round = {

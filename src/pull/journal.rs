@@ -20,7 +20,6 @@
 use std::io;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use rand::Rng;
 use tokio::sync::{mpsc, oneshot};
 
@@ -96,12 +95,28 @@ pub(crate) async fn list(
     Ok(files)
 }
 
+/// Shares a round's `audit_samples` out among a host's journal files at random: a journal
+/// is many files (journald starts one every 128 MiB at most), most of them archived and
+/// unchanging; re-reading samples of each of them every round would cost more than the new
+/// entries. Over rounds every file is sampled alike.
+pub(crate) fn share_samples(total: u32, files: usize) -> Vec<u32> {
+    let mut per_file = vec![0u32; files];
+    if files > 0 {
+        for _ in 0..total {
+            per_file[rand::thread_rng().gen_range(0..files)] += 1;
+        }
+    }
+    per_file
+}
+
 /// Collects one journal file. `Err` only when the connection was lost.
+/// `samples`: how many random collected entries of this file to compare with the archive.
 pub(crate) async fn pull_file(
     ctx: &Arc<Ctx>,
     host: &HostConfig,
     session: &Session,
     path: &str,
+    samples: u32,
 ) -> Result<FileReport, RemoteError> {
     let mut report = FileReport::new(path, Outcome::UpToDate);
     let file = match session.open(path).await {
@@ -133,7 +148,7 @@ pub(crate) async fn pull_file(
         path: path.to_string(),
         round_time: ctx.round_time,
         budget: ctx.config.ssh.max_file_bytes_per_round,
-        samples: ctx.config.audit_samples,
+        samples,
         frame_target: crate::failpoint::size_override("LOGHOST_JOURNAL_FRAME", FRAME_TARGET as u64),
         damaged_ok: path.ends_with('~'),
     };
@@ -715,32 +730,7 @@ impl Job {
             rec.config.compression,
         );
         let start = rec.cursor(&self.host, JOURNAL_SOURCE)?.map_or(0, |c| c.end);
-        let out_file = rec.open_file(&rel)?;
-        let path = out_file.path().to_path_buf();
-        let undo = |f: Result<crate::store::AppendFile, crate::store::StoreError>| match f {
-            Ok(f) => {
-                let _ = f.close();
-            }
-            Err(_) => crate::store::remove_if_empty(&path),
-        };
-        let mut fw = out_file.frame(rec.config.compression, rec.config.compression_level)?;
-        if let Err(e) = fw.write_raw(&data) {
-            undo(fw.abort());
-            return Err(e).with_context(|| format!("cannot write {rel}"));
-        }
-        let (mut stored, frame) = match fw.finish() {
-            Ok(done) => done,
-            Err(e) => {
-                crate::store::remove_if_empty(&path);
-                return Err(e.into());
-            }
-        };
-        if let Err(e) = stored.sync() {
-            undo(stored.truncated(frame.offset));
-            return Err(e.into());
-        }
-        crate::failpoint::hit("after-frame-sync");
-        let entry = Frame {
+        let frame = rec.commit_frame(&rel.clone(), &data, |frame| Frame {
             seq: 0,
             time: String::new(),
             host: self.host.clone(),
@@ -760,13 +750,7 @@ impl Job {
             sha256: frame.sha256,
             raw_sha256: frame.raw_sha256,
             journal: Some(Box::new(mark.clone())),
-        };
-        if let Err(e) = rec.append(Entry::Frame(entry)) {
-            undo(stored.truncated(frame.offset));
-            return Err(e);
-        }
-        let _ = stored.close();
-        crate::failpoint::hit("after-ledger-append");
+        })?;
         out.entries += mark.entries;
         out.frames += 1;
         out.raw += frame.raw_len;

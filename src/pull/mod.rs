@@ -275,8 +275,9 @@ async fn pull_journals(
             host.journal_dirs.join(", ")
         ));
     }
-    for path in files {
-        let r = journal::pull_file(ctx, host, session, &path).await?;
+    let samples = journal::share_samples(ctx.config.audit_samples, files.len());
+    for (path, samples) in files.into_iter().zip(samples) {
+        let r = journal::pull_file(ctx, host, session, &path, samples).await?;
         for n in &r.notes {
             tracing::warn!("{}: {}: {n}", host.name, Shown(&path));
         }

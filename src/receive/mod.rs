@@ -39,7 +39,7 @@ use crate::config::{HostConfig, ReceiverConfig};
 use crate::hash::Hash;
 use crate::ledger::cursor::Probe;
 use crate::ledger::writer::Recorder;
-use crate::ledger::{Entry, Frame, Via};
+use crate::ledger::{Frame, Via};
 use crate::receive::tls::Identity;
 
 /// The ledger source of received messages.
@@ -407,38 +407,11 @@ fn commit(rec: &Recorder, host: &HostConfig, start: u64, data: &[u8]) -> Result<
     let time = rec.ledger()?.now();
     let rel =
         crate::store::layout::received_file(&host.name, time, host.hourly, rec.config.compression);
-    let out = rec.open_file(&rel)?;
-    let path = out.path().to_path_buf();
-    // On an error (a full disk, say) nothing of the frame stays behind, nor a file it created;
-    // the caller keeps the data and retries.
-    let undo = |out: Result<crate::store::AppendFile, crate::store::StoreError>| match out {
-        Ok(out) => {
-            let _ = out.close();
-        }
-        Err(_) => crate::store::remove_if_empty(&path),
-    };
-    let mut fw = out.frame(rec.config.compression, rec.config.compression_level)?;
-    if let Err(e) = fw.write_raw(data) {
-        undo(fw.abort());
-        return Err(e).with_context(|| format!("cannot write {rel}"));
-    }
-    let (mut out, frame) = match fw.finish() {
-        Ok(done) => done,
-        Err(e) => {
-            crate::store::remove_if_empty(&path);
-            return Err(e.into());
-        }
-    };
-    if let Err(e) = out.sync() {
-        undo(out.truncated(frame.offset));
-        return Err(e.into());
-    }
-    crate::failpoint::hit("after-frame-sync");
     let empty = Probe {
         len: 0,
         sha256: Hash::of(b""),
     };
-    let entry = Frame {
+    let frame = rec.commit_frame(&rel.clone(), data, |frame| Frame {
         seq: 0,
         time: String::new(),
         host: host.name.clone(),
@@ -455,11 +428,7 @@ fn commit(rec: &Recorder, host: &HostConfig, start: u64, data: &[u8]) -> Result<
         sha256: frame.sha256,
         raw_sha256: frame.raw_sha256,
         journal: None,
-    };
-    if let Err(e) = rec.append(Entry::Frame(entry)) {
-        undo(out.truncated(frame.offset));
-        return Err(e);
-    }
+    })?;
     Ok(frame.raw_len)
 }
 

@@ -101,6 +101,17 @@ pub fn date_and_hour(t: Timestamp) -> (String, String) {
     )
 }
 
+/// `logs/<host>/<date>/[<HH>/]` at moment `t`.
+fn day_dir(host: &str, t: Timestamp, hourly: bool) -> String {
+    let (date, hour) = date_and_hour(t);
+    let mut p = format!("{LOGS_DIR}/{host}/{date}/");
+    if hourly {
+        p.push_str(&hour);
+        p.push('/');
+    }
+    p
+}
+
 /// The store-relative path of the file a pulled log's frames go to at moment `t`.
 pub fn stored_file(
     host: &str,
@@ -109,12 +120,7 @@ pub fn stored_file(
     remote_path: &str,
     compression: Compression,
 ) -> String {
-    let (date, hour) = date_and_hour(t);
-    let mut p = format!("{LOGS_DIR}/{host}/{date}/");
-    if hourly {
-        p.push_str(&hour);
-        p.push('/');
-    }
+    let mut p = day_dir(host, t, hourly);
     p.push_str(&stored_name(remote_path));
     p.push_str(compression.suffix());
     p
@@ -125,12 +131,7 @@ pub const RECEIVED_NAME: &str = "%syslog-tls";
 
 /// The store-relative path of the file a host's received messages go to at moment `t`.
 pub fn received_file(host: &str, t: Timestamp, hourly: bool, compression: Compression) -> String {
-    let (date, hour) = date_and_hour(t);
-    let mut p = format!("{LOGS_DIR}/{host}/{date}/");
-    if hourly {
-        p.push_str(&hour);
-        p.push('/');
-    }
+    let mut p = day_dir(host, t, hourly);
     p.push_str(RECEIVED_NAME);
     p.push_str(compression.suffix());
     p
@@ -149,12 +150,7 @@ pub fn journal_file(
     machine_id: &str,
     compression: Compression,
 ) -> String {
-    let (date, hour) = date_and_hour(t);
-    let mut p = format!("{LOGS_DIR}/{host}/{date}/");
-    if hourly {
-        p.push_str(&hour);
-        p.push('/');
-    }
+    let mut p = day_dir(host, t, hourly);
     p.push_str(JOURNAL_DIR);
     p.push('/');
     p.push_str(&encode_component(machine_id, true));
