@@ -390,7 +390,16 @@ impl Job {
             // What was read before an error is good: commit it.
             self.commit(&jf, &mut batch, out)?;
             match r {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    tracing::debug!(
+                        "{}: {}: {} reads, {} bytes read",
+                        self.host,
+                        Shown(&self.path),
+                        jf.reads(),
+                        jf.bytes_read()
+                    );
+                    return Ok(());
+                }
                 Err(e) if e.is_torn() && attempt + 1 < ATTEMPTS => {
                     attempt += 1;
                     let mut src = jf.into_source();
