@@ -624,12 +624,61 @@ fn collected_entries_unlinked_or_torn_raise_the_alarm() {
     let mut bytes = good.clone();
     let s31 = slot_of(&bytes, 31);
     bytes[s31..s31 + 4].copy_from_slice(&[0; 4]);
+    // In a file journald has closed (OFFLINE), that is damage: the file fails, no event.
+    std::fs::write(&live, &bytes).expect("edit");
+    let out = env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(1), "damaged: {}", text(&out));
+    assert!(text(&out).contains("not being written"), "{}", text(&out));
+    assert!(!env.ledger().iter().any(|e| e["event"] == "unsettled"));
+    // In a file journald has open (ONLINE), a view that never settles is recorded.
+    bytes[16] = 1;
     std::fs::write(&live, &bytes).expect("edit");
     let out = env.run(&["pull"]);
     assert_eq!(out.status.code(), Some(1), "unsettled: {}", text(&out));
     assert!(env.ledger().iter().any(|e| e["event"] == "unsettled"));
+    // Set aside as `~` (what journald does with it after a crash): read up to the hole.
+    let aside = jdir.join("system@0000-crash.journal~");
+    std::fs::rename(&live, &aside).expect("set aside");
+    let out = env.run(&["pull"]);
+    assert_ok(&out, "a damaged set-aside file is a note");
+    assert!(
+        text(&out).contains("read up to its last valid entry"),
+        "{}",
+        text(&out)
+    );
+    std::fs::rename(&aside, &live).expect("back");
     std::fs::write(&live, &good).expect("restore");
     assert_ok(&env.run(&["pull"]), "pull once the file is whole");
+    assert_eq!(
+        without_seqnum(&stored_export(&env)),
+        journalctl_export(&live)
+    );
+}
+
+#[test]
+fn a_server_that_stalls_while_collected_entries_are_checked_is_no_alarm() {
+    let (env, sshd, jdir) = journal_env();
+    let config = std::fs::read_to_string(&env.config).expect("config");
+    std::fs::write(
+        &env.config,
+        format!("{config}\n[ssh]\nio_timeout = \"2s\"\n"),
+    )
+    .expect("config");
+    let live = jdir.join("system.journal");
+    journal_write(&live, &export_input(BOOT1, 0, 300));
+    assert_ok(&env.run(&["pull"]), "first pull");
+    // The next round stops just before it re-reads the collected entries; the server stalls
+    // meanwhile (io_timeout 2s).
+    let child = env.spawn(&["pull"], &[("LOGHOST_PAUSE_AT", "journal-check:1500")]);
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let (out, _) = with_server_stalled(&sshd, child);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        !env.ledger().iter().any(|e| e["event"] == "rewritten"),
+        "a failed read is no evidence of a rewrite: {}",
+        text(&out)
+    );
+    assert_ok(&env.run(&["pull"]), "the next round");
     assert_eq!(
         without_seqnum(&stored_export(&env)),
         journalctl_export(&live)

@@ -34,6 +34,9 @@ use crate::ledger::writer::Recorder;
 use crate::ledger::{Entry, Event, EventKind, Frame, JOURNAL_SOURCE, JournalMark, Via};
 use crate::sanitize::Shown;
 
+/// The header's state of a file journald has open for writing.
+const STATE_ONLINE: u8 = 1;
+
 /// How often a file is opened again when journald's writing tore the view.
 pub const ATTEMPTS: u32 = 5;
 /// Raw export bytes per frame (a frame is also cut at the end of each file's new entries);
@@ -110,13 +113,22 @@ pub(crate) fn share_samples(total: u32, files: usize) -> Vec<u32> {
 }
 
 /// Collects one journal file. `Err` only when the connection was lost.
-/// `samples`: how many random collected entries of this file to compare with the archive.
+/// What a host's journal files took so far in a round: export bytes produced, file bytes read.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct HostTally {
+    pub produced: u64,
+    pub read: u64,
+}
+
+/// `samples`: how many random collected entries of this file to compare with the archive;
+/// `tally`: what the host's journal files before this one took this round (updated).
 pub(crate) async fn pull_file(
     ctx: &Arc<Ctx>,
     host: &HostConfig,
     session: &Session,
     path: &str,
     samples: u32,
+    tally: &mut HostTally,
 ) -> Result<FileReport, RemoteError> {
     let mut report = FileReport::new(path, Outcome::UpToDate);
     let file = match session.open(path).await {
@@ -149,6 +161,8 @@ pub(crate) async fn pull_file(
         round_time: ctx.round_time,
         budget: ctx.config.ssh.max_file_bytes_per_round,
         samples,
+        host_produced: tally.produced,
+        host_read: tally.read,
         frame_target: crate::failpoint::size_override("LOGHOST_JOURNAL_FRAME", FRAME_TARGET as u64),
         damaged_ok: path.ends_with('~'),
     };
@@ -216,6 +230,8 @@ pub(crate) async fn pull_file(
     if let Some(e) = lost {
         return Err(e);
     }
+    tally.produced += outcome.produced;
+    tally.read += outcome.bytes_read;
     outcome.into_report(&mut report);
     Ok(report)
 }
@@ -232,6 +248,10 @@ struct Job {
     samples: u32,
     /// Raw bytes per frame ([`FRAME_TARGET`]; tests lower it with `LOGHOST_JOURNAL_FRAME`).
     frame_target: u64,
+    /// Export bytes produced and file bytes read by the host's journal files before this one
+    /// in this round (the expansion bound is the host's).
+    host_produced: u64,
+    host_read: u64,
     /// A `*.journal~` file (journald found it damaged or unclean): read up to its last valid
     /// entry; an error past it is a note, not a failure.
     damaged_ok: bool,
@@ -242,8 +262,9 @@ struct Collected {
     /// Where finished batches go: the thread writing and committing frames while the file is
     /// read on (`None`: written here).
     tx: Option<std::sync::mpsc::SyncSender<Pending>>,
-    /// Export bytes read this round (committed or on their way).
+    /// Export bytes read this round (committed or on their way), and bytes of the file read.
     produced: u64,
+    bytes_read: u64,
     entries: u64,
     raw: u64,
     stored: u64,
@@ -387,6 +408,7 @@ impl Job {
                 &mut batch,
                 out,
             );
+            out.bytes_read = jf.bytes_read();
             // What was read before an error is good: commit it.
             self.commit(&jf, &mut batch, out)?;
             match r {
@@ -399,6 +421,24 @@ impl Job {
                         jf.bytes_read()
                     );
                     return Ok(());
+                }
+                // Only a file journald has open (ONLINE) can be half-written; a torn view of
+                // any other (one set aside after a crash, an archived one) is damage.
+                // (A `~` file was renamed away by journald: nobody writes it, whatever its
+                // header says, which is ONLINE after a crash.)
+                Err(e) if e.is_torn() && (jf.header.state != STATE_ONLINE || self.damaged_ok) => {
+                    let e = JournalError::Damaged(format!(
+                        "{e} in a file that is not being written (state {})",
+                        jf.header.state
+                    ));
+                    if self.damaged_ok {
+                        out.notes.push(format!(
+                            "read up to its last valid entry (journald set it aside as damaged: \
+                             {e})"
+                        ));
+                        return Ok(());
+                    }
+                    return Err(anyhow::anyhow!("{e}"));
                 }
                 Err(e) if e.is_torn() && attempt + 1 < ATTEMPTS => {
                     attempt += 1;
@@ -472,7 +512,12 @@ impl Job {
             // Data objects are shared between entries and may be compressed, so the export is
             // larger than what is read, but not without bound: a file made to expand far more
             // (one huge compressed field referenced by every entry) is read in slices.
-            if produced > jf.bytes_read().saturating_mul(MAX_EXPANSION) + EXPANSION_ALLOWANCE {
+            // Counted over the host's journal files in this round, so many small files do not
+            // multiply the allowance.
+            let read = self.host_read + jf.bytes_read();
+            if self.host_produced + produced
+                > read.saturating_mul(MAX_EXPANSION) + EXPANSION_ALLOWANCE
+            {
                 out.notes.push(format!(
                     "its entries expand to more than {MAX_EXPANSION} times the bytes read (a \
                      decompression bomb?); the rest is read next round"
@@ -534,6 +579,9 @@ impl Job {
         c: &JournalCursor,
         out: &mut Collected,
     ) -> Result<bool, JournalError> {
+        if let Some(d) = crate::failpoint::pause_once("journal-check") {
+            std::thread::sleep(d);
+        }
         let sid = jf.header.seqnum_id;
         if id_hex(&sid) != c.mark.seqnum_id {
             let msg = format!(
@@ -544,8 +592,14 @@ impl Job {
             self.alarm(out, &msg);
             return Ok(false);
         }
+        // A failed read (a lost connection, a stalled server) says nothing about the file: it
+        // fails the round, it is never evidence.
+        let io = |e: &JournalError| matches!(e, JournalError::Io { .. });
         let slot = match c.entries.checked_sub(1) {
-            Some(k) if k < jf.header.n_entries => jf.entry_offset(k).map_err(|e| e.to_string()),
+            Some(k) if k < jf.header.n_entries => match jf.entry_offset(k) {
+                Err(e) if io(&e) => return Err(e),
+                r => r.map_err(|e| e.to_string()),
+            },
             _ => Err(format!(
                 "the file has {} entries, where {} were collected",
                 jf.header.n_entries, c.entries
@@ -575,6 +629,7 @@ impl Job {
         };
         let newest = match jf.entry_at(c.mark.last_offset) {
             Ok(e) => e,
+            Err(e) if io(&e) => return Err(e),
             Err(e) => {
                 let msg = format!(
                     "the newest collected entry (seqnum {}) cannot be read at offset {}: {e}",
@@ -625,6 +680,7 @@ impl Job {
                 Err(e) => Err(e),
             };
             let same = match found {
+                Err(e) if io(&e) => return Err(e),
                 Ok(Some(e)) => {
                     let mut now = Vec::new();
                     export::write_entry(&mut now, &sid, &e);

@@ -276,8 +276,9 @@ async fn pull_journals(
         ));
     }
     let samples = journal::share_samples(ctx.config.audit_samples, files.len());
+    let mut tally = journal::HostTally::default();
     for (path, samples) in files.into_iter().zip(samples) {
-        let r = journal::pull_file(ctx, host, session, &path, samples).await?;
+        let r = journal::pull_file(ctx, host, session, &path, samples, &mut tally).await?;
         for n in &r.notes {
             tracing::warn!("{}: {}: {n}", host.name, Shown(&path));
         }
