@@ -173,13 +173,18 @@ pub struct Cached<R: ReadAt> {
     /// base → (bytes, last use).
     windows: HashMap<u64, (Vec<u8>, u64)>,
     tick: u64,
-    /// The window after the last one read, and how many reads in a row were sequential.
-    next_sequential: Option<u64>,
-    run: u32,
+    /// The reads in flight through the file, as streams (reading entries walks forward through
+    /// the entry array and, elsewhere, through the entries and their data): for each, the
+    /// window after its last read and how many of its reads in a row were sequential; the
+    /// least recently used stream goes when a new one starts.
+    streams: [(u64, u32, u64); STREAMS],
     /// Reads issued to `inner`, and bytes read (for tests and benchmarks).
     pub misses: u64,
     pub bytes: u64,
 }
+
+/// How many sequential streams are followed at once.
+const STREAMS: usize = 4;
 
 /// The most windows one sequential miss reads.
 pub const MAX_READ_AHEAD: u64 = 16;
@@ -193,8 +198,7 @@ impl<R: ReadAt> Cached<R> {
             max_windows: max_windows.max(2),
             windows: HashMap::new(),
             tick: 0,
-            next_sequential: None,
-            run: 0,
+            streams: [(u64::MAX, 0, 0); STREAMS],
             misses: 0,
             bytes: 0,
         }
@@ -203,20 +207,33 @@ impl<R: ReadAt> Cached<R> {
     /// Forgets everything cached (before reading a file again after a torn view).
     pub fn clear(&mut self) {
         self.windows.clear();
-        self.next_sequential = None;
+        self.streams = [(u64::MAX, 0, 0); STREAMS];
     }
 
     pub fn into_inner(self) -> R {
         self.inner
     }
 
+    pub fn inner(&self) -> &R {
+        &self.inner
+    }
+
     fn fetch(&mut self, base: u64) -> Result<(), JournalError> {
-        self.run = if self.next_sequential == Some(base) {
-            (self.run + 1).min(8)
-        } else {
-            0
+        self.tick += 1;
+        let k = match self.streams.iter().position(|s| s.0 == base) {
+            Some(k) => {
+                self.streams[k].1 = (self.streams[k].1 + 1).min(8);
+                k
+            }
+            None => {
+                let k = (0..STREAMS).min_by_key(|&k| self.streams[k].2).unwrap_or(0);
+                self.streams[k] = (base, 0, 0);
+                k
+            }
         };
-        let n = (1u64 << self.run)
+        self.streams[k].2 = self.tick;
+        let run = self.streams[k].1;
+        let n = (1u64 << run)
             .min(MAX_READ_AHEAD)
             .min(self.max_windows as u64 / 2)
             .max(1);
@@ -227,7 +244,7 @@ impl<R: ReadAt> Cached<R> {
         self.misses += 1;
         self.bytes += data.len() as u64;
         let got = (data.len() as u64).div_ceil(self.window).max(1);
-        self.next_sequential = Some(base + got * self.window);
+        self.streams[k].0 = base + got * self.window;
         while self.windows.len() + got as usize > self.max_windows {
             let Some(oldest) = self
                 .windows
@@ -388,6 +405,10 @@ impl<R: ReadAt> JournalFile<R> {
     /// Bytes read from the file so far (through the cache).
     pub fn bytes_read(&self) -> u64 {
         self.src.bytes
+    }
+
+    pub fn source(&self) -> &Cached<R> {
+        &self.src
     }
 
     pub fn into_source(self) -> Cached<R> {

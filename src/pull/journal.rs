@@ -20,6 +20,8 @@
 use std::io;
 use std::sync::Arc;
 
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use rand::Rng;
 use tokio::sync::{mpsc, oneshot};
 
@@ -41,24 +43,35 @@ const STATE_ONLINE: u8 = 1;
 pub const ATTEMPTS: u32 = 5;
 /// Raw export bytes per frame (a frame is also cut at the end of each file's new entries);
 /// an audit sample decompresses one frame.
-pub const FRAME_TARGET: usize = 1 << 20;
+pub const FRAME_TARGET: usize = 4 << 20;
 /// How much larger than the bytes read from a file its exported entries may be in one round
 /// (beyond [`EXPANSION_ALLOWANCE`]).
 pub const MAX_EXPANSION: u64 = 64;
 pub const EXPANSION_ALLOWANCE: u64 = 64 << 20;
 /// The read cache: 64 KiB windows, 16 MiB at most.
 const WINDOW: u64 = 64 << 10;
-const MAX_WINDOWS: usize = 256;
+const MAX_WINDOWS: usize = 512;
 
 type ReadRequest = (u64, usize, oneshot::Sender<io::Result<Vec<u8>>>);
 
 /// The parser's view of the remote file: each read is a request to the async side.
 struct Remote {
     tx: mpsc::Sender<ReadRequest>,
+    /// Time spent waiting for reads (for the debug line of each file).
+    waited: std::time::Duration,
 }
 
 impl ReadAt for Remote {
     fn read_at(&mut self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let started = std::time::Instant::now();
+        let r = self.read_at_inner(offset, len);
+        self.waited += started.elapsed();
+        r
+    }
+}
+
+impl Remote {
+    fn read_at_inner(&mut self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .blocking_send((offset, len, reply))
@@ -166,45 +179,97 @@ pub(crate) async fn pull_file(
         frame_target: crate::failpoint::size_override("LOGHOST_JOURNAL_FRAME", FRAME_TARGET as u64),
         damaged_ok: path.ends_with('~'),
     };
-    let worker = tokio::task::spawn_blocking(move || job.run(Remote { tx }));
+    let worker = tokio::task::spawn_blocking(move || {
+        job.run(Remote {
+            tx,
+            waited: std::time::Duration::ZERO,
+        })
+    });
     let mut lost: Option<RemoteError> = None;
-    // A read that continues the previous one is followed at once by a read of the same size
-    // after it, in the background while the parser works: reading new entries walks forward
-    // through the file, and the round trip is then hidden behind the parsing.
+    // A read that continues an earlier one (reading entries walks forward through the entry
+    // array and, elsewhere, through the entries and their data) is followed at once by a read of
+    // the same size after it, in the background while the parser works, so the round trip hides
+    // behind the parsing. At most `MAX_PREFETCH` are in flight or waiting to be asked for.
     type Prefetch<'a> = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Vec<u8>, RemoteError>> + Send + 'a>,
+        Box<
+            dyn std::future::Future<Output = (u64, usize, Result<Vec<u8>, RemoteError>)>
+                + Send
+                + 'a,
+        >,
     >;
-    let mut prefetch: Option<(u64, usize, Prefetch<'_>)> = None;
-    let mut ready: Option<(u64, usize, Result<Vec<u8>, RemoteError>)> = None;
-    let mut next_sequential = None;
+    const MAX_PREFETCH: usize = 2;
+    let mut inflight: FuturesUnordered<Prefetch<'_>> = FuturesUnordered::new();
+    let mut wanted: Vec<(u64, usize)> = Vec::new();
+    let mut ready: Vec<(u64, usize, Result<Vec<u8>, RemoteError>)> = Vec::new();
+    // Where each of the last few reads ended: a read starting there continues it.
+    let mut ends = [u64::MAX; 4];
+    let mut next_slot = 0;
     loop {
-        let request = match prefetch.as_mut() {
-            Some((_, _, fut)) if ready.is_none() => {
-                tokio::select! {
-                    r = rx.recv() => r,
-                    data = fut => {
-                        if let Some((o, l, _)) = prefetch.take() {
-                            ready = Some((o, l, data));
-                        }
-                        continue;
-                    }
+        let request = if inflight.is_empty() {
+            rx.recv().await
+        } else {
+            tokio::select! {
+                r = rx.recv() => r,
+                Some((o, l, data)) = inflight.next() => {
+                    wanted.retain(|w| *w != (o, l));
+                    ready.push((o, l, data));
+                    continue;
                 }
             }
-            _ => rx.recv().await,
         };
         let Some((offset, len, reply)) = request else {
             break;
         };
-        let r = match (ready.take(), prefetch.take()) {
-            (Some((o, l, data)), _) if o == offset && l == len => data,
-            (_, Some((o, l, fut))) if o == offset && l == len => fut.await,
-            _ => file.read_pipelined(offset, len as u64).await,
+        let r = if let Some(k) = ready.iter().position(|(o, l, _)| (*o, *l) == (offset, len)) {
+            ready.swap_remove(k).2
+        } else if wanted.contains(&(offset, len)) {
+            // Wait for that one (keeping whatever else completes meanwhile).
+            loop {
+                match inflight.next().await {
+                    Some((o, l, data)) if (o, l) == (offset, len) => {
+                        wanted.retain(|w| *w != (o, l));
+                        break data;
+                    }
+                    Some((o, l, data)) => {
+                        wanted.retain(|w| *w != (o, l));
+                        ready.push((o, l, data));
+                    }
+                    None => break file.read_pipelined(offset, len as u64).await,
+                }
+            }
+        } else {
+            file.read_pipelined(offset, len as u64).await
         };
-        let sequential = next_sequential == Some(offset);
-        next_sequential = Some(offset + len as u64);
-        if sequential && matches!(&r, Ok(d) if d.len() == len) {
-            let (f, at) = (&file, offset + len as u64);
-            prefetch = Some((at, len, Box::pin(f.read_pipelined(at, len as u64))));
+        let sequential = match ends.iter().position(|&e| e == offset) {
+            Some(k) => {
+                ends[k] = offset + len as u64;
+                true
+            }
+            None => {
+                ends[next_slot] = offset + len as u64;
+                next_slot = (next_slot + 1) % ends.len();
+                false
+            }
+        };
+        let next = (offset + len as u64, len);
+        if sequential
+            && matches!(&r, Ok(d) if d.len() == len)
+            && wanted.len() + ready.len() < MAX_PREFETCH
+            && !wanted.contains(&next)
+        {
+            let f = &file;
+            wanted.push(next);
+            inflight.push(Box::pin(async move {
+                (
+                    next.0,
+                    next.1,
+                    f.read_pipelined(next.0, next.1 as u64).await,
+                )
+            }));
+        }
+        // Prefetched data nobody asked for again is dropped after a while.
+        if ready.len() > MAX_PREFETCH {
+            let _ = ready.remove(0);
         }
         let r = match r {
             Ok(data) => Ok(data),
@@ -218,7 +283,7 @@ pub(crate) async fn pull_file(
         };
         let _ = reply.send(r);
     }
-    drop(prefetch);
+    drop(inflight);
     file.close().await;
     let outcome = match worker.await {
         Ok(o) => o,
@@ -265,6 +330,8 @@ struct Collected {
     /// Export bytes read this round (committed or on their way), and bytes of the file read.
     produced: u64,
     bytes_read: u64,
+    /// Time spent waiting for the frame writer to take a batch.
+    send_wait: std::time::Duration,
     entries: u64,
     raw: u64,
     stored: u64,
@@ -414,11 +481,14 @@ impl Job {
             match r {
                 Ok(()) => {
                     tracing::debug!(
-                        "{}: {}: {} reads, {} bytes read",
+                        "{}: {}: {} reads, {} bytes read, {:.3}s waiting for reads, {:.3}s for \
+                         the frame writer",
                         self.host,
                         Shown(&self.path),
                         jf.reads(),
-                        jf.bytes_read()
+                        jf.bytes_read(),
+                        jf.source().inner().waited.as_secs_f64(),
+                        out.send_wait.as_secs_f64()
                     );
                     return Ok(());
                 }
@@ -775,12 +845,15 @@ impl Job {
         batch.entries = 0;
         out.produced += data.len() as u64;
         let p = Pending { data, mark, tail };
-        match &out.tx {
+        let started = std::time::Instant::now();
+        let r = match &out.tx {
             Some(tx) => tx
                 .send(p)
                 .map_err(|_| anyhow::anyhow!("the frame writer stopped")),
             None => self.write_frame(p, out),
-        }
+        };
+        out.send_wait += started.elapsed();
+        r
     }
 
     /// Writes one frame of the host's journal stream and commits it (sync, ledger).
