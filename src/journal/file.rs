@@ -74,6 +74,10 @@ const OBJ_ZSTD: u8 = 4;
 const OBJECT_HEADER: u64 = 16;
 /// The smallest header a reader can use (everything up to `tail_entry_monotonic`).
 const MIN_HEADER: u64 = 208;
+/// A header that has `tail_entry_array_offset` and `tail_entry_array_n_entries` (systemd 252).
+const TAIL_HEADER: u64 = 264;
+/// The header's state of a file journald has open for writing.
+pub const STATE_ONLINE: u8 = 1;
 
 /// The largest field (after decompression) loghost reads; a larger one is an error for that
 /// entry (journald's own limit for a field is far larger, but nothing but coredumps gets near).
@@ -134,6 +138,8 @@ pub struct Header {
     pub entry_array_offset: u64,
     pub head_entry_realtime: u64,
     pub tail_entry_realtime: u64,
+    /// The last entry array of the main chain and how many entries it holds (systemd ≥ 252).
+    pub tail_entry_array: Option<(u64, u64)>,
 }
 
 impl Header {
@@ -329,6 +335,9 @@ pub struct JournalFile<R: ReadAt> {
     /// The main entry-array chain as walked so far: (offset, first entry index, capacity).
     arrays: Vec<(u64, u64, u64)>,
     chain_done: bool,
+    /// The chain's last array as the header gives it, once checked: (offset, first entry
+    /// index, capacity); `Some(None)` when it cannot be used.
+    tail: Option<Option<(u64, u64, u64)>>,
     zstd: Option<zstd::bulk::Decompressor<'static>>,
     /// Small DATA payloads by offset: most fields of an entry (host, unit, boot, pid…) are
     /// shared with the entries around it.
@@ -343,10 +352,16 @@ const DATA_CACHE_BYTES: usize = 8 << 20;
 impl<R: ReadAt> JournalFile<R> {
     /// Reads and checks the header.
     pub fn open(mut src: Cached<R>) -> Result<JournalFile<R>, JournalError> {
-        let h = src.read(0, MIN_HEADER as usize).map_err(|e| match e {
+        let mut h = src.read(0, MIN_HEADER as usize).map_err(|e| match e {
             JournalError::Damaged(_) => JournalError::NotJournal,
             e => e,
         })?;
+        // systemd ≥ 252 also records where the main entry-array chain ends.
+        if u64_at(&h, 88) >= TAIL_HEADER
+            && let Ok(more) = src.read(MIN_HEADER, (TAIL_HEADER - MIN_HEADER) as usize)
+        {
+            h.extend_from_slice(&more);
+        }
         if &h[0..8] != SIGNATURE {
             return Err(JournalError::NotJournal);
         }
@@ -365,6 +380,8 @@ impl<R: ReadAt> JournalFile<R> {
             entry_array_offset: u64_at(&h, 176),
             head_entry_realtime: u64_at(&h, 184),
             tail_entry_realtime: u64_at(&h, 192),
+            tail_entry_array: (h.len() as u64 >= TAIL_HEADER)
+                .then(|| (u64::from(u32_at(&h, 256)), u64::from(u32_at(&h, 260)))),
         };
         let unknown = header.incompatible_flags & !KNOWN_INCOMPATIBLE;
         if unknown != 0 {
@@ -391,6 +408,7 @@ impl<R: ReadAt> JournalFile<R> {
             src,
             arrays: Vec::new(),
             chain_done: false,
+            tail: None,
             zstd: None,
             data_cache: HashMap::new(),
             data_cache_bytes: 0,
@@ -530,13 +548,21 @@ impl<R: ReadAt> JournalFile<R> {
                 self.header.n_entries
             )));
         }
-        self.walk_chain(i)?;
-        let Some(&(off, first, _)) = self
-            .arrays
-            .iter()
-            .rev()
-            .find(|&&(_, first, cap)| first <= i && i < first + cap)
-        else {
+        let via_tail = self
+            .tail_array()?
+            .filter(|&(_, first, cap)| first <= i && i < first + cap);
+        let found = match via_tail {
+            Some((off, first, _)) => Some((off, first)),
+            None => {
+                self.walk_chain(i)?;
+                self.arrays
+                    .iter()
+                    .rev()
+                    .find(|&&(_, first, cap)| first <= i && i < first + cap)
+                    .map(|&(off, first, _)| (off, first))
+            }
+        };
+        let Some((off, first)) = found else {
             return Err(JournalError::Torn(format!(
                 "the entry arrays end before entry {i} of {}",
                 self.header.n_entries
@@ -553,6 +579,44 @@ impl<R: ReadAt> JournalFile<R> {
             return Err(JournalError::Torn(format!("entry {i} is not linked yet")));
         }
         Ok(p)
+    }
+
+    /// The last array of the main chain, from the header, for a file nobody is writing (an
+    /// ONLINE file's header may be caught between updating the array's count and the file's:
+    /// such a file walks the chain): the newest entries are then one read away instead of one
+    /// read per array.
+    fn tail_array(&mut self) -> Result<Option<(u64, u64, u64)>, JournalError> {
+        if let Some(t) = self.tail {
+            return Ok(t);
+        }
+        let mut t = None;
+        if let Some((off, n)) = self.header.tail_entry_array
+            && self.header.state != STATE_ONLINE
+            && off != 0
+            && n > 0
+            && n <= self.header.n_entries
+            && self.check_offset(off, "entry array").is_ok()
+        {
+            // A header pointing nowhere usable (a cut file, say) only means walking the chain.
+            let h = match self.src.read(off, 24) {
+                Ok(h) => h,
+                Err(JournalError::Damaged(_)) => vec![0; 24],
+                Err(e) => return Err(e),
+            };
+            let size = u64_at(&h, 8);
+            if h[0] == OBJECT_ENTRY_ARRAY
+                && size >= 24 + self.item_size()
+                && size <= MAX_ARRAY_BYTES
+                && off.saturating_add(size) <= self.header.used_end()
+            {
+                let cap = (size - 24) / self.item_size();
+                if n <= cap {
+                    t = Some((off, self.header.n_entries - n, cap));
+                }
+            }
+        }
+        self.tail = Some(t);
+        Ok(t)
     }
 
     /// The index of the first entry whose offset is greater than `after` (entries are linked in
@@ -943,6 +1007,28 @@ mod tests {
         put(&mut b, array + 32, 0);
         assert!(read(&b).expect_err("unlinked").is_torn());
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_header_s_tail_array_is_a_shortcut_never_a_trap() {
+        let array = u64_at(TINY, 176);
+        let put32 =
+            |b: &mut Vec<u8>, at: usize, v: u32| b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        let expected = read(TINY).expect("read");
+        // Right: the same entries. Pointing anywhere else, or counting more than the file
+        // has: ignored, the chain is walked.
+        for (off, n) in [
+            (array as u32, 2),
+            (8, 2),
+            (array as u32 + 8, 2),
+            (1 << 30, 2),
+            (array as u32, 9),
+        ] {
+            let mut b = TINY.to_vec();
+            put32(&mut b, 256, off);
+            put32(&mut b, 260, n);
+            assert_eq!(read(&b).expect("read"), expected, "tail ({off}, {n})");
+        }
     }
 
     #[test]

@@ -30,14 +30,11 @@ use super::{Ctx, FileReport, Outcome};
 use crate::config::HostConfig;
 use crate::hash::Hash;
 use crate::journal::export;
-use crate::journal::file::{Cached, JournalError, JournalFile, ReadAt, id_hex};
+use crate::journal::file::{Cached, JournalError, JournalFile, ReadAt, STATE_ONLINE, id_hex};
 use crate::ledger::cursor::{JournalCursor, Probe};
 use crate::ledger::writer::Recorder;
 use crate::ledger::{Entry, Event, EventKind, Frame, JOURNAL_SOURCE, JournalMark, Via};
 use crate::sanitize::Shown;
-
-/// The header's state of a file journald has open for writing.
-const STATE_ONLINE: u8 = 1;
 
 /// How often a file is opened again when journald's writing tore the view.
 pub const ATTEMPTS: u32 = 5;
