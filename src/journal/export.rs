@@ -4,23 +4,26 @@
 //! journal file. Also the way back (parsing stored entries) and journalctl's `short` and `json`
 //! output for `loghost cat`.
 
-use std::fmt::Write as _;
+use super::file::Entry;
 
-use super::file::{Entry, id_hex};
-
-/// Appends `e` (of a file whose seqnum id is `seqnum_id`) in export format to `out`.
+/// Appends `e` (of a file whose seqnum id is `seqnum_id`) in export format to `out`. (The hot
+/// path of reading a journal: written straight into `out`, no allocation.)
 pub fn write_entry(out: &mut Vec<u8>, seqnum_id: &[u8; 16], e: &Entry) {
-    let sid = id_hex(seqnum_id);
-    let boot = id_hex(&e.boot_id);
-    let mut head = String::with_capacity(256);
+    use std::io::Write as _;
+    out.extend_from_slice(b"__CURSOR=s=");
+    hex_into(out, seqnum_id);
+    let _ = write!(out, ";i={:x};b=", e.seqnum);
+    hex_into(out, &e.boot_id);
     let _ = write!(
-        head,
-        "__CURSOR=s={sid};i={:x};b={boot};m={:x};t={:x};x={:x}\n\
-         __REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP={}\n__SEQNUM={}\n__SEQNUM_ID={sid}\n\
-         _BOOT_ID={boot}\n",
-        e.seqnum, e.monotonic, e.realtime, e.xor_hash, e.realtime, e.monotonic, e.seqnum
+        out,
+        ";m={:x};t={:x};x={:x}\n__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP={}\n__SEQNUM={}\n\
+         __SEQNUM_ID=",
+        e.monotonic, e.realtime, e.xor_hash, e.realtime, e.monotonic, e.seqnum
     );
-    out.extend_from_slice(head.as_bytes());
+    hex_into(out, seqnum_id);
+    out.extend_from_slice(b"\n_BOOT_ID=");
+    hex_into(out, &e.boot_id);
+    out.push(b'\n');
     for f in &e.fields {
         // The boot id was printed from the entry's header (as journalctl does).
         if f.starts_with(b"_BOOT_ID=") {
@@ -41,9 +44,22 @@ pub fn write_entry(out: &mut Vec<u8>, seqnum_id: &[u8; 16], e: &Entry) {
     out.push(b'\n');
 }
 
+/// 32 lowercase hex digits.
+fn hex_into(out: &mut Vec<u8>, id: &[u8; 16]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in id {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 15)]);
+    }
+}
+
 /// systemd's `utf8_is_printable_newline(…, false)`: valid UTF-8 without control characters
 /// other than TAB (and without LF).
 fn printable(b: &[u8]) -> bool {
+    // Most fields are plain ASCII text.
+    if b.iter().all(|&c| (0x20..0x7f).contains(&c) || c == b'\t') {
+        return true;
+    }
     let Ok(s) = std::str::from_utf8(b) else {
         return false;
     };
