@@ -684,3 +684,32 @@ fn a_server_that_stalls_while_collected_entries_are_checked_is_no_alarm() {
         journalctl_export(&live)
     );
 }
+
+#[test]
+fn audit_samples_find_an_edited_older_entry() {
+    let (env, _sshd, jdir) = journal_env();
+    // Many samples a round: the edited entry is all but certainly among them.
+    let config = std::fs::read_to_string(&env.config).expect("config");
+    std::fs::write(&env.config, format!("audit_samples = 1000\n{config}")).expect("config");
+    let live = jdir.join("system.journal");
+    journal_write(&live, &export_input(BOOT1, 0, 60));
+    let small = ("LOGHOST_JOURNAL_FRAME", "4000");
+    assert_ok(&env.run_env(&["pull"], &[small]), "first pull");
+    assert_ok(&env.run_env(&["pull"], &[small]), "an idle round samples, finds nothing");
+    // The intruder edits an old entry (not the newest) in place.
+    let mut bytes = std::fs::read(&live).expect("read");
+    let needle = b"for user17 from";
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("the message is stored uncompressed");
+    bytes[at..at + needle.len()].copy_from_slice(b"for admin from ");
+    std::fs::write(&live, &bytes).expect("edit");
+    let out = env.run_env(&["pull"], &[small]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        text(&out).contains("seqnum 18") && text(&out).contains("no longer on the server"),
+        "{}",
+        text(&out)
+    );
+}

@@ -187,6 +187,69 @@ fn field_name(b: &[u8], at: usize) -> Result<String, ParseError> {
     Ok(String::from_utf8_lossy(b).into_owned())
 }
 
+/// Where each entry of export-format bytes is: `[start, end)`, its closing empty line
+/// included. Checks the same structure as [`parse`] but keeps nothing (an audit sample picks one
+/// entry of a stored frame and compares its bytes).
+pub fn entry_spans(data: &[u8]) -> Result<Vec<(usize, usize)>, ParseError> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut fields = 0;
+    let mut i = 0;
+    while i < data.len() {
+        let Some(nl) = memchr::memchr(b'\n', &data[i..]) else {
+            return Err(ParseError {
+                at: i,
+                why: "a field without its line end",
+            });
+        };
+        let line = &data[i..i + nl];
+        if line.is_empty() {
+            if fields > 0 {
+                out.push((start, i + 1));
+            }
+            fields = 0;
+            i += 1;
+            start = i;
+            continue;
+        }
+        fields += 1;
+        match memchr::memchr(b'=', line) {
+            Some(eq) => {
+                field_name(&line[..eq], i)?;
+                i += nl + 1;
+            }
+            None => {
+                field_name(line, i)?;
+                let at = i + nl + 1;
+                let Some(len) = data.get(at..at + 8) else {
+                    return Err(ParseError {
+                        at,
+                        why: "a binary field without its length",
+                    });
+                };
+                let mut n = [0u8; 8];
+                n.copy_from_slice(len);
+                let end = usize::try_from(u64::from_le_bytes(n))
+                    .ok()
+                    .and_then(|n| (at + 8).checked_add(n))
+                    .filter(|&end| end < data.len() && data[end] == b'\n')
+                    .ok_or(ParseError {
+                        at,
+                        why: "a binary field longer than the data or not ended",
+                    })?;
+                i = end + 1;
+            }
+        }
+    }
+    if fields > 0 {
+        return Err(ParseError {
+            at: data.len(),
+            why: "the last entry has no empty line after it",
+        });
+    }
+    Ok(out)
+}
+
 /// journalctl's `short` line for an entry (time in UTC): `Dec 02 03:15:03 web1 sshd[1048]: …`.
 /// Continuation lines of a multi-line message are indented under the first.
 pub fn short(e: &Exported) -> Vec<u8> {
@@ -297,6 +360,12 @@ mod tests {
         );
         let back = parse(&out).expect("parse");
         assert_eq!(back.len(), 1);
+        let mut two = out.clone();
+        two.extend_from_slice(&out);
+        assert_eq!(
+            entry_spans(&two).expect("spans"),
+            vec![(0, out.len()), (out.len(), 2 * out.len())]
+        );
         assert_eq!(back[0].get("MESSAGE"), Some(&b"two\nlines"[..]));
         assert_eq!(back[0].get("BIN"), Some(&b"\x00\x01"[..]));
         assert_eq!(back[0].seqnum(), Some(26));
@@ -317,12 +386,14 @@ mod tests {
     fn hostile_export_data_is_refused_in_bounds() {
         for bad in [
             &b"MESSAGE=x"[..],
+            b"BIN\n\x02\0\0\0\0\0\0\0abc\n\n",
             b"BIN\n\xff\xff\xff\xff\xff\xff\xff\xff",
             b"BIN\n\x05\0\0\0\0\0\0\0ab\n",
             b"lower=x\n\n",
             b"MESSAGE=x\n",
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
+            assert!(entry_spans(bad).is_err(), "{bad:?}");
         }
         assert!(parse(b"").expect("empty").is_empty());
     }

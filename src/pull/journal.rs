@@ -726,18 +726,33 @@ impl Job {
             else {
                 break;
             };
-            let stored = match self.stored_entries(span) {
+            let stored = match self.stored_frame(span) {
                 Ok(s) => s,
                 Err(e) => {
                     out.notes.push(format!("audit sample skipped: {e:#}"));
                     continue;
                 }
             };
-            let Some(pick) = stored.get(rand::thread_rng().gen_range(0..stored.len().max(1)))
+            // One entry of the frame, its stored bytes compared with the server's entry now.
+            let spans = match export::entry_spans(&stored) {
+                Ok(s) => s,
+                Err(e) => {
+                    out.notes.push(format!(
+                        "audit sample skipped: a stored frame of {} is not the export format \
+                         ({e}); run `loghost verify`",
+                        span.file
+                    ));
+                    continue;
+                }
+            };
+            let Some(&(a, b)) = spans.get(rand::thread_rng().gen_range(0..spans.len().max(1)))
             else {
                 continue;
             };
-            let Some(seqnum) = pick.seqnum() else {
+            let Some(seqnum) = export::parse(&stored[a..b])
+                .ok()
+                .and_then(|v| v.first().and_then(export::Exported::seqnum))
+            else {
                 continue;
             };
             // Only among the collected entries: those after them may be mid-write.
@@ -751,9 +766,7 @@ impl Job {
                 Ok(Some(e)) => {
                     let mut now = Vec::new();
                     export::write_entry(&mut now, &sid, &e);
-                    export::parse(&now)
-                        .ok()
-                        .is_some_and(|v| v.len() == 1 && v[0] == *pick)
+                    now == stored[a..b]
                 }
                 Ok(None) | Err(_) => false,
             };
@@ -769,11 +782,8 @@ impl Job {
         Ok(true)
     }
 
-    /// The entries of a stored frame, decompressed and parsed.
-    fn stored_entries(
-        &self,
-        span: &crate::ledger::cursor::Span,
-    ) -> anyhow::Result<Vec<export::Exported>> {
+    /// A stored frame's raw content.
+    fn stored_frame(&self, span: &crate::ledger::cursor::Span) -> anyhow::Result<Vec<u8>> {
         let raw = crate::store::read_frame(
             &self.rec.store,
             &span.file,
@@ -782,7 +792,7 @@ impl Job {
             (FRAME_TARGET as u64) * 2 + (crate::journal::file::MAX_ENTRY as u64),
         )?
         .ok_or_else(|| anyhow::anyhow!("its day is no longer in the local store"))?;
-        Ok(export::parse(&raw)?)
+        Ok(raw)
     }
 
     fn alarm(&self, out: &mut Collected, msg: &str) {
