@@ -639,8 +639,13 @@ impl<R: ReadAt> JournalFile<R> {
     /// reading O(log n) entry headers).
     pub fn find_seqnum(&mut self, seqnum: u64, within: u64) -> Result<Option<u64>, JournalError> {
         let (mut lo, mut hi) = (0u64, within.min(self.header.n_entries));
+        // A file's seqnums are usually consecutive (gaps only where another file of the same
+        // seqnum id took numbers): look first where that puts it.
+        let mut guess = seqnum
+            .checked_sub(self.header.head_entry_seqnum)
+            .filter(|&g| g < hi);
         while lo < hi {
-            let mid = lo + (hi - lo) / 2;
+            let mid = guess.take().unwrap_or(lo + (hi - lo) / 2);
             let off = self.entry_offset(mid)?;
             self.check_offset(off, "entry")?;
             let h = self.src.read(off, 24)?;
