@@ -695,7 +695,10 @@ fn audit_samples_find_an_edited_older_entry() {
     journal_write(&live, &export_input(BOOT1, 0, 60));
     let small = ("LOGHOST_JOURNAL_FRAME", "4000");
     assert_ok(&env.run_env(&["pull"], &[small]), "first pull");
-    assert_ok(&env.run_env(&["pull"], &[small]), "an idle round samples, finds nothing");
+    assert_ok(
+        &env.run_env(&["pull"], &[small]),
+        "an idle round samples, finds nothing",
+    );
     // The intruder edits an old entry (not the newest) in place.
     let mut bytes = std::fs::read(&live).expect("read");
     let needle = b"for user17 from";
