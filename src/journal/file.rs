@@ -338,6 +338,8 @@ pub struct JournalFile<R: ReadAt> {
     /// The chain's last array as the header gives it, once checked: (offset, first entry
     /// index, capacity); `Some(None)` when it cannot be used.
     tail: Option<Option<(u64, u64, u64)>>,
+    /// Whether that shortcut may be taken ([`JournalFile::walk_only`]).
+    tail_allowed: bool,
     zstd: Option<zstd::bulk::Decompressor<'static>>,
     /// Small DATA payloads by offset: most fields of an entry (host, unit, boot, pid…) are
     /// shared with the entries around it.
@@ -409,6 +411,7 @@ impl<R: ReadAt> JournalFile<R> {
             arrays: Vec::new(),
             chain_done: false,
             tail: None,
+            tail_allowed: true,
             zstd: None,
             data_cache: HashMap::new(),
             data_cache_bytes: 0,
@@ -586,6 +589,9 @@ impl<R: ReadAt> JournalFile<R> {
     /// such a file walks the chain): the newest entries are then one read away instead of one
     /// read per array.
     fn tail_array(&mut self) -> Result<Option<(u64, u64, u64)>, JournalError> {
+        if !self.tail_allowed {
+            return Ok(None);
+        }
         if let Some(t) = self.tail {
             return Ok(t);
         }
@@ -617,6 +623,14 @@ impl<R: ReadAt> JournalFile<R> {
         }
         self.tail = Some(t);
         Ok(t)
+    }
+
+    /// `true`: find entries only by walking the entry-array chain, as `journalctl` does, never
+    /// through the header's shortcut to its last array. For checks of what was collected: a
+    /// header pointing at a stale copy of the array must not show loghost entries that the
+    /// chain (what the server's own tools read) no longer links.
+    pub fn walk_only(&mut self, yes: bool) {
+        self.tail_allowed = !yes;
     }
 
     /// The index of the first entry whose offset is greater than `after` (entries are linked in
@@ -1034,6 +1048,36 @@ mod tests {
             put32(&mut b, 260, n);
             assert_eq!(read(&b).expect("read"), expected, "tail ({off}, {n})");
         }
+    }
+
+    #[test]
+    fn checks_walk_the_chain_not_a_stale_copy_the_header_points_at() {
+        // The newest entry unlinked in the chain (its slot now repeats the one before), a
+        // copy of the old array appended and named by the header as the chain's last.
+        let array = u64_at(TINY, 176) as usize;
+        let size = u64_at(TINY, array + 8) as usize;
+        let mut b = TINY.to_vec();
+        let copy = b.len();
+        b.extend_from_slice(&TINY[array..array + size]);
+        while b.len() % 8 != 0 {
+            b.push(0);
+        }
+        let used = b.len() as u64 - 264;
+        put(&mut b, 96, used);
+        let first = u64_at(&b, array + 24);
+        put(&mut b, array + 32, first);
+        b[256..260].copy_from_slice(&(copy as u32).to_le_bytes());
+        b[260..264].copy_from_slice(&2u32.to_le_bytes());
+        let newest = u64_at(TINY, array + 32);
+        let mut f = JournalFile::open(Cached::new(&b[..], 4096, 8)).expect("open");
+        assert_eq!(f.entry_offset(1).expect("via the header"), newest);
+        let mut f = JournalFile::open(Cached::new(&b[..], 4096, 8)).expect("open");
+        f.walk_only(true);
+        assert_eq!(
+            f.entry_offset(1).expect("via the chain"),
+            first,
+            "what journalctl sees"
+        );
     }
 
     #[test]

@@ -554,7 +554,10 @@ impl Job {
         let n = jf.header.n_entries;
         let mut linked = true;
         if let (Some(c), false) = (cursor, *checked) {
-            linked = self.check_collected(jf, c, out)?;
+            jf.walk_only(true);
+            let r = self.check_collected(jf, c, out);
+            jf.walk_only(false);
+            linked = r?;
             *checked = true;
         }
         // The next entry is the one after the newest collected, whose slot in the entry array
