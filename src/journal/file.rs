@@ -1059,7 +1059,7 @@ mod tests {
         let mut b = TINY.to_vec();
         let copy = b.len();
         b.extend_from_slice(&TINY[array..array + size]);
-        while b.len() % 8 != 0 {
+        while !b.len().is_multiple_of(8) {
             b.push(0);
         }
         let used = b.len() as u64 - 264;
