@@ -21,6 +21,9 @@ use std::io;
 pub trait ReadAt {
     /// Reads up to `len` bytes at `offset`; fewer only at the end of the file.
     fn read_at(&mut self, offset: u64, len: usize) -> io::Result<Vec<u8>>;
+
+    /// Forget anything read ahead: the file is about to be read again from scratch.
+    fn forget(&mut self) {}
 }
 
 impl ReadAt for std::fs::File {
@@ -214,6 +217,7 @@ impl<R: ReadAt> Cached<R> {
     pub fn clear(&mut self) {
         self.windows.clear();
         self.streams = [(u64::MAX, 0, 0); STREAMS];
+        self.inner.forget();
     }
 
     pub fn into_inner(self) -> R {

@@ -65,9 +65,21 @@ impl ReadAt for Remote {
         self.waited += started.elapsed();
         r
     }
+
+    fn forget(&mut self) {
+        self.forget_prefetched();
+    }
 }
 
 impl Remote {
+    /// Asks the SFTP side to drop what it read ahead (a request of length 0 at `u64::MAX`).
+    fn forget_prefetched(&mut self) {
+        let (reply, answer) = oneshot::channel();
+        if self.tx.blocking_send((u64::MAX, 0, reply)).is_ok() {
+            let _ = answer.blocking_recv();
+        }
+    }
+
     fn read_at_inner(&mut self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
         let (reply, answer) = oneshot::channel();
         self.tx
@@ -217,6 +229,14 @@ pub(crate) async fn pull_file(
         let Some((offset, len, reply)) = request else {
             break;
         };
+        if (offset, len) == (u64::MAX, 0) {
+            // The reader starts over (a torn view): nothing read before may be served again.
+            inflight.clear();
+            wanted.clear();
+            ready.clear();
+            let _ = reply.send(Ok(Vec::new()));
+            continue;
+        }
         let r = if let Some(k) = ready.iter().position(|(o, l, _)| (*o, *l) == (offset, len)) {
             ready.swap_remove(k).2
         } else if wanted.contains(&(offset, len)) {
