@@ -716,3 +716,35 @@ fn audit_samples_find_an_edited_older_entry() {
         text(&out)
     );
 }
+
+#[test]
+fn junk_journal_files_do_not_thin_the_audit_out() {
+    let (env, _sshd, jdir) = journal_env();
+    let config = std::fs::read_to_string(&env.config).expect("config");
+    std::fs::write(&env.config, format!("audit_samples = 200\n{config}")).expect("config");
+    let live = jdir.join("system.journal");
+    journal_write(&live, &export_input(BOOT1, 0, 40));
+    let small = ("LOGHOST_JOURNAL_FRAME", "4000");
+    assert_ok(&env.run_env(&["pull"], &[small]), "first pull");
+    // Hundreds of empty journals (valid headers, no entries) beside the real one, then an
+    // old collected entry edited.
+    let mut header = std::fs::read(&live).expect("read")[..264].to_vec();
+    for field in [96, 152, 176] {
+        header[field..field + 8].copy_from_slice(&0u64.to_le_bytes());
+    }
+    header[256..264].copy_from_slice(&[0; 8]);
+    for k in 0..300u32 {
+        header[24..28].copy_from_slice(&k.to_le_bytes());
+        std::fs::write(jdir.join(format!("system@junk{k:04}.journal")), &header).expect("junk");
+    }
+    let mut bytes = std::fs::read(&live).expect("read");
+    let needle = b"for user11 from";
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("the message is stored uncompressed");
+    bytes[at..at + needle.len()].copy_from_slice(b"for admin from ");
+    std::fs::write(&live, &bytes).expect("edit");
+    let out = env.run_env(&["pull"], &[small]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+}

@@ -120,36 +120,49 @@ pub(crate) async fn list(
     Ok(files)
 }
 
-/// Shares a round's `audit_samples` out among a host's journal files at random: a journal
-/// is many files (journald starts one every 128 MiB at most), most of them archived and
-/// unchanging; re-reading samples of each of them every round would cost more than the new
-/// entries. Over rounds every file is sampled alike.
-pub(crate) fn share_samples(total: u32, files: usize) -> Vec<u32> {
-    let mut per_file = vec![0u32; files];
-    if files > 0 {
-        for _ in 0..total {
-            per_file[rand::thread_rng().gen_range(0..files)] += 1;
+/// Shares a round's `audit_samples` out at random among the host's journal files that hold
+/// collected entries, in proportion to those entries (`weights`): a journal is many files,
+/// most of them archived and unchanging, and re-reading samples of each of them every round
+/// would cost more than the new entries; files nothing was collected from (junk put there to
+/// thin the audit out) get none.
+pub(crate) fn share_samples(total: u32, weights: &[u64]) -> Vec<u32> {
+    let mut per_file = vec![0u32; weights.len()];
+    let sum: u64 = weights.iter().sum();
+    if sum == 0 {
+        return per_file;
+    }
+    for _ in 0..total {
+        let mut pick = rand::thread_rng().gen_range(0..sum);
+        for (k, w) in weights.iter().enumerate() {
+            if pick < *w {
+                per_file[k] += 1;
+                break;
+            }
+            pick -= w;
         }
     }
     per_file
 }
 
-/// Collects one journal file. `Err` only when the connection was lost.
 /// What a host's journal files took so far in a round: export bytes produced, file bytes read.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct HostTally {
     pub produced: u64,
     pub read: u64,
+    /// Files with entries collected before this round: (path, file id, entries).
+    pub candidates: Vec<(String, String, u64)>,
 }
 
-/// `samples`: how many random collected entries of this file to compare with the archive;
-/// `tally`: what the host's journal files before this one took this round (updated).
+/// Collects a file (`audit: None`), or, in the round's audit pass, compares `n` random
+/// collected entries of the file whose id is `id` with the archive (`audit: Some((id, n))`).
+/// `tally`: what the host's journal files took so far this round (updated; the files with
+/// collected entries are noted in it for the audit pass).
 pub(crate) async fn pull_file(
     ctx: &Arc<Ctx>,
     host: &HostConfig,
     session: &Session,
     path: &str,
-    samples: u32,
+    audit: Option<(String, u32)>,
     tally: &mut HostTally,
 ) -> Result<FileReport, RemoteError> {
     let mut report = FileReport::new(path, Outcome::UpToDate);
@@ -182,7 +195,9 @@ pub(crate) async fn pull_file(
         path: path.to_string(),
         round_time: ctx.round_time,
         budget: ctx.config.ssh.max_file_bytes_per_round,
-        samples,
+        samples: audit.as_ref().map_or(0, |a| a.1),
+        audit_only: audit.is_some(),
+        expect_file_id: audit.map(|a| a.0),
         host_produced: tally.produced,
         host_read: tally.read,
         frame_target: crate::failpoint::size_override("LOGHOST_JOURNAL_FRAME", FRAME_TARGET as u64),
@@ -314,6 +329,14 @@ pub(crate) async fn pull_file(
     }
     tally.produced += outcome.produced;
     tally.read += outcome.bytes_read;
+    if let Some(id) = &outcome.file_id
+        && outcome.collected_entries > 0
+        && !tally.candidates.iter().any(|(_, i, _)| i == id)
+    {
+        tally
+            .candidates
+            .push((path.to_string(), id.clone(), outcome.collected_entries));
+    }
     outcome.into_report(&mut report);
     Ok(report)
 }
@@ -334,6 +357,10 @@ struct Job {
     /// in this round (the expansion bound is the host's).
     host_produced: u64,
     host_read: u64,
+    /// The round's second pass over a file: only `samples` audit samples (of the file whose
+    /// id the first pass saw), nothing collected.
+    audit_only: bool,
+    expect_file_id: Option<String>,
     /// A `*.journal~` file (journald found it damaged or unclean): read up to its last valid
     /// entry; an error past it is a note, not a failure.
     damaged_ok: bool,
@@ -349,6 +376,9 @@ struct Collected {
     bytes_read: u64,
     /// Time spent waiting for the frame writer to take a batch.
     send_wait: std::time::Duration,
+    /// The file's id, and how many of its entries had been collected before this round.
+    file_id: Option<String>,
+    collected_entries: u64,
     entries: u64,
     raw: u64,
     stored: u64,
@@ -474,6 +504,21 @@ impl Job {
                 self.host,
                 Shown(&self.path)
             );
+        }
+        out.file_id = Some(file_id.clone());
+        out.collected_entries = cursor.as_ref().map_or(0, |c| c.entries);
+        if self.audit_only {
+            // The audit pass of the round: only the samples, through the chain.
+            let Some(c) = cursor.as_ref() else {
+                return Ok(());
+            };
+            if self.expect_file_id.as_deref() != Some(file_id.as_str()) {
+                return Ok(()); // replaced since the first pass: audited next round
+            }
+            jf.walk_only(true);
+            return self
+                .audit(&mut jf, c, self.samples, out)
+                .map_err(|e| anyhow::anyhow!("{e}"));
         }
         let mut pos = cursor.as_ref().map(|c| Position {
             offset: c.mark.last_offset,
@@ -742,8 +787,22 @@ impl Job {
         if !linked {
             return Ok(false);
         }
-        // Random collected entries of the file's recent frames, compared with the archive.
-        for _ in 0..self.samples {
+        self.audit(jf, c, self.samples, out)?;
+        Ok(true)
+    }
+
+    /// `samples` random collected entries of the file (from frames across its history),
+    /// compared with the archive.
+    fn audit(
+        &self,
+        jf: &mut JournalFile<Remote>,
+        c: &JournalCursor,
+        samples: u32,
+        out: &mut Collected,
+    ) -> Result<(), JournalError> {
+        let sid = jf.header.seqnum_id;
+        let io = |e: &JournalError| matches!(e, JournalError::Io { .. });
+        for _ in 0..samples {
             let spans = &c.samples.spans;
             let Some((_, span)) = spans.get(rand::thread_rng().gen_range(0..spans.len().max(1)))
             else {
@@ -802,7 +861,7 @@ impl Job {
                 break;
             }
         }
-        Ok(true)
+        Ok(())
     }
 
     /// A stored frame's raw content.

@@ -275,14 +275,32 @@ async fn pull_journals(
             host.journal_dirs.join(", ")
         ));
     }
-    let samples = journal::share_samples(ctx.config.audit_samples, files.len());
     let mut tally = journal::HostTally::default();
-    for (path, samples) in files.into_iter().zip(samples) {
-        let r = journal::pull_file(ctx, host, session, &path, samples, &mut tally).await?;
+    for path in files {
+        let r = journal::pull_file(ctx, host, session, &path, None, &mut tally).await?;
         for n in &r.notes {
             tracing::warn!("{}: {}: {n}", host.name, Shown(&path));
         }
         report.files.push(r);
+    }
+    // The audit pass: the round's samples among the files entries were collected from.
+    let candidates = std::mem::take(&mut tally.candidates);
+    let weights: Vec<u64> = candidates.iter().map(|(_, _, n)| *n).collect();
+    let shares = journal::share_samples(ctx.config.audit_samples, &weights);
+    for ((path, id, _), n) in candidates.into_iter().zip(shares) {
+        if n == 0 {
+            continue;
+        }
+        let a = journal::pull_file(ctx, host, session, &path, Some((id, n)), &mut tally).await?;
+        if let Some(f) = report.files.iter_mut().find(|f| f.source == path) {
+            f.alarms.extend(a.alarms);
+            f.notes.extend(a.notes);
+            if let (Outcome::Failed(e), false) =
+                (&a.outcome, matches!(f.outcome, Outcome::Failed(_)))
+            {
+                f.outcome = Outcome::Failed(format!("audit: {e}"));
+            }
+        }
     }
     Ok(())
 }
