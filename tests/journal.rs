@@ -181,6 +181,24 @@ fn stored_export(env: &Env) -> Vec<u8> {
     out.stdout
 }
 
+/// The intruder edits a collected message in place, same length (uncompressed in the file).
+fn edit_message(journal: &Path, from: &[u8], to: &[u8]) {
+    assert_eq!(from.len(), to.len());
+    let mut bytes = std::fs::read(journal).expect("read journal");
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("the message is stored uncompressed");
+    bytes[at..at + from.len()].copy_from_slice(to);
+    std::fs::write(journal, &bytes).expect("edit");
+}
+
+/// Sets `audit_samples` in the env's config.
+fn set_audit_samples(env: &Env, n: u32) {
+    let config = std::fs::read_to_string(&env.config).expect("config");
+    std::fs::write(&env.config, format!("audit_samples = {n}\n{config}")).expect("config");
+}
+
 const BOOT1: &str = "0123456789abcdef0123456789abcdef";
 const BOOT2: &str = "89abcdef0123456789abcdef01234567";
 
@@ -318,14 +336,7 @@ fn an_edited_collected_entry_raises_the_alarm() {
     journal_write(&live, &export_input(BOOT1, 0, 50));
     assert_ok(&env.run(&["pull"]), "first pull");
     // The intruder edits the newest collected entry's message in place.
-    let mut bytes = std::fs::read(&live).expect("read journal");
-    let needle = b"for user49 from";
-    let at = bytes
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .expect("the message is stored uncompressed");
-    bytes[at..at + needle.len()].copy_from_slice(b"for admin from ");
-    std::fs::write(&live, &bytes).expect("edit");
+    edit_message(&live, b"for user49 from", b"for admin from ");
     let out = env.run(&["pull"]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(
@@ -689,8 +700,7 @@ fn a_server_that_stalls_while_collected_entries_are_checked_is_no_alarm() {
 fn audit_samples_find_an_edited_older_entry() {
     let (env, _sshd, jdir) = journal_env();
     // Many samples a round: the edited entry is all but certainly among them.
-    let config = std::fs::read_to_string(&env.config).expect("config");
-    std::fs::write(&env.config, format!("audit_samples = 1000\n{config}")).expect("config");
+    set_audit_samples(&env, 1000);
     let live = jdir.join("system.journal");
     journal_write(&live, &export_input(BOOT1, 0, 60));
     let small = ("LOGHOST_JOURNAL_FRAME", "4000");
@@ -700,14 +710,7 @@ fn audit_samples_find_an_edited_older_entry() {
         "an idle round samples, finds nothing",
     );
     // The intruder edits an old entry (not the newest) in place.
-    let mut bytes = std::fs::read(&live).expect("read");
-    let needle = b"for user17 from";
-    let at = bytes
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .expect("the message is stored uncompressed");
-    bytes[at..at + needle.len()].copy_from_slice(b"for admin from ");
-    std::fs::write(&live, &bytes).expect("edit");
+    edit_message(&live, b"for user17 from", b"for admin from ");
     let out = env.run_env(&["pull"], &[small]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(
@@ -720,8 +723,7 @@ fn audit_samples_find_an_edited_older_entry() {
 #[test]
 fn junk_journal_files_do_not_thin_the_audit_out() {
     let (env, _sshd, jdir) = journal_env();
-    let config = std::fs::read_to_string(&env.config).expect("config");
-    std::fs::write(&env.config, format!("audit_samples = 200\n{config}")).expect("config");
+    set_audit_samples(&env, 200);
     let live = jdir.join("system.journal");
     journal_write(&live, &export_input(BOOT1, 0, 40));
     let small = ("LOGHOST_JOURNAL_FRAME", "4000");
@@ -737,14 +739,7 @@ fn junk_journal_files_do_not_thin_the_audit_out() {
         header[24..28].copy_from_slice(&k.to_le_bytes());
         std::fs::write(jdir.join(format!("system@junk{k:04}.journal")), &header).expect("junk");
     }
-    let mut bytes = std::fs::read(&live).expect("read");
-    let needle = b"for user11 from";
-    let at = bytes
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .expect("the message is stored uncompressed");
-    bytes[at..at + needle.len()].copy_from_slice(b"for admin from ");
-    std::fs::write(&live, &bytes).expect("edit");
+    edit_message(&live, b"for user11 from", b"for admin from ");
     let out = env.run_env(&["pull"], &[small]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
 }

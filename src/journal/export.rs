@@ -104,64 +104,88 @@ pub struct ParseError {
     pub why: &'static str,
 }
 
-/// Parses export-format bytes into entries. Every length is checked against what is left, so
-/// hostile input costs at most its own size.
+/// One line (or binary field) of the export format, starting at byte `i`.
+enum Token<'a> {
+    /// The empty line that ends an entry.
+    End,
+    Field {
+        name: &'a [u8],
+        value: &'a [u8],
+    },
+}
+
+/// Reads the token at `i`: the token and where the next one starts. Every length is checked
+/// against what is left, so hostile input costs at most its own size.
+fn token(data: &[u8], i: usize) -> Result<(Token<'_>, usize), ParseError> {
+    let Some(nl) = memchr::memchr(b'\n', &data[i..]) else {
+        return Err(ParseError {
+            at: i,
+            why: "a field without its line end",
+        });
+    };
+    let line = &data[i..i + nl];
+    if line.is_empty() {
+        return Ok((Token::End, i + 1));
+    }
+    if let Some(eq) = memchr::memchr(b'=', line) {
+        check_name(&line[..eq], i)?;
+        return Ok((
+            Token::Field {
+                name: &line[..eq],
+                value: &line[eq + 1..],
+            },
+            i + nl + 1,
+        ));
+    }
+    check_name(line, i)?;
+    let at = i + nl + 1;
+    let Some(len) = data.get(at..at + 8) else {
+        return Err(ParseError {
+            at,
+            why: "a binary field without its length",
+        });
+    };
+    let mut n = [0u8; 8];
+    n.copy_from_slice(len);
+    let start = at + 8;
+    let end = usize::try_from(u64::from_le_bytes(n))
+        .ok()
+        .and_then(|n| start.checked_add(n))
+        .filter(|&end| end < data.len())
+        .ok_or(ParseError {
+            at,
+            why: "a binary field longer than the data",
+        })?;
+    if data[end] != b'\n' {
+        return Err(ParseError {
+            at: end,
+            why: "a binary field not followed by a line end",
+        });
+    }
+    Ok((
+        Token::Field {
+            name: line,
+            value: &data[start..end],
+        },
+        end + 1,
+    ))
+}
+
+/// Parses export-format bytes into entries.
 pub fn parse(data: &[u8]) -> Result<Vec<Exported>, ParseError> {
     let mut out = Vec::new();
     let mut cur = Exported::default();
     let mut i = 0;
     while i < data.len() {
-        let Some(nl) = memchr::memchr(b'\n', &data[i..]) else {
-            return Err(ParseError {
-                at: i,
-                why: "a field without its line end",
-            });
-        };
-        let line = &data[i..i + nl];
-        if line.is_empty() {
-            if !cur.fields.is_empty() {
-                out.push(std::mem::take(&mut cur));
-            }
-            i += 1;
-            continue;
+        let (t, next) = token(data, i)?;
+        match t {
+            Token::End if !cur.fields.is_empty() => out.push(std::mem::take(&mut cur)),
+            Token::End => {}
+            Token::Field { name, value } => cur
+                .fields
+                .push((String::from_utf8_lossy(name).into_owned(), value.to_vec())),
         }
-        match memchr::memchr(b'=', line) {
-            Some(eq) => {
-                let name = field_name(&line[..eq], i)?;
-                cur.fields.push((name, line[eq + 1..].to_vec()));
-                i += nl + 1;
-            }
-            None => {
-                let name = field_name(line, i)?;
-                let at = i + nl + 1;
-                let Some(len) = data.get(at..at + 8) else {
-                    return Err(ParseError {
-                        at,
-                        why: "a binary field without its length",
-                    });
-                };
-                let mut n = [0u8; 8];
-                n.copy_from_slice(len);
-                let n = u64::from_le_bytes(n);
-                let start = at + 8;
-                let end = usize::try_from(n)
-                    .ok()
-                    .and_then(|n| start.checked_add(n))
-                    .filter(|&end| end < data.len())
-                    .ok_or(ParseError {
-                        at,
-                        why: "a binary field longer than the data",
-                    })?;
-                if data[end] != b'\n' {
-                    return Err(ParseError {
-                        at: end,
-                        why: "a binary field not followed by a line end",
-                    });
-                }
-                cur.fields.push((name, data[start..end].to_vec()));
-                i = end + 1;
-            }
-        }
+        i = next;
     }
     if !cur.fields.is_empty() {
         return Err(ParseError {
@@ -172,7 +196,36 @@ pub fn parse(data: &[u8]) -> Result<Vec<Exported>, ParseError> {
     Ok(out)
 }
 
-fn field_name(b: &[u8], at: usize) -> Result<String, ParseError> {
+/// Where each entry of export-format bytes is: `[start, end)`, its closing empty line
+/// included. Checks the same structure as [`parse`] but keeps nothing (an audit sample picks one
+/// entry of a stored frame and compares its bytes).
+pub fn entry_spans(data: &[u8]) -> Result<Vec<(usize, usize)>, ParseError> {
+    let mut out = Vec::new();
+    let (mut start, mut fields, mut i) = (0, 0, 0);
+    while i < data.len() {
+        let (t, next) = token(data, i)?;
+        match t {
+            Token::End => {
+                if fields > 0 {
+                    out.push((start, next));
+                }
+                fields = 0;
+                start = next;
+            }
+            Token::Field { .. } => fields += 1,
+        }
+        i = next;
+    }
+    if fields > 0 {
+        return Err(ParseError {
+            at: data.len(),
+            why: "the last entry has no empty line after it",
+        });
+    }
+    Ok(out)
+}
+
+fn check_name(b: &[u8], at: usize) -> Result<(), ParseError> {
     if b.is_empty()
         || b.len() > 256
         || !b
@@ -184,70 +237,7 @@ fn field_name(b: &[u8], at: usize) -> Result<String, ParseError> {
             why: "not a field name",
         });
     }
-    Ok(String::from_utf8_lossy(b).into_owned())
-}
-
-/// Where each entry of export-format bytes is: `[start, end)`, its closing empty line
-/// included. Checks the same structure as [`parse`] but keeps nothing (an audit sample picks one
-/// entry of a stored frame and compares its bytes).
-pub fn entry_spans(data: &[u8]) -> Result<Vec<(usize, usize)>, ParseError> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut fields = 0;
-    let mut i = 0;
-    while i < data.len() {
-        let Some(nl) = memchr::memchr(b'\n', &data[i..]) else {
-            return Err(ParseError {
-                at: i,
-                why: "a field without its line end",
-            });
-        };
-        let line = &data[i..i + nl];
-        if line.is_empty() {
-            if fields > 0 {
-                out.push((start, i + 1));
-            }
-            fields = 0;
-            i += 1;
-            start = i;
-            continue;
-        }
-        fields += 1;
-        match memchr::memchr(b'=', line) {
-            Some(eq) => {
-                field_name(&line[..eq], i)?;
-                i += nl + 1;
-            }
-            None => {
-                field_name(line, i)?;
-                let at = i + nl + 1;
-                let Some(len) = data.get(at..at + 8) else {
-                    return Err(ParseError {
-                        at,
-                        why: "a binary field without its length",
-                    });
-                };
-                let mut n = [0u8; 8];
-                n.copy_from_slice(len);
-                let end = usize::try_from(u64::from_le_bytes(n))
-                    .ok()
-                    .and_then(|n| (at + 8).checked_add(n))
-                    .filter(|&end| end < data.len() && data[end] == b'\n')
-                    .ok_or(ParseError {
-                        at,
-                        why: "a binary field longer than the data or not ended",
-                    })?;
-                i = end + 1;
-            }
-        }
-    }
-    if fields > 0 {
-        return Err(ParseError {
-            at: data.len(),
-            why: "the last entry has no empty line after it",
-        });
-    }
-    Ok(out)
+    Ok(())
 }
 
 /// journalctl's `short` line for an entry (time in UTC): `Dec 02 03:15:03 web1 sshd[1048]: …`.
