@@ -292,6 +292,9 @@ async fn pull_journals(
             continue;
         }
         let a = journal::pull_file(ctx, host, session, &path, Some((id, n)), &mut tally).await?;
+        for n in &a.notes {
+            tracing::warn!("{}: {}: {n}", host.name, Shown(&path));
+        }
         if let Some(f) = report.files.iter_mut().find(|f| f.source == path) {
             f.alarms.extend(a.alarms);
             f.notes.extend(a.notes);
