@@ -220,10 +220,6 @@ impl<R: ReadAt> Cached<R> {
         self.inner.forget();
     }
 
-    pub fn into_inner(self) -> R {
-        self.inner
-    }
-
     pub fn inner(&self) -> &R {
         &self.inner
     }

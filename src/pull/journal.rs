@@ -6,12 +6,14 @@
 //! Per file (by its file id, which stays when journald renames it on rotation), the cursor is
 //! the last collected entry: its offset, sequence number and the hash of its export bytes. Each
 //! round first re-reads that entry (it must be the same, at the same place in the file's entry
-//! array, with as many entries before it as were collected) and `audit_samples` random
-//! collected entries, comparing them with the archive; any difference is the `rewritten`
+//! array, with as many entries before it as were collected); any difference is the `rewritten`
 //! ALARM. Then it reads the entries linked after it, up to the entry count the header had when
 //! the file was opened; a view that journald's writing made inconsistent is read again (at
 //! most [`ATTEMPTS`] times), entries already committed stay committed. A file that vanished was
-//! vacuumed: nothing to do. A file seen for the first time is read from its first entry.
+//! vacuumed: nothing to do. A file seen for the first time is read from its first entry. A
+//! second pass over the host's files then compares the round's `audit_samples` random
+//! collected entries with the archive (shared out in proportion to the entries collected from
+//! each file); a difference is the ALARM too.
 //!
 //! The parser runs on a blocking thread; its reads go to the async side through a channel and
 //! are served by pipelined SFTP reads on the file handle opened once (the bytes identified are
@@ -25,7 +27,7 @@ use futures::stream::FuturesUnordered;
 use rand::Rng;
 use tokio::sync::{mpsc, oneshot};
 
-use super::remote::{RemoteError, Session};
+use super::remote::{RemoteError, RemoteFile, Session};
 use super::{Ctx, FileReport, Outcome};
 use crate::config::HostConfig;
 use crate::hash::Hash;
@@ -45,7 +47,7 @@ pub const FRAME_TARGET: usize = 4 << 20;
 /// (beyond [`EXPANSION_ALLOWANCE`]).
 pub const MAX_EXPANSION: u64 = 64;
 pub const EXPANSION_ALLOWANCE: u64 = 64 << 20;
-/// The read cache: 64 KiB windows, 16 MiB at most.
+/// The read cache: 64 KiB windows, 32 MiB at most.
 const WINDOW: u64 = 64 << 10;
 const MAX_WINDOWS: usize = 512;
 
@@ -61,26 +63,19 @@ struct Remote {
 impl ReadAt for Remote {
     fn read_at(&mut self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
         let started = std::time::Instant::now();
-        let r = self.read_at_inner(offset, len);
+        let r = self.request(offset, len);
         self.waited += started.elapsed();
         r
     }
 
+    /// Asks the SFTP side to drop what it read ahead (a request of length 0 at `u64::MAX`).
     fn forget(&mut self) {
-        self.forget_prefetched();
+        let _ = self.request(u64::MAX, 0);
     }
 }
 
 impl Remote {
-    /// Asks the SFTP side to drop what it read ahead (a request of length 0 at `u64::MAX`).
-    fn forget_prefetched(&mut self) {
-        let (reply, answer) = oneshot::channel();
-        if self.tx.blocking_send((u64::MAX, 0, reply)).is_ok() {
-            let _ = answer.blocking_recv();
-        }
-    }
-
-    fn read_at_inner(&mut self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    fn request(&mut self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .blocking_send((offset, len, reply))
@@ -187,7 +182,7 @@ pub(crate) async fn pull_file(
             return Ok(report);
         }
     };
-    let (tx, mut rx) = mpsc::channel::<ReadRequest>(1);
+    let (tx, rx) = mpsc::channel::<ReadRequest>(1);
     let job = Job {
         rec: ctx.rec.clone(),
         host: host.name.clone(),
@@ -209,11 +204,42 @@ pub(crate) async fn pull_file(
             waited: std::time::Duration::ZERO,
         })
     });
+    let lost = serve_reads(&file, rx).await;
+    file.close().await;
+    let outcome = match worker.await {
+        Ok(o) => o,
+        Err(e) => Collected {
+            error: Some(format!("internal error: {e}")),
+            ..Collected::default()
+        },
+    };
+    if let Some(e) = lost {
+        return Err(e);
+    }
+    tally.produced += outcome.produced;
+    tally.read += outcome.bytes_read;
+    if let Some(id) = &outcome.file_id
+        && outcome.collected_entries > 0
+        && !tally.candidates.iter().any(|(_, i, _)| i == id)
+    {
+        tally
+            .candidates
+            .push((path.to_string(), id.clone(), outcome.collected_entries));
+    }
+    outcome.into_report(&mut report);
+    Ok(report)
+}
+
+/// Serves the parser's reads on the open file until it is done; the connection's error when it
+/// was lost. A read that continues an earlier one (reading entries walks forward through the
+/// entry array and, elsewhere, through the entries and their data) is followed at once by a
+/// read of the same size after it, in the background while the parser works, so the round trip
+/// hides behind the parsing. At most `MAX_PREFETCH` are in flight or waiting to be asked for.
+async fn serve_reads(
+    file: &RemoteFile<'_>,
+    mut rx: mpsc::Receiver<ReadRequest>,
+) -> Option<RemoteError> {
     let mut lost: Option<RemoteError> = None;
-    // A read that continues an earlier one (reading entries walks forward through the entry
-    // array and, elsewhere, through the entries and their data) is followed at once by a read of
-    // the same size after it, in the background while the parser works, so the round trip hides
-    // behind the parsing. At most `MAX_PREFETCH` are in flight or waiting to be asked for.
     type Prefetch<'a> = std::pin::Pin<
         Box<
             dyn std::future::Future<Output = (u64, usize, Result<Vec<u8>, RemoteError>)>
@@ -289,13 +315,12 @@ pub(crate) async fn pull_file(
             && wanted.len() + ready.len() < MAX_PREFETCH
             && !wanted.contains(&next)
         {
-            let f = &file;
             wanted.push(next);
             inflight.push(Box::pin(async move {
                 (
                     next.0,
                     next.1,
-                    f.read_pipelined(next.0, next.1 as u64).await,
+                    file.read_pipelined(next.0, next.1 as u64).await,
                 )
             }));
         }
@@ -315,30 +340,7 @@ pub(crate) async fn pull_file(
         };
         let _ = reply.send(r);
     }
-    drop(inflight);
-    file.close().await;
-    let outcome = match worker.await {
-        Ok(o) => o,
-        Err(e) => Collected {
-            error: Some(format!("internal error: {e}")),
-            ..Collected::default()
-        },
-    };
-    if let Some(e) = lost {
-        return Err(e);
-    }
-    tally.produced += outcome.produced;
-    tally.read += outcome.bytes_read;
-    if let Some(id) = &outcome.file_id
-        && outcome.collected_entries > 0
-        && !tally.candidates.iter().any(|(_, i, _)| i == id)
-    {
-        tally
-            .candidates
-            .push((path.to_string(), id.clone(), outcome.collected_entries));
-    }
-    outcome.into_report(&mut report);
-    Ok(report)
+    lost
 }
 
 /// What the blocking side needs (cloned for the thread that writes the frames).
