@@ -1536,18 +1536,9 @@ fn archived_bytes(
     p: u64,
     len: u64,
 ) -> anyhow::Result<Option<Vec<u8>>> {
-    let path = store.path(&span.file);
-    let mut f = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
-    };
-    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(span.offset))?;
-    let stored = std::io::Read::take(f, span.length);
-    let compression = crate::store::compression_of(&span.file).unwrap_or_default();
-    let mut raw: Box<dyn std::io::Read> = match compression {
-        crate::config::Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(stored)?),
-        crate::config::Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(stored)),
+    let Some(mut raw) = crate::store::frame_reader(store, &span.file, span.offset, span.length)?
+    else {
+        return Ok(None);
     };
     std::io::copy(
         &mut std::io::Read::by_ref(&mut raw).take(p - span.start),

@@ -597,16 +597,15 @@ pub fn decompress(
     }
 }
 
-/// The raw content of the stored frame at `[offset, offset + length)` of `rel` (at most
-/// `max_raw` bytes of it); `None` when the file is no longer in the store (its day archived).
-pub fn read_frame(
+/// A reader of the raw content of the stored frame at `[offset, offset + length)` of `rel`,
+/// decompressing as it goes; `None` when the file is no longer in the store (its day archived).
+pub fn frame_reader(
     store: &Store,
     rel: &str,
     offset: u64,
     length: u64,
-    max_raw: u64,
-) -> Result<Option<Vec<u8>>, StoreError> {
-    use std::io::{Read, Seek};
+) -> Result<Option<Box<dyn io::Read>>, StoreError> {
+    use std::io::Seek;
     let path = store.path(rel);
     let err = |what| io_err(what, &path);
     let mut f = match File::open(&path) {
@@ -616,18 +615,32 @@ pub fn read_frame(
     };
     f.seek(io::SeekFrom::Start(offset))
         .map_err(err("cannot read"))?;
-    let stored = f.take(length);
-    let compression = compression_of(rel).unwrap_or_default();
-    let raw: Box<dyn Read> = match compression {
+    let stored = io::Read::take(f, length);
+    Ok(Some(match compression_of(rel).unwrap_or_default() {
         Compression::Zstd => {
             Box::new(zstd::stream::read::Decoder::new(stored).map_err(err("cannot read"))?)
         }
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(stored)),
+    }))
+}
+
+/// The raw content of the stored frame at `[offset, offset + length)` of `rel` (at most
+/// `max_raw` bytes of it); `None` when the file is no longer in the store (its day archived).
+pub fn read_frame(
+    store: &Store,
+    rel: &str,
+    offset: u64,
+    length: u64,
+    max_raw: u64,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    use std::io::Read;
+    let Some(raw) = frame_reader(store, rel, offset, length)? else {
+        return Ok(None);
     };
     let mut out = Vec::new();
     raw.take(max_raw)
         .read_to_end(&mut out)
-        .map_err(err("cannot decompress a frame of"))?;
+        .map_err(io_err("cannot decompress a frame of", &store.path(rel)))?;
     Ok(Some(out))
 }
 
