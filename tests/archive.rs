@@ -261,6 +261,15 @@ fn a_day_that_does_not_match_the_ledger_is_not_archived() {
     );
 }
 
+/// `archive --through 2036-11-01` killed at the crash point `point`.
+fn archive_crashing_at(env: &Env, point: &str) {
+    let out = env.run_env(
+        &["archive", "--through", "2036-11-01"],
+        &[("LOGHOST_FAKE_NOW", DAY5), ("LOGHOST_CRASH_AT", point)],
+    );
+    assert!(!out.status.success(), "{point}: {}", text(&out));
+}
+
 #[test]
 fn an_interrupted_archive_is_completed_by_the_next_run() {
     let archive = tempfile::tempdir().expect("tempdir");
@@ -268,14 +277,7 @@ fn an_interrupted_archive_is_completed_by_the_next_run() {
     let env = &s.env;
 
     // Killed after the copies, before the manifest: nothing recorded, files stay.
-    let out = env.run_env(
-        &["archive", "--through", "2036-11-01"],
-        &[
-            ("LOGHOST_FAKE_NOW", DAY5),
-            ("LOGHOST_CRASH_AT", "archive-before-manifest"),
-        ],
-    );
-    assert!(!out.status.success(), "{}", text(&out));
+    archive_crashing_at(env, "archive-before-manifest");
     assert!(archived_events(env).is_empty());
     assert!(day_file(env, "2036-11-01").exists());
     assert_ok(
@@ -284,14 +286,7 @@ fn an_interrupted_archive_is_completed_by_the_next_run() {
     );
 
     // Killed after the event, before removing the local files.
-    let out = env.run_env(
-        &["archive", "--through", "2036-11-01"],
-        &[
-            ("LOGHOST_FAKE_NOW", DAY5),
-            ("LOGHOST_CRASH_AT", "archive-before-remove"),
-        ],
-    );
-    assert!(!out.status.success(), "{}", text(&out));
+    archive_crashing_at(env, "archive-before-remove");
     assert_eq!(archived_events(env).len(), 1);
     assert!(day_file(env, "2036-11-01").exists());
     assert_ok(&env.run(&["verify"]), "verify with the leftover files");
@@ -650,14 +645,7 @@ fn an_unfinished_removal_is_finished_only_over_a_copy_that_checks() {
     let archive = tempfile::tempdir().expect("tempdir");
     let s = setup(&file_tier(archive.path()), &[]);
     let env = &s.env;
-    let out = env.run_env(
-        &["archive", "--through", "2036-11-01"],
-        &[
-            ("LOGHOST_FAKE_NOW", DAY5),
-            ("LOGHOST_CRASH_AT", "archive-before-remove"),
-        ],
-    );
-    assert!(!out.status.success(), "{}", text(&out));
+    archive_crashing_at(env, "archive-before-remove");
     assert_eq!(archived_events(env).len(), 1);
     let object = files_under(archive.path())
         .into_iter()
