@@ -516,31 +516,36 @@ impl<R: ReadAt> JournalFile<R> {
                 self.chain_done = true;
                 break;
             }
-            self.check_offset(next, "entry array")?;
-            let h = self.src.read(next, 24)?;
-            if h[0] != OBJECT_ENTRY_ARRAY {
-                return Err(if h[0] == 0 {
-                    JournalError::Torn(format!("no entry array yet at offset {next}"))
-                } else {
-                    damaged(format!("entry array at offset {next} has type {}", h[0]))
-                });
-            }
-            let size = u64_at(&h, 8);
-            if size < 24 + self.item_size()
-                || size > MAX_ARRAY_BYTES
-                || next.saturating_add(size) > self.header.used_end()
-            {
-                return Err(damaged(format!(
-                    "entry array at offset {next} has an impossible size {size}"
-                )));
-            }
-            let cap = (size - 24) / self.item_size();
+            let cap = self.entry_array_capacity(next)?;
             self.arrays.push((next, covered, cap));
             if self.arrays.len() > 4096 {
                 return Err(damaged("more than 4096 entry arrays in the chain"));
             }
         }
         Ok(())
+    }
+
+    /// How many slots the entry array at `off` has, once its place, type and size are checked.
+    fn entry_array_capacity(&mut self, off: u64) -> Result<u64, JournalError> {
+        self.check_offset(off, "entry array")?;
+        let h = self.src.read(off, 24)?;
+        if h[0] != OBJECT_ENTRY_ARRAY {
+            return Err(if h[0] == 0 {
+                JournalError::Torn(format!("no entry array yet at offset {off}"))
+            } else {
+                damaged(format!("entry array at offset {off} has type {}", h[0]))
+            });
+        }
+        let size = u64_at(&h, 8);
+        if size < 24 + self.item_size()
+            || size > MAX_ARRAY_BYTES
+            || off.saturating_add(size) > self.header.used_end()
+        {
+            return Err(damaged(format!(
+                "entry array at offset {off} has an impossible size {size}"
+            )));
+        }
+        Ok((size - 24) / self.item_size())
     }
 
     /// The offset of entry number `i` (0-based) of the file, `i < n_entries`.
@@ -601,24 +606,13 @@ impl<R: ReadAt> JournalFile<R> {
             && off != 0
             && n > 0
             && n <= self.header.n_entries
-            && self.check_offset(off, "entry array").is_ok()
         {
-            // A header pointing nowhere usable (a cut file, say) only means walking the chain.
-            let h = match self.src.read(off, 24) {
-                Ok(h) => h,
-                Err(JournalError::Damaged(_)) => vec![0; 24],
-                Err(e) => return Err(e),
-            };
-            let size = u64_at(&h, 8);
-            if h[0] == OBJECT_ENTRY_ARRAY
-                && size >= 24 + self.item_size()
-                && size <= MAX_ARRAY_BYTES
-                && off.saturating_add(size) <= self.header.used_end()
-            {
-                let cap = (size - 24) / self.item_size();
-                if n <= cap {
-                    t = Some((off, self.header.n_entries - n, cap));
-                }
+            // A header pointing nowhere usable (a cut file, say) only means walking the chain;
+            // only a failed read is an error.
+            match self.entry_array_capacity(off) {
+                Ok(cap) if n <= cap => t = Some((off, self.header.n_entries - n, cap)),
+                Err(e @ JournalError::Io { .. }) => return Err(e),
+                _ => {}
             }
         }
         self.tail = Some(t);
