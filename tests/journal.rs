@@ -755,3 +755,153 @@ fn junk_journal_files_do_not_thin_the_audit_out() {
     let out = env.run_env(&["pull"], &[small]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
 }
+
+/// The intruder's copy of a journal file: the same bytes under a new file id (what he writes
+/// when he replaces a collected file with a rewritten one: loghost has never seen that id).
+fn copy_with_new_id(bytes: &[u8]) -> Vec<u8> {
+    let mut copy = bytes.to_vec();
+    for b in &mut copy[24..40] {
+        *b ^= 0x5a;
+    }
+    copy
+}
+
+/// Replaces every occurrence of `from` with `to` (same length).
+fn replace_all(bytes: &mut [u8], from: &[u8], to: &[u8]) -> usize {
+    assert_eq!(from.len(), to.len());
+    let mut n = 0;
+    let mut i = 0;
+    while i + from.len() <= bytes.len() {
+        if &bytes[i..i + from.len()] == from {
+            bytes[i..i + from.len()].copy_from_slice(to);
+            n += 1;
+            i += from.len();
+        } else {
+            i += 1;
+        }
+    }
+    n
+}
+
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+#[test]
+fn a_collected_file_replaced_under_a_new_file_id_is_compared_with_the_store() {
+    let setup = || {
+        let (env, sshd, jdir) = journal_env();
+        let live = jdir.join("system.journal");
+        journal_write(&live, &export_input(BOOT1, 0, 50));
+        assert_ok(&env.run(&["pull"]), "first pull");
+        let bytes = std::fs::read(&live).expect("read");
+        std::fs::remove_file(&live).expect("vacuum");
+        (env, sshd, jdir, bytes)
+    };
+    let rewritten = |env: &Env| {
+        env.ledger()
+            .into_iter()
+            .filter(|e| e["event"] == "rewritten")
+            .map(|e| e["detail"].as_str().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+    };
+
+    // A plain copy (a file copied into the directory): no alarm, said in a note.
+    let (env, _sshd, jdir, bytes) = setup();
+    std::fs::write(jdir.join("copy.journal"), copy_with_new_id(&bytes)).expect("w");
+    let out = env.run(&["pull"]);
+    assert_ok(&out, "a copy");
+    assert!(
+        text(&out).contains("50 entries are the same as entries already collected"),
+        "{}",
+        text(&out)
+    );
+    assert!(rewritten(&env).is_empty());
+
+    // A collected entry edited in the copy that replaces the file: the ALARM.
+    let (env, _sshd, jdir, bytes) = setup();
+    let mut forged = copy_with_new_id(&bytes);
+    assert_eq!(
+        replace_all(&mut forged, b"for user17 from", b"for admin from "),
+        1
+    );
+    std::fs::write(jdir.join("system@forged.journal"), &forged).expect("w");
+    let out = env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let alarms = rewritten(&env);
+    assert!(
+        alarms
+            .iter()
+            .any(|d| d.contains("seqnum 18") && d.contains("a file not collected before")),
+        "{alarms:?}"
+    );
+
+    // A collected entry removed from the copy (unlinked, the entries after it moved up): the
+    // ALARM, naming it.
+    let (env, _sshd, jdir, bytes) = setup();
+    let mut forged = copy_with_new_id(&bytes);
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8"));
+    let n = u64_at(&forged, 152);
+    for k in 20..n - 1 {
+        let (to, from) = (slot_of(&forged, k), slot_of(&forged, k + 1));
+        let next = forged[from..from + 4].to_vec();
+        forged[to..to + 4].copy_from_slice(&next);
+    }
+    forged[152..160].copy_from_slice(&(n - 1).to_le_bytes());
+    forged[16] = 1; // ONLINE: the entry array is walked, not taken from the header's tail
+    std::fs::write(jdir.join("system@forged.journal"), &forged).expect("w");
+    let out = env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let alarms = rewritten(&env);
+    assert!(
+        alarms
+            .iter()
+            .any(|d| d.contains("lacks 1 of them (seqnum 21)")),
+        "{alarms:?}"
+    );
+
+    // The same numbers for another boot (journald reusing numbers after losing its state):
+    // a note, no alarm.
+    let (env, _sshd, jdir, bytes) = setup();
+    let mut reused = copy_with_new_id(&bytes);
+    assert!(replace_all(&mut reused, &hex_bytes(BOOT1), &hex_bytes(BOOT2)) > 0);
+    replace_all(&mut reused, BOOT1.as_bytes(), BOOT2.as_bytes());
+    std::fs::write(jdir.join("system.journal"), &reused).expect("w");
+    let out = env.run(&["pull"]);
+    assert_ok(&out, "numbers reused by another boot");
+    assert!(
+        text(&out).contains("reuse the numbers of entries collected"),
+        "{}",
+        text(&out)
+    );
+    assert!(rewritten(&env).is_empty());
+}
+
+#[test]
+fn a_set_aside_file_missing_collected_entries_is_a_note_an_edited_one_the_alarm() {
+    // journald renames a file it finds damaged after an unclean shutdown to `*.journal~`;
+    // entries linked before the crash may not have reached its disk.
+    let (env, _sshd, jdir) = journal_env();
+    let live = jdir.join("system.journal");
+    journal_write(&live, &export_input(BOOT1, 0, 50));
+    assert_ok(&env.run(&["pull"]), "first pull");
+    let mut bytes = std::fs::read(&live).expect("read");
+    bytes[152..160].copy_from_slice(&45u64.to_le_bytes());
+    bytes[16] = 1; // left ONLINE by the crash
+    std::fs::remove_file(&live).expect("rm");
+    let aside = jdir.join("system@0000-crash.journal~");
+    std::fs::write(&aside, &bytes).expect("w");
+    let out = env.run(&["pull"]);
+    assert_ok(&out, "collected entries lost by a crash");
+    assert!(text(&out).contains("set this file aside"), "{}", text(&out));
+    assert!(!env.ledger().iter().any(|e| e["event"] == "rewritten"));
+
+    // An entry of it that reads back different is still the alarm.
+    edit_message(&aside, b"for user40 from", b"for admin from ");
+    set_audit_samples(&env, 1000);
+    let out = env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+}

@@ -47,6 +47,8 @@ pub struct Cursor {
 pub struct JournalCursor {
     /// The mark of the newest frame of this file: where the next read starts.
     pub mark: crate::ledger::JournalMark,
+    /// The seqnum of the first entry collected from this file.
+    pub first_seqnum: u64,
     /// The remote path it was last read from (rotation renames it; the file id stays).
     pub path: String,
     /// The last collected entry's export bytes, hashed: re-checked each round.

@@ -373,6 +373,7 @@ impl Index {
                                 j.file_id.clone(),
                                 cursor::JournalCursor {
                                     mark: (**j).clone(),
+                                    first_seqnum: j.first_seqnum,
                                     path: f.from.clone().unwrap_or_default(),
                                     tail: f.tail,
                                     entries: j.entries,

@@ -27,6 +27,7 @@ use futures::stream::FuturesUnordered;
 use rand::Rng;
 use tokio::sync::{mpsc, oneshot};
 
+use super::journal_copies::{Copies, Verdict};
 use super::remote::{RemoteError, RemoteFile, Session};
 use super::{Ctx, FileReport, Outcome};
 use crate::config::HostConfig;
@@ -144,6 +145,8 @@ pub(crate) fn share_samples(total: u32, weights: &[u64]) -> Vec<u32> {
 pub(crate) struct HostTally {
     pub produced: u64,
     pub read: u64,
+    /// The host's journal cursors when the round began.
+    pub before: Arc<std::collections::BTreeMap<String, JournalCursor>>,
     /// Files with entries collected before this round: (path, file id, entries).
     pub candidates: Vec<(String, String, u64)>,
 }
@@ -197,6 +200,7 @@ pub(crate) async fn pull_file(
         host_read: tally.read,
         frame_target: crate::failpoint::size_override("LOGHOST_JOURNAL_FRAME", FRAME_TARGET as u64),
         damaged_ok: path.ends_with('~'),
+        before: tally.before.clone(),
     };
     let worker = tokio::task::spawn_blocking(move || {
         job.run(Remote {
@@ -366,6 +370,8 @@ struct Job {
     /// A `*.journal~` file (journald found it damaged or unclean): read up to its last valid
     /// entry; an error past it is a note, not a failure.
     damaged_ok: bool,
+    /// The host's journal cursors when the round began (entries repeating collected ones).
+    before: Arc<std::collections::BTreeMap<String, JournalCursor>>,
 }
 
 #[derive(Default)]
@@ -389,6 +395,10 @@ struct Collected {
     notes: Vec<String>,
     budget_reached: bool,
     error: Option<String>,
+    /// Entries repeating entries collected from another file: the same (a copy), and those of
+    /// a later boot (numbers reused), with the other file's path.
+    copies: Option<(u64, String)>,
+    reused: Option<(u64, String)>,
 }
 
 impl Collected {
@@ -435,6 +445,15 @@ impl Batch {
             last: None,
         }
     }
+}
+
+/// Where reading a file stands, across the attempts of a round.
+struct Progress {
+    /// The collected entries were checked (once a round).
+    checked: bool,
+    pos: Option<Position>,
+    batch: Batch,
+    copies: Copies,
 }
 
 /// A batch on its way to becoming a frame.
@@ -522,26 +541,32 @@ impl Job {
                 .audit(&mut jf, c, self.samples, out)
                 .map_err(|e| anyhow::anyhow!("{e}"));
         }
-        let mut pos = cursor.as_ref().map(|c| Position {
+        let pos = cursor.as_ref().map(|c| Position {
             offset: c.mark.last_offset,
             seqnum: c.mark.last_seqnum,
             count: c.entries,
         });
-        let mut checked = false;
-        let mut batch = Batch::new();
+        let copies = Copies::new(
+            &self.host,
+            &self.before,
+            &file_id,
+            &id_hex(&jf.header.seqnum_id),
+        );
+        let mut st = Progress {
+            checked: false,
+            pos,
+            batch: Batch::new(),
+            copies,
+        };
         let mut attempt = 0;
         loop {
-            let r = self.attempt(
-                &mut jf,
-                cursor.as_ref(),
-                &mut checked,
-                &mut pos,
-                &mut batch,
-                out,
-            );
+            let r = self.attempt(&mut jf, cursor.as_ref(), &mut st, out);
             out.bytes_read = jf.bytes_read();
             // What was read before an error is good: commit it.
-            self.commit(&jf, &mut batch, out)?;
+            self.commit(&jf, &mut st.batch, out)?;
+            if r.is_ok() || !r.as_ref().is_err_and(JournalError::is_torn) {
+                self.say_copies(out);
+            }
             match r {
                 Ok(()) => {
                     tracing::debug!(
@@ -613,11 +638,15 @@ impl Job {
         &self,
         jf: &mut JournalFile<Remote>,
         cursor: Option<&JournalCursor>,
-        checked: &mut bool,
-        pos: &mut Option<Position>,
-        batch: &mut Batch,
+        st: &mut Progress,
         out: &mut Collected,
     ) -> Result<(), JournalError> {
+        let Progress {
+            checked,
+            pos,
+            batch,
+            copies,
+        } = st;
         let n = jf.header.n_entries;
         let mut linked = true;
         if let (Some(c), false) = (cursor, *checked) {
@@ -686,6 +715,9 @@ impl Job {
             }
             let start = batch.bytes.len();
             export::write_entry(&mut batch.bytes, &sid, &e);
+            if copies.covers(e.seqnum) {
+                self.compare_copy(copies, e.seqnum, &batch.bytes[start..], out);
+            }
             batch.entries += 1;
             batch.last = Some((e.seqnum, off, e.realtime, start));
             let count = pos.as_ref().map_or(0, |p| p.count) + 1;
@@ -751,7 +783,7 @@ impl Job {
                      collected entries were removed or entries were inserted",
                     c.entries, c.mark.last_seqnum, c.mark.last_offset, c.entries
                 );
-                self.alarm(out, &msg);
+                self.alarm_unless_set_aside(out, &msg);
                 false
             }
             Err(why) => {
@@ -760,7 +792,7 @@ impl Job {
                      {} ({why}), where {} were collected: collected entries were removed",
                     c.mark.last_seqnum, c.entries, c.entries
                 );
-                self.alarm(out, &msg);
+                self.alarm_unless_set_aside(out, &msg);
                 false
             }
         };
@@ -772,7 +804,7 @@ impl Job {
                     "the newest collected entry (seqnum {}) cannot be read at offset {}: {e}",
                     c.mark.last_seqnum, c.mark.last_offset
                 );
-                self.alarm(out, &msg);
+                self.alarm_unless_set_aside(out, &msg);
                 return Ok(false);
             }
         };
@@ -791,6 +823,87 @@ impl Job {
         }
         self.audit(jf, c, self.samples, out)?;
         Ok(true)
+    }
+
+    /// An entry whose number was collected from another file before this round, compared
+    /// with the store (see [`crate::pull::journal_copies`]).
+    fn compare_copy(&self, copies: &mut Copies, seqnum: u64, entry: &[u8], out: &mut Collected) {
+        let verdict = match copies.check(&self.rec, seqnum, entry, &mut out.notes) {
+            Ok(v) => v,
+            Err(e) => {
+                out.notes.push(format!(
+                    "entries repeating collected ones cannot be compared with the store: {e:#}"
+                ));
+                return;
+            }
+        };
+        let count = |slot: &mut Option<(u64, String)>, path: String| {
+            slot.get_or_insert((0, path)).0 += 1;
+        };
+        match verdict {
+            Verdict::New => {}
+            Verdict::Same { path } => count(&mut out.copies, path),
+            Verdict::Differs {
+                path,
+                same_boot: false,
+            } => count(&mut out.reused, path),
+            Verdict::Differs {
+                path,
+                same_boot: true,
+            } => {
+                let msg = format!(
+                    "entry seqnum {seqnum} of this file (a file not collected before) repeats the \
+                     number of an entry collected from {} with other content: a collected entry \
+                     was rewritten in a copy of its file",
+                    Shown(&path)
+                );
+                if !out
+                    .alarms
+                    .iter()
+                    .any(|a| a.contains("a file not collected before"))
+                {
+                    self.alarm(out, &msg);
+                }
+            }
+            Verdict::Removed { path, seqnums } => {
+                let shown: Vec<String> = seqnums.iter().take(10).map(u64::to_string).collect();
+                let msg = format!(
+                    "this file (a file not collected before) repeats entries collected from {} \
+                     but lacks {} of them (seqnum {}{}): collected entries were removed from a \
+                     copy of their file",
+                    Shown(&path),
+                    seqnums.len(),
+                    shown.join(", "),
+                    if seqnums.len() > 10 { ", …" } else { "" }
+                );
+                if !out
+                    .alarms
+                    .iter()
+                    .any(|a| a.contains("a file not collected before"))
+                {
+                    self.alarm(out, &msg);
+                }
+            }
+        }
+    }
+
+    /// Says (once a round) what the file's entries repeating collected ones were.
+    fn say_copies(&self, out: &mut Collected) {
+        if let Some((n, path)) = out.copies.take() {
+            out.notes.push(format!(
+                "{n} entries are the same as entries already collected from {} (a copy of that \
+                 file; stored again)",
+                Shown(&path)
+            ));
+        }
+        if let Some((n, path)) = out.reused.take() {
+            out.notes.push(format!(
+                "{n} entries reuse the numbers of entries collected from {} for a later boot \
+                 (journald lost its numbering after an unclean shutdown?); the collected \
+                 entries are in the store",
+                Shown(&path)
+            ));
+        }
     }
 
     /// `samples` random collected entries of the file (from frames across its history),
@@ -852,6 +965,11 @@ impl Job {
                     export::write_entry(&mut now, &sid, &e);
                     now == stored[a..b]
                 }
+                Ok(None) | Err(_) if self.damaged_ok => {
+                    let msg = format!("a collected entry (seqnum {seqnum}) is no longer linked");
+                    self.alarm_unless_set_aside(out, &msg);
+                    continue;
+                }
                 Ok(None) | Err(_) => false,
             };
             if !same {
@@ -877,6 +995,25 @@ impl Job {
         )?
         .ok_or_else(|| anyhow::anyhow!("its day is no longer in the local store"))?;
         Ok(raw)
+    }
+
+    /// Collected entries missing or unreadable: the ALARM, except in a file journald set aside
+    /// (`*.journal~`, after an unclean shutdown), where writes that never reached the disk
+    /// explain it (as a vacuum, it shows nothing rewritten: what was collected is in the
+    /// store). An entry that reads back different is the ALARM everywhere.
+    fn alarm_unless_set_aside(&self, out: &mut Collected, msg: &str) {
+        if self.damaged_ok {
+            let note = format!(
+                "{msg} (journald set this file aside as damaged, after an unclean shutdown: \
+                 entries written before it may not have reached its disk; what was collected \
+                 is in the store)"
+            );
+            if !out.notes.contains(&note) {
+                out.notes.push(note);
+            }
+        } else {
+            self.alarm(out, msg);
+        }
     }
 
     fn alarm(&self, out: &mut Collected, msg: &str) {

@@ -22,6 +22,7 @@
 
 pub mod collect;
 pub mod journal;
+pub mod journal_copies;
 pub mod known_hosts;
 pub mod remote;
 pub mod rotation;
@@ -275,7 +276,18 @@ async fn pull_journals(
             host.journal_dirs.join(", ")
         ));
     }
-    let mut tally = journal::HostTally::default();
+    // The host's journal cursors as the round begins: what entries repeating collected ones
+    // are compared with (see `journal_copies`).
+    let before = ctx
+        .rec
+        .ledger()
+        .ok()
+        .and_then(|l| l.index().journals.get(&host.name).cloned())
+        .unwrap_or_default();
+    let mut tally = journal::HostTally {
+        before: Arc::new(before),
+        ..journal::HostTally::default()
+    };
     for path in files {
         let r = journal::pull_file(ctx, host, session, &path, None, &mut tally).await?;
         for n in &r.notes {

@@ -1,0 +1,310 @@
+//! Entries of a journal file that repeat entries already collected from another file.
+//!
+//! journald numbers the entries of a seqnum id once across all its files (`system.journal`,
+//! `user-*.journal`, their archived copies, the runtime journal flushed to `/var`: a flush gives
+//! the copies new numbers). So an entry whose (seqnum id, seqnum) was already collected from a
+//! *different* file (another file id) is not something journald writes: it is a copy of a
+//! journal file put in the directory, or a collected file replaced by a rewritten one under a
+//! new file id (the file id is part of the header an intruder writes; the per-file checks of
+//! [`super::journal`] cannot see a file they have never seen). Such an entry is compared with
+//! the copy in the store:
+//! - the same entry (its fields compared as a set: a copy may order them differently): a copy,
+//!   said once per file, no alarm;
+//! - different, with the same boot id: a collected entry rewritten: the `rewritten` ALARM;
+//! - different, another boot: journald reusing numbers after an unclean shutdown lost its
+//!   state: a note (the collected entry is in the store; nothing was shown rewritten);
+//! - collected entries of the other file missing between two entries the file repeats: entries
+//!   removed from a copy: the ALARM.
+//!
+//! Only entries collected before this round are compared (the host's journal cursors when the
+//! round began): files collected side by side in one round interleave their numbers
+//! legitimately (a user's journal and the system journal share the numbering). A copy cut short
+//! at its start or end is not an alarm (it looks like a copy made earlier); the entries it lacks
+//! are in the store.
+//!
+//! Cost: the other file's stored frames are found with one pass over the ledger, the first time
+//! an entry falls in that file's collected range, and each is decompressed at most once per
+//! round (the entries of a file come in increasing seqnum order, so each walk only moves
+//! forward).
+
+use std::collections::BTreeMap;
+
+use crate::journal::export;
+use crate::ledger::cursor::{JournalCursor, Span};
+use crate::ledger::writer::Recorder;
+use crate::ledger::{Entry, JOURNAL_SOURCE};
+
+/// Largest stored frame decompressed for a comparison.
+const MAX_FRAME: u64 =
+    (super::journal::FRAME_TARGET as u64) * 2 + (crate::journal::file::MAX_ENTRY as u64);
+
+/// What an entry of the file being read is, compared with what the store holds.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not collected from another file.
+    New,
+    /// The same as the entry collected from the file at `path`.
+    Same { path: String },
+    /// Different from the entry with its number collected from `path`.
+    Differs { path: String, same_boot: bool },
+    /// Collected entries of `path` with numbers between the previous repeated entry and this
+    /// one (this one is the same): they are missing from the copy.
+    Removed { path: String, seqnums: Vec<u64> },
+}
+
+/// One other file's collected entries, walked forward in seqnum order.
+struct Walk {
+    id: String,
+    path: String,
+    first: u64,
+    last: u64,
+    /// The file's frames in the store: (first seqnum, last seqnum, entries, where).
+    frames: Vec<(u64, u64, u64, Span)>,
+    next_frame: usize,
+    /// The current frame's entries: (seqnum, bytes).
+    entries: Vec<(u64, Vec<u8>)>,
+    at: usize,
+    /// An entry repeated this file's: from now on, its entries the copy skips were removed.
+    started: bool,
+    skipped: Vec<u64>,
+    /// Why it cannot be compared (a day no longer in the local store): said once.
+    gave_up: Option<String>,
+}
+
+/// The host's files collected before this round that share the file's seqnum id.
+pub struct Copies {
+    walks: Vec<Walk>,
+    loaded: bool,
+    host: String,
+}
+
+impl Copies {
+    /// `before`: the host's journal cursors when the round began; `file_id`, `seqnum_id`: the
+    /// file being read (hex).
+    pub fn new(
+        host: &str,
+        before: &BTreeMap<String, JournalCursor>,
+        file_id: &str,
+        seqnum_id: &str,
+    ) -> Copies {
+        let walks = before
+            .iter()
+            .filter(|(id, c)| id.as_str() != file_id && c.mark.seqnum_id == seqnum_id)
+            .map(|(id, c)| Walk {
+                id: id.clone(),
+                path: c.path.clone(),
+                first: c.first_seqnum,
+                last: c.mark.last_seqnum,
+                frames: Vec::new(),
+                next_frame: 0,
+                entries: Vec::new(),
+                at: 0,
+                started: false,
+                skipped: Vec::new(),
+                gave_up: None,
+            })
+            .collect();
+        Copies {
+            walks,
+            loaded: false,
+            host: host.to_string(),
+        }
+    }
+
+    /// Whether `seqnum` could have been collected from another file.
+    pub fn covers(&self, seqnum: u64) -> bool {
+        self.walks
+            .iter()
+            .any(|w| w.gave_up.is_none() && (w.first..=w.last).contains(&seqnum))
+    }
+
+    /// Compares the entry numbered `seqnum` (its export bytes `entry`) with the store. Notes
+    /// (a comparison that could not be made) go to `notes`.
+    pub fn check(
+        &mut self,
+        rec: &Recorder,
+        seqnum: u64,
+        entry: &[u8],
+        notes: &mut Vec<String>,
+    ) -> anyhow::Result<Verdict> {
+        if !self.covers(seqnum) {
+            return Ok(Verdict::New);
+        }
+        if !self.loaded {
+            self.load(rec)?;
+        }
+        for w in &mut self.walks {
+            if w.gave_up.is_some() || !(w.first..=w.last).contains(&seqnum) {
+                continue;
+            }
+            let stored = match w.seek(rec, seqnum) {
+                Ok(s) => s,
+                Err(e) => {
+                    let why = format!(
+                        "entries repeating those collected from {} cannot be compared with the \
+                         store: {e:#}",
+                        crate::sanitize::Shown(&w.path)
+                    );
+                    notes.push(why.clone());
+                    w.gave_up = Some(why);
+                    continue;
+                }
+            };
+            let Some(stored) = stored else {
+                continue;
+            };
+            let skipped = std::mem::take(&mut w.skipped);
+            let was_started = std::mem::replace(&mut w.started, true);
+            if !same_entry(&stored, entry) {
+                return Ok(Verdict::Differs {
+                    path: w.path.clone(),
+                    same_boot: field(&stored, "_BOOT_ID") == field(entry, "_BOOT_ID"),
+                });
+            }
+            if was_started && !skipped.is_empty() {
+                return Ok(Verdict::Removed {
+                    path: w.path.clone(),
+                    seqnums: skipped,
+                });
+            }
+            return Ok(Verdict::Same {
+                path: w.path.clone(),
+            });
+        }
+        Ok(Verdict::New)
+    }
+
+    /// Finds the stored frames of the other files: one pass over the ledger.
+    fn load(&mut self, rec: &Recorder) -> anyhow::Result<()> {
+        self.loaded = true;
+        let path = rec.ledger()?.path().to_path_buf();
+        let mut frames: BTreeMap<String, Vec<(u64, u64, u64, Span)>> = BTreeMap::new();
+        let ids: Vec<String> = self.walks.iter().map(|w| w.id.clone()).collect();
+        crate::ledger::scan(&path, 0, 0, |_, _, entry| {
+            let Entry::Frame(f) = entry else { return };
+            let Some(j) = &f.journal else { return };
+            if f.host != self.host || f.source != JOURNAL_SOURCE || !ids.contains(&j.file_id) {
+                return;
+            }
+            frames.entry(j.file_id.clone()).or_default().push((
+                j.first_seqnum,
+                j.last_seqnum,
+                j.entries,
+                Span {
+                    start: f.start,
+                    end: f.end,
+                    file: f.file.clone(),
+                    offset: f.offset,
+                    length: f.length,
+                },
+            ));
+        })?;
+        for w in &mut self.walks {
+            w.frames = frames.remove(&w.id).unwrap_or_default();
+        }
+        Ok(())
+    }
+}
+
+impl Walk {
+    /// Moves forward to the stored entry numbered `seqnum`: its bytes, or `None` when the file
+    /// has no such entry (another file's number). Entries passed over once a repeat was seen
+    /// are noted as skipped.
+    fn seek(&mut self, rec: &Recorder, seqnum: u64) -> anyhow::Result<Option<Vec<u8>>> {
+        loop {
+            while self.at < self.entries.len() && self.entries[self.at].0 < seqnum {
+                if self.started {
+                    self.skipped.push(self.entries[self.at].0);
+                }
+                self.at += 1;
+            }
+            if let Some((s, bytes)) = self.entries.get(self.at) {
+                if *s != seqnum {
+                    return Ok(None);
+                }
+                let bytes = bytes.clone();
+                self.at += 1;
+                return Ok(Some(bytes));
+            }
+            let Some((first, last, n, span)) = self.frames.get(self.next_frame).cloned() else {
+                return Ok(None);
+            };
+            self.next_frame += 1;
+            self.entries.clear();
+            self.at = 0;
+            if last < seqnum && !self.started {
+                continue; // wholly before: nothing to compare, nothing skipped
+            }
+            if last < seqnum && n == last.saturating_sub(first) + 1 {
+                // Wholly skipped and numbered without gaps: no need to read it.
+                self.skipped.extend(first..=last);
+                continue;
+            }
+            let raw = crate::store::read_frame(
+                &rec.store,
+                &span.file,
+                span.offset,
+                span.length,
+                MAX_FRAME,
+            )?
+            .ok_or_else(|| {
+                anyhow::anyhow!("{}: the day is no longer in the local store", span.file)
+            })?;
+            let spans = export::entry_spans(&raw).map_err(|e| {
+                anyhow::anyhow!(
+                    "a stored frame of {} is not the export format ({e}); run `loghost verify`",
+                    span.file
+                )
+            })?;
+            for (a, b) in spans {
+                let bytes = &raw[a..b];
+                let s = field(bytes, "__SEQNUM")
+                    .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok())
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("a stored entry of {} has no __SEQNUM", span.file)
+                    })?;
+                self.entries.push((s, bytes.to_vec()));
+            }
+        }
+    }
+}
+
+/// One field's value of one exported entry.
+fn field(entry: &[u8], name: &str) -> Option<Vec<u8>> {
+    let parsed = export::parse(entry).ok()?;
+    parsed.first()?.get(name).map(<[u8]>::to_vec)
+}
+
+/// Whether two exported entries hold the same fields (in any order).
+pub fn same_entry(a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return true;
+    }
+    let fields = |x: &[u8]| {
+        export::parse(x).ok().and_then(|mut v| {
+            let mut f = v.pop()?.fields;
+            f.sort();
+            Some(f)
+        })
+    };
+    match (fields(a), fields(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_the_same_whatever_the_order_of_their_fields() {
+        let a = b"__CURSOR=s=1\n__SEQNUM=5\nMESSAGE=hi\n_PID=1\n\n";
+        let b = b"__CURSOR=s=1\n__SEQNUM=5\n_PID=1\nMESSAGE=hi\n\n";
+        let c = b"__CURSOR=s=1\n__SEQNUM=5\n_PID=1\nMESSAGE=ho\n\n";
+        assert!(same_entry(a, b));
+        assert!(!same_entry(a, c));
+        assert!(!same_entry(a, b"junk"));
+        assert_eq!(field(a, "__SEQNUM"), Some(b"5".to_vec()));
+    }
+}
