@@ -223,17 +223,23 @@ fn ssh_config(pins: &[PublicKey], io_timeout: Duration) -> client::Config {
     ]);
     config.window_size = 16 * 1024 * 1024;
     config.inactivity_timeout = Some(io_timeout);
-    config.nodelay = true;
     config
 }
 
+/// The TCP connection, with Nagle's algorithm off: SFTP requests are small and answered one
+/// by one, and with it on a request waits for the previous one's delayed ACK (40 ms on Linux).
+/// (russh's `Config::nodelay` applies only when russh opens the socket itself.)
 async fn tcp_connect(address: &Address) -> Result<tokio::net::TcpStream, RemoteError> {
-    tokio::net::TcpStream::connect((address.host.as_str(), address.port))
+    let stream = tokio::net::TcpStream::connect((address.host.as_str(), address.port))
         .await
         .map_err(|e| RemoteError::Connect {
             address: address.to_string(),
             reason: e.to_string(),
-        })
+        })?;
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!("{address}: cannot turn Nagle's algorithm off: {e}");
+    }
+    Ok(stream)
 }
 
 /// Connects only to learn the host key the server offers (for `loghost trust`). Nothing is
