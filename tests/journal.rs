@@ -809,34 +809,39 @@ fn a_collected_file_replaced_under_a_new_file_id_is_compared_with_the_store() {
             .collect::<Vec<_>>()
     };
 
+    // The forged file put in the journal directory, then a round: a note and no alarm, or the
+    // alarm with `detail` in it.
+    let note = |env: &Env, jdir: &Path, name: &str, forged: &[u8], note: &str| {
+        std::fs::write(jdir.join(name), forged).expect("w");
+        let out = env.run(&["pull"]);
+        assert_ok(&out, note);
+        assert!(text(&out).contains(note), "{}", text(&out));
+        assert!(rewritten(env).is_empty(), "{:?}", rewritten(env));
+    };
+    let alarm = |env: &Env, jdir: &Path, forged: &[u8], detail: &str| {
+        std::fs::write(jdir.join("system@forged.journal"), forged).expect("w");
+        let out = env.run(&["pull"]);
+        assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+        let alarms = rewritten(env);
+        assert!(alarms.iter().any(|d| d.contains(detail)), "{alarms:?}");
+    };
+
     // A plain copy (a file copied into the directory): no alarm, said in a note.
     let (env, _sshd, jdir, bytes) = setup();
-    std::fs::write(jdir.join("copy.journal"), copy_with_new_id(&bytes)).expect("w");
-    let out = env.run(&["pull"]);
-    assert_ok(&out, "a copy");
-    assert!(
-        text(&out).contains("50 entries are the same as entries already collected"),
-        "{}",
-        text(&out)
-    );
-    assert!(rewritten(&env).is_empty());
+    let copy = copy_with_new_id(&bytes);
+    let same = "50 entries are the same as entries already collected";
+    note(&env, &jdir, "copy.journal", &copy, same);
 
     // A collected entry edited in the copy that replaces the file: the ALARM.
     let (env, _sshd, jdir, bytes) = setup();
     let mut forged = copy_with_new_id(&bytes);
-    assert_eq!(
-        replace_all(&mut forged, b"for user17 from", b"for admin from "),
-        1
-    );
-    std::fs::write(jdir.join("system@forged.journal"), &forged).expect("w");
-    let out = env.run(&["pull"]);
-    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-    let alarms = rewritten(&env);
-    assert!(
-        alarms
-            .iter()
-            .any(|d| d.contains("seqnum 18") && d.contains("a file not collected before")),
-        "{alarms:?}"
+    let edited = replace_all(&mut forged, b"for user17 from", b"for admin from ");
+    assert_eq!(edited, 1);
+    alarm(
+        &env,
+        &jdir,
+        &forged,
+        "seqnum 18 of this file (a file not collected before)",
     );
 
     // A collected entry removed from the copy (unlinked, the entries after it moved up): the
@@ -852,16 +857,7 @@ fn a_collected_file_replaced_under_a_new_file_id_is_compared_with_the_store() {
     }
     forged[152..160].copy_from_slice(&(n - 1).to_le_bytes());
     forged[16] = 1; // ONLINE: the entry array is walked, not taken from the header's tail
-    std::fs::write(jdir.join("system@forged.journal"), &forged).expect("w");
-    let out = env.run(&["pull"]);
-    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-    let alarms = rewritten(&env);
-    assert!(
-        alarms
-            .iter()
-            .any(|d| d.contains("lacks 1 of them (seqnum 21)")),
-        "{alarms:?}"
-    );
+    alarm(&env, &jdir, &forged, "lacks 1 of them (seqnum 21)");
 
     // The same numbers for another boot (journald reusing numbers after losing its state):
     // a note, no alarm.
@@ -869,15 +865,8 @@ fn a_collected_file_replaced_under_a_new_file_id_is_compared_with_the_store() {
     let mut reused = copy_with_new_id(&bytes);
     assert!(replace_all(&mut reused, &hex_bytes(BOOT1), &hex_bytes(BOOT2)) > 0);
     replace_all(&mut reused, BOOT1.as_bytes(), BOOT2.as_bytes());
-    std::fs::write(jdir.join("system.journal"), &reused).expect("w");
-    let out = env.run(&["pull"]);
-    assert_ok(&out, "numbers reused by another boot");
-    assert!(
-        text(&out).contains("reuse the numbers of entries collected"),
-        "{}",
-        text(&out)
-    );
-    assert!(rewritten(&env).is_empty());
+    let later_boot = "reuse the numbers of entries collected";
+    note(&env, &jdir, "system.journal", &reused, later_boot);
 }
 
 #[test]
