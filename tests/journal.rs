@@ -859,14 +859,18 @@ fn a_collected_file_replaced_under_a_new_file_id_is_compared_with_the_store() {
     forged[16] = 1; // ONLINE: the entry array is walked, not taken from the header's tail
     alarm(&env, &jdir, &forged, "lacks 1 of them (seqnum 21)");
 
-    // The same numbers for another boot (journald reusing numbers after losing its state):
-    // a note, no alarm.
+    // The same numbers under another boot id (what journald would write if it numbered
+    // entries again after losing its state; the forger chooses the boot id): the ALARM.
     let (env, _sshd, jdir, bytes) = setup();
     let mut reused = copy_with_new_id(&bytes);
     assert!(replace_all(&mut reused, &hex_bytes(BOOT1), &hex_bytes(BOOT2)) > 0);
     replace_all(&mut reused, BOOT1.as_bytes(), BOOT2.as_bytes());
-    let later_boot = "reuse the numbers of entries collected";
-    note(&env, &jdir, "system.journal", &reused, later_boot);
+    alarm(
+        &env,
+        &jdir,
+        &reused,
+        "seqnum 1 of this file (a file not collected before)",
+    );
 }
 
 #[test]
@@ -885,12 +889,64 @@ fn a_set_aside_file_missing_collected_entries_is_a_note_an_edited_one_the_alarm(
     std::fs::write(&aside, &bytes).expect("w");
     let out = env.run(&["pull"]);
     assert_ok(&out, "collected entries lost by a crash");
-    assert!(text(&out).contains("set this file aside"), "{}", text(&out));
+    assert!(
+        text(&out).contains("past the last readable entry"),
+        "{}",
+        text(&out)
+    );
     assert!(!env.ledger().iter().any(|e| e["event"] == "rewritten"));
 
     // An entry of it that reads back different is still the alarm.
     edit_message(&aside, b"for user40 from", b"for admin from ");
     set_audit_samples(&env, 1000);
+    let out = env.run(&["pull"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+
+    // Collected entries missing before its last readable entry (one removed from the middle),
+    // or from a file journald had closed cleanly: not writes lost in a crash, the alarm.
+    for (remove, state) in [(true, 1u8), (false, 2u8)] {
+        let (env, _sshd, jdir) = journal_env();
+        set_audit_samples(&env, 1000);
+        let live = jdir.join("system.journal");
+        journal_write(&live, &export_input(BOOT1, 0, 50));
+        assert_ok(&env.run(&["pull"]), "first pull");
+        let mut bytes = std::fs::read(&live).expect("read");
+        if remove {
+            for k in 20..49 {
+                let (to, from) = (slot_of(&bytes, k), slot_of(&bytes, k + 1));
+                let next = bytes[from..from + 4].to_vec();
+                bytes[to..to + 4].copy_from_slice(&next);
+            }
+            bytes[152..160].copy_from_slice(&49u64.to_le_bytes());
+        } else {
+            bytes[152..160].copy_from_slice(&45u64.to_le_bytes());
+        }
+        bytes[16] = state;
+        std::fs::remove_file(&live).expect("rm");
+        std::fs::write(jdir.join("system@0000-crash.journal~"), &bytes).expect("w");
+        let out = env.run(&["pull"]);
+        assert_eq!(
+            out.status.code(),
+            Some(4),
+            "{remove} {state}: {}",
+            text(&out)
+        );
+    }
+}
+
+#[test]
+fn audit_samples_reach_every_recent_frame() {
+    // A file collected one entry a round: its frames beyond every `step`-th are sampled while
+    // they are among its newest (an intruder's traces are recent).
+    let (env, _sshd, jdir) = journal_env();
+    set_audit_samples(&env, 1000);
+    let live = jdir.join("system.journal");
+    for i in 0..66 {
+        journal_write(&live, &export_input(BOOT1, i, 1));
+        assert_ok(&env.run(&["pull"]), "a round");
+    }
+    // Frame 63 (odd: not among the kept history, whose step is now 2).
+    edit_message(&live, b"for user63 from", b"for admin from ");
     let out = env.run(&["pull"]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
 }

@@ -66,6 +66,8 @@ pub const MAX_JOURNAL_SPANS: usize = 64;
 /// first included), at most [`MAX_JOURNAL_SPANS`]; when full, `step` doubles and every other
 /// one goes. So samples cover the file's whole history evenly (a file collected over months
 /// still has samples from its first days), and the index rebuilt from the ledger is the same.
+/// Also its last [`MAX_JOURNAL_SPANS`] frames, all of them: an intruder's traces are recent.
+/// (Frames between the kept ones in older history are not sampled: a known limit.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct JournalSamples {
     /// Frames of the file so far.
@@ -73,12 +75,27 @@ pub struct JournalSamples {
     pub step: u64,
     /// (frame number, where it is stored).
     pub spans: Vec<(u64, Span)>,
+    /// The newest frames (no serde default: an index cache without them is rebuilt).
+    pub recent: Vec<(u64, Span)>,
 }
 
 impl JournalSamples {
+    /// A frame to sample, at random among those kept (recent and across the history).
+    pub fn pick(&self, rng: &mut impl rand::Rng) -> Option<&Span> {
+        let k = rng.gen_range(0..(self.spans.len() + self.recent.len()).max(1));
+        match self.spans.get(k) {
+            Some((_, s)) => Some(s),
+            None => self.recent.get(k - self.spans.len()).map(|(_, s)| s),
+        }
+    }
+
     pub fn push(&mut self, span: Span) {
         let n = self.frames;
         self.frames += 1;
+        self.recent.push((n, span.clone()));
+        if self.recent.len() > MAX_JOURNAL_SPANS {
+            self.recent.remove(0);
+        }
         let step = self.step.max(1);
         if !n.is_multiple_of(step) {
             return;
@@ -168,5 +185,11 @@ mod tests {
             assert!(w[1] - w[0] <= 2 * samples.step, "{starts:?}");
         }
         assert!(10_000 - starts.last().copied().unwrap_or(0) <= samples.step);
+        // And the newest frames, every one of them.
+        let recent: Vec<u64> = samples.recent.iter().map(|(_, s)| s.start).collect();
+        assert_eq!(
+            recent,
+            (10_000 - MAX_JOURNAL_SPANS as u64..10_000).collect::<Vec<_>>()
+        );
     }
 }

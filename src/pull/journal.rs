@@ -27,7 +27,7 @@ use futures::stream::FuturesUnordered;
 use rand::Rng;
 use tokio::sync::{mpsc, oneshot};
 
-use super::journal_copies::{Copies, Verdict};
+use super::journal_copies::{Copies, Frames, Verdict};
 use super::remote::{RemoteError, RemoteFile, Session};
 use super::{Ctx, FileReport, Outcome};
 use crate::config::HostConfig;
@@ -147,6 +147,8 @@ pub(crate) struct HostTally {
     pub read: u64,
     /// The host's journal cursors when the round began.
     pub before: Arc<std::collections::BTreeMap<String, JournalCursor>>,
+    /// The host's journal frames in the ledger, once a file needed them this round.
+    pub frames: Frames,
     /// Files with entries collected before this round: (path, file id, entries).
     pub candidates: Vec<(String, String, u64)>,
 }
@@ -201,6 +203,7 @@ pub(crate) async fn pull_file(
         frame_target: crate::failpoint::size_override("LOGHOST_JOURNAL_FRAME", FRAME_TARGET as u64),
         damaged_ok: path.ends_with('~'),
         before: tally.before.clone(),
+        frames: tally.frames.clone(),
     };
     let worker = tokio::task::spawn_blocking(move || {
         job.run(Remote {
@@ -347,6 +350,20 @@ async fn serve_reads(
     lost
 }
 
+/// The seqnum of the last entry of a file that can be read (of its last 16 linked ones), if any;
+/// a failed read (the connection) is an error.
+fn last_readable_seqnum(jf: &mut JournalFile<Remote>) -> Result<Option<u64>, JournalError> {
+    let n = jf.header.n_entries;
+    for k in (n.saturating_sub(16)..n).rev() {
+        match jf.entry_offset(k).and_then(|off| jf.entry_at(off)) {
+            Ok(e) => return Ok(Some(e.seqnum)),
+            Err(e @ JournalError::Io { .. }) => return Err(e),
+            Err(_) => {}
+        }
+    }
+    Ok(None)
+}
+
 /// What the blocking side needs (cloned for the thread that writes the frames).
 #[derive(Clone)]
 struct Job {
@@ -372,6 +389,7 @@ struct Job {
     damaged_ok: bool,
     /// The host's journal cursors when the round began (entries repeating collected ones).
     before: Arc<std::collections::BTreeMap<String, JournalCursor>>,
+    frames: Frames,
 }
 
 #[derive(Default)]
@@ -395,10 +413,8 @@ struct Collected {
     notes: Vec<String>,
     budget_reached: bool,
     error: Option<String>,
-    /// Entries repeating entries collected from another file: the same (a copy), and those of
-    /// a later boot (numbers reused), with the other file's path.
+    /// Entries the same as entries collected from another file (a copy), with its path.
     copies: Option<(u64, String)>,
-    reused: Option<(u64, String)>,
 }
 
 impl Collected {
@@ -551,6 +567,7 @@ impl Job {
             &self.before,
             &file_id,
             &id_hex(&jf.header.seqnum_id),
+            self.frames.clone(),
         );
         let mut st = Progress {
             checked: false,
@@ -783,7 +800,7 @@ impl Job {
                      collected entries were removed or entries were inserted",
                     c.entries, c.mark.last_seqnum, c.mark.last_offset, c.entries
                 );
-                self.alarm_unless_set_aside(out, &msg);
+                self.alarm(out, &msg);
                 false
             }
             Err(why) => {
@@ -792,7 +809,7 @@ impl Job {
                      {} ({why}), where {} were collected: collected entries were removed",
                     c.mark.last_seqnum, c.entries, c.entries
                 );
-                self.alarm_unless_set_aside(out, &msg);
+                self.alarm_unless_lost(jf, c.mark.last_seqnum, out, &msg)?;
                 false
             }
         };
@@ -804,7 +821,7 @@ impl Job {
                     "the newest collected entry (seqnum {}) cannot be read at offset {}: {e}",
                     c.mark.last_seqnum, c.mark.last_offset
                 );
-                self.alarm_unless_set_aside(out, &msg);
+                self.alarm_unless_lost(jf, c.mark.last_seqnum, out, &msg)?;
                 return Ok(false);
             }
         };
@@ -843,18 +860,12 @@ impl Job {
         match verdict {
             Verdict::New => {}
             Verdict::Same { path } => count(&mut out.copies, path),
-            Verdict::Differs {
-                path,
-                same_boot: false,
-            } => count(&mut out.reused, path),
-            Verdict::Differs {
-                path,
-                same_boot: true,
-            } => {
+            Verdict::Differs { path } => {
                 let msg = format!(
                     "entry seqnum {seqnum} of this file (a file not collected before) repeats the \
                      number of an entry collected from {} with other content: a collected entry \
-                     was rewritten in a copy of its file",
+                     was rewritten in a copy of its file (or journald numbered entries again \
+                     after losing its state; the collected entries are in the store)",
                     Shown(&path)
                 );
                 if !out
@@ -865,16 +876,24 @@ impl Job {
                     self.alarm(out, &msg);
                 }
             }
-            Verdict::Removed { path, seqnums } => {
+            Verdict::Removed {
+                path,
+                count,
+                seqnums,
+            } => {
                 let shown: Vec<String> = seqnums.iter().take(10).map(u64::to_string).collect();
                 let msg = format!(
                     "this file (a file not collected before) repeats entries collected from {} \
                      but lacks {} of them (seqnum {}{}): collected entries were removed from a \
                      copy of their file",
                     Shown(&path),
-                    seqnums.len(),
+                    count,
                     shown.join(", "),
-                    if seqnums.len() > 10 { ", …" } else { "" }
+                    if count > seqnums.len() as u64 {
+                        ", …"
+                    } else {
+                        ""
+                    }
                 );
                 if !out
                     .alarms
@@ -896,14 +915,6 @@ impl Job {
                 Shown(&path)
             ));
         }
-        if let Some((n, path)) = out.reused.take() {
-            out.notes.push(format!(
-                "{n} entries reuse the numbers of entries collected from {} for a later boot \
-                 (journald lost its numbering after an unclean shutdown?); the collected \
-                 entries are in the store",
-                Shown(&path)
-            ));
-        }
     }
 
     /// `samples` random collected entries of the file (from frames across its history),
@@ -918,9 +929,7 @@ impl Job {
         let sid = jf.header.seqnum_id;
         let io = |e: &JournalError| matches!(e, JournalError::Io { .. });
         for _ in 0..samples {
-            let spans = &c.samples.spans;
-            let Some((_, span)) = spans.get(rand::thread_rng().gen_range(0..spans.len().max(1)))
-            else {
+            let Some(span) = c.samples.pick(&mut rand::thread_rng()) else {
                 break;
             };
             let stored = match self.stored_frame(span) {
@@ -967,7 +976,7 @@ impl Job {
                 }
                 Ok(None) | Err(_) if self.damaged_ok => {
                     let msg = format!("a collected entry (seqnum {seqnum}) is no longer linked");
-                    self.alarm_unless_set_aside(out, &msg);
+                    self.alarm_unless_lost(jf, seqnum, out, &msg)?;
                     continue;
                 }
                 Ok(None) | Err(_) => false,
@@ -997,23 +1006,35 @@ impl Job {
         Ok(raw)
     }
 
-    /// Collected entries missing or unreadable: the ALARM, except in a file journald set aside
-    /// (`*.journal~`, after an unclean shutdown), where writes that never reached the disk
-    /// explain it (as a vacuum, it shows nothing rewritten: what was collected is in the
-    /// store). An entry that reads back different is the ALARM everywhere.
-    fn alarm_unless_set_aside(&self, out: &mut Collected, msg: &str) {
-        if self.damaged_ok {
-            let note = format!(
-                "{msg} (journald set this file aside as damaged, after an unclean shutdown: \
-                 entries written before it may not have reached its disk; what was collected \
-                 is in the store)"
-            );
-            if !out.notes.contains(&note) {
-                out.notes.push(note);
-            }
-        } else {
+    /// A collected entry (numbered `seqnum`) missing or unreadable: the ALARM, except in the lost
+    /// tail of a file journald set aside after an unclean shutdown (`*.journal~`, left ONLINE):
+    /// entries after its last readable entry were written before the crash but did not all
+    /// reach its disk (as after a vacuum, nothing is shown rewritten: what was collected is in
+    /// the store). A collected entry missing before that point, or one that reads back
+    /// different, is the ALARM everywhere.
+    fn alarm_unless_lost(
+        &self,
+        jf: &mut JournalFile<Remote>,
+        seqnum: u64,
+        out: &mut Collected,
+        msg: &str,
+    ) -> Result<(), JournalError> {
+        let lost = self.damaged_ok
+            && jf.header.state == STATE_ONLINE
+            && last_readable_seqnum(jf)?.is_none_or(|last| seqnum > last);
+        if !lost {
             self.alarm(out, msg);
+            return Ok(());
         }
+        let note = format!(
+            "{msg} (past the last readable entry of a file journald set aside as damaged, after \
+             an unclean shutdown: entries written before it may not have reached its disk; what \
+             was collected is in the store)"
+        );
+        if !out.notes.contains(&note) {
+            out.notes.push(note);
+        }
+        Ok(())
     }
 
     fn alarm(&self, out: &mut Collected, msg: &str) {

@@ -10,9 +10,9 @@
 //! the copy in the store:
 //! - the same entry (its fields compared as a set: a copy may order them differently): a copy,
 //!   said once per file, no alarm;
-//! - different, with the same boot id: a collected entry rewritten: the `rewritten` ALARM;
-//! - different, another boot: journald reusing numbers after an unclean shutdown lost its
-//!   state: a note (the collected entry is in the store; nothing was shown rewritten);
+//! - different: a collected entry rewritten: the `rewritten` ALARM (whatever boot id the entry
+//!   claims: the file's author chose it; the innocent explanation, journald reusing numbers
+//!   after losing its state, is rare enough to be looked at);
 //! - collected entries of the other file missing between two entries the file repeats: entries
 //!   removed from a copy: the ALARM.
 //!
@@ -22,10 +22,16 @@
 //! at its start or end is not an alarm (it looks like a copy made earlier); the entries it lacks
 //! are in the store.
 //!
-//! Cost: the other file's stored frames are found with one pass over the ledger, the first time
-//! an entry falls in that file's collected range, and each is decompressed at most once per
-//! round (the entries of a file come in increasing seqnum order, so each walk only moves
-//! forward).
+//! Known limits: a forged copy renumbered beyond the collected numbers, or under a new seqnum id,
+//! is collected as new entries (nothing ties it to the collected ones but its content); the
+//! collected entries stay in the store. A day no longer in the local store (archived) cannot be
+//! compared: a note.
+//!
+//! Cost: the host's stored frames of those files are found with one pass over the ledger, at
+//! most once per host and round ([`Frames`], shared by the host's files), and each is
+//! decompressed at most once per file and round (the entries of a file come in increasing
+//! seqnum order, so each walk only moves forward); at most [`MAX_HELD`] bytes of decompressed
+//! frames are held at once.
 
 use std::collections::BTreeMap;
 
@@ -33,6 +39,19 @@ use crate::journal::export;
 use crate::ledger::cursor::{JournalCursor, Span};
 use crate::ledger::writer::Recorder;
 use crate::ledger::{Entry, JOURNAL_SOURCE};
+
+/// Decompressed frames held at once across a file's walks; beyond, the others are let go (and
+/// read again if needed).
+pub const MAX_HELD: usize = 64 << 20;
+
+/// One stored frame of a journal file: (first seqnum, last seqnum, entries, where).
+type FrameRef = (u64, u64, u64, Span);
+
+/// The host's stored journal frames by file id.
+type HostFrames = BTreeMap<String, Vec<FrameRef>>;
+
+/// [`HostFrames`], loaded once a round on first need and shared by the host's files.
+pub type Frames = std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<HostFrames>>>>;
 
 /// Largest stored frame decompressed for a comparison.
 const MAX_FRAME: u64 =
@@ -46,10 +65,14 @@ pub enum Verdict {
     /// The same as the entry collected from the file at `path`.
     Same { path: String },
     /// Different from the entry with its number collected from `path`.
-    Differs { path: String, same_boot: bool },
+    Differs { path: String },
     /// Collected entries of `path` with numbers between the previous repeated entry and this
-    /// one (this one is the same): they are missing from the copy.
-    Removed { path: String, seqnums: Vec<u64> },
+    /// one: they are missing from the copy (how many, the first few).
+    Removed {
+        path: String,
+        count: u64,
+        seqnums: Vec<u64>,
+    },
 }
 
 /// One other file's collected entries, walked forward in seqnum order.
@@ -59,16 +82,20 @@ struct Walk {
     first: u64,
     last: u64,
     /// The file's frames in the store: (first seqnum, last seqnum, entries, where).
-    frames: Vec<(u64, u64, u64, Span)>,
+    frames: Vec<FrameRef>,
     next_frame: usize,
     /// The current frame's entries: (seqnum, bytes).
     entries: Vec<(u64, Vec<u8>)>,
     at: usize,
     /// An entry repeated this file's: from now on, its entries the copy skips were removed.
     started: bool,
-    skipped: Vec<u64>,
+    /// Entries passed over since the last repeat once started: how many, the first few.
+    skipped: (u64, Vec<u64>),
     /// Why it cannot be compared (a day no longer in the local store): said once.
     gave_up: Option<String>,
+    /// The last entry passed in a frame let go: when it is read again, entries up to it are
+    /// passed already.
+    passed: Option<u64>,
 }
 
 /// The host's files collected before this round that share the file's seqnum id.
@@ -76,6 +103,7 @@ pub struct Copies {
     walks: Vec<Walk>,
     loaded: bool,
     host: String,
+    frames: Frames,
 }
 
 impl Copies {
@@ -86,6 +114,7 @@ impl Copies {
         before: &BTreeMap<String, JournalCursor>,
         file_id: &str,
         seqnum_id: &str,
+        frames: Frames,
     ) -> Copies {
         let walks = before
             .iter()
@@ -100,14 +129,16 @@ impl Copies {
                 entries: Vec::new(),
                 at: 0,
                 started: false,
-                skipped: Vec::new(),
+                skipped: (0, Vec::new()),
                 gave_up: None,
+                passed: None,
             })
             .collect();
         Copies {
             walks,
             loaded: false,
             host: host.to_string(),
+            frames,
         }
     }
 
@@ -133,6 +164,13 @@ impl Copies {
         if !self.loaded {
             self.load(rec)?;
         }
+        // Bounded memory: the frames other walks hold go before this one reads more.
+        let held: usize = self.walks.iter().map(Walk::held).sum();
+        if held > MAX_HELD {
+            for w in &mut self.walks {
+                w.let_go();
+            }
+        }
         for w in &mut self.walks {
             if w.gave_up.is_some() || !(w.first..=w.last).contains(&seqnum) {
                 continue;
@@ -155,16 +193,16 @@ impl Copies {
             };
             let skipped = std::mem::take(&mut w.skipped);
             let was_started = std::mem::replace(&mut w.started, true);
+            if was_started && skipped.0 > 0 {
+                return Ok(Verdict::Removed {
+                    path: w.path.clone(),
+                    count: skipped.0,
+                    seqnums: skipped.1,
+                });
+            }
             if !same_entry(&stored, entry) {
                 return Ok(Verdict::Differs {
                     path: w.path.clone(),
-                    same_boot: field(&stored, "_BOOT_ID") == field(entry, "_BOOT_ID"),
-                });
-            }
-            if was_started && !skipped.is_empty() {
-                return Ok(Verdict::Removed {
-                    path: w.path.clone(),
-                    seqnums: skipped,
                 });
             }
             return Ok(Verdict::Same {
@@ -174,16 +212,39 @@ impl Copies {
         Ok(Verdict::New)
     }
 
-    /// Finds the stored frames of the other files: one pass over the ledger.
+    /// Finds the stored frames of the other files: one pass over the ledger for the host's
+    /// journal frames, shared by the host's files this round.
     fn load(&mut self, rec: &Recorder) -> anyhow::Result<()> {
         self.loaded = true;
-        let path = rec.ledger()?.path().to_path_buf();
-        let mut frames: BTreeMap<String, Vec<(u64, u64, u64, Span)>> = BTreeMap::new();
-        let ids: Vec<String> = self.walks.iter().map(|w| w.id.clone()).collect();
+        let mut shared = self
+            .frames
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the frame list's lock is poisoned"))?;
+        let all = match shared.as_ref() {
+            Some(all) => all.clone(),
+            None => {
+                let all = std::sync::Arc::new(host_frames(rec, &self.host)?);
+                *shared = Some(all.clone());
+                all
+            }
+        };
+        drop(shared);
+        for w in &mut self.walks {
+            w.frames = all.get(&w.id).cloned().unwrap_or_default();
+        }
+        Ok(())
+    }
+}
+
+/// The host's journal frames in the ledger, by file id, in order.
+fn host_frames(rec: &Recorder, host: &str) -> anyhow::Result<HostFrames> {
+    let path = rec.ledger()?.path().to_path_buf();
+    let mut frames = HostFrames::new();
+    {
         crate::ledger::scan(&path, 0, 0, |_, _, entry| {
             let Entry::Frame(f) = entry else { return };
             let Some(j) = &f.journal else { return };
-            if f.host != self.host || f.source != JOURNAL_SOURCE || !ids.contains(&j.file_id) {
+            if f.host != host || f.source != JOURNAL_SOURCE {
                 return;
             }
             frames.entry(j.file_id.clone()).or_default().push((
@@ -199,14 +260,37 @@ impl Copies {
                 },
             ));
         })?;
-        for w in &mut self.walks {
-            w.frames = frames.remove(&w.id).unwrap_or_default();
-        }
-        Ok(())
     }
+    Ok(frames)
 }
 
 impl Walk {
+    /// Notes entries passed over as missing from the copy.
+    fn skip(&mut self, seqnums: std::ops::RangeInclusive<u64>) {
+        if seqnums.is_empty() {
+            return;
+        }
+        self.skipped.0 += seqnums.end() - seqnums.start() + 1;
+        for s in seqnums.take(10usize.saturating_sub(self.skipped.1.len())) {
+            self.skipped.1.push(s);
+        }
+    }
+
+    /// Bytes of decompressed frame held.
+    fn held(&self) -> usize {
+        self.entries.iter().map(|(_, b)| b.len()).sum()
+    }
+
+    /// Lets the frame held go; the next seek reads it again.
+    fn let_go(&mut self) {
+        if !self.entries.is_empty() {
+            self.passed = self.at.checked_sub(1).map(|k| self.entries[k].0);
+            self.entries = Vec::new();
+            self.next_frame -= 1;
+            self.at = 0;
+        }
+    }
+
     /// Moves forward to the stored entry numbered `seqnum`: its bytes, or `None` when the file
     /// has no such entry (another file's number). Entries passed over once a repeat was seen
     /// are noted as skipped.
@@ -214,7 +298,8 @@ impl Walk {
         loop {
             while self.at < self.entries.len() && self.entries[self.at].0 < seqnum {
                 if self.started {
-                    self.skipped.push(self.entries[self.at].0);
+                    let s = self.entries[self.at].0;
+                    self.skip(s..=s);
                 }
                 self.at += 1;
             }
@@ -232,12 +317,15 @@ impl Walk {
             self.next_frame += 1;
             self.entries.clear();
             self.at = 0;
+            let passed = self.passed.take();
+            let after = |s: u64| passed.is_none_or(|p| s > p);
             if last < seqnum && !self.started {
                 continue; // wholly before: nothing to compare, nothing skipped
             }
             if last < seqnum && n == last.saturating_sub(first) + 1 {
                 // Wholly skipped and numbered without gaps: no need to read it.
-                self.skipped.extend(first..=last);
+                let from = passed.map_or(first, |p| first.max(p.saturating_add(1)));
+                self.skip(from..=last);
                 continue;
             }
             let raw = crate::store::read_frame(
@@ -263,7 +351,9 @@ impl Walk {
                     .ok_or_else(|| {
                         anyhow::anyhow!("a stored entry of {} has no __SEQNUM", span.file)
                     })?;
-                self.entries.push((s, bytes.to_vec()));
+                if after(s) {
+                    self.entries.push((s, bytes.to_vec()));
+                }
             }
         }
     }
@@ -275,7 +365,8 @@ fn field(entry: &[u8], name: &str) -> Option<Vec<u8>> {
     parsed.first()?.get(name).map(<[u8]>::to_vec)
 }
 
-/// Whether two exported entries hold the same fields (in any order).
+/// Whether two exported entries hold the same fields (in any order). `__CURSOR` is left out:
+/// it is made of the others, and of a hash of the payloads keyed by the file's id.
 pub fn same_entry(a: &[u8], b: &[u8]) -> bool {
     if a == b {
         return true;
@@ -283,6 +374,7 @@ pub fn same_entry(a: &[u8], b: &[u8]) -> bool {
     let fields = |x: &[u8]| {
         export::parse(x).ok().and_then(|mut v| {
             let mut f = v.pop()?.fields;
+            f.retain(|(n, _)| n != "__CURSOR");
             f.sort();
             Some(f)
         })
