@@ -859,6 +859,18 @@ fn a_collected_file_replaced_under_a_new_file_id_is_compared_with_the_store() {
     forged[16] = 1; // ONLINE: the entry array is walked, not taken from the header's tail
     alarm(&env, &jdir, &forged, "lacks 1 of them (seqnum 21)");
 
+    // The copy's later entries renumbered beyond the collected ones (edited or not, they no
+    // longer repeat a collected number): the collected entries it lacks are the ALARM.
+    let (env, _sshd, jdir, bytes) = setup();
+    let mut forged = copy_with_new_id(&bytes);
+    for k in 15..50 {
+        let slot = slot_of(&forged, k);
+        let entry = u32::from_le_bytes(forged[slot..slot + 4].try_into().expect("4")) as usize;
+        let seqnum = u64_at(&forged, entry + 16) + 1000;
+        forged[entry + 16..entry + 24].copy_from_slice(&seqnum.to_le_bytes());
+    }
+    alarm(&env, &jdir, &forged, "lacks 35 of them (seqnum 16, 17");
+
     // The same numbers under another boot id (what journald would write if it numbered
     // entries again after losing its state; the forger chooses the boot id): the ALARM.
     let (env, _sshd, jdir, bytes) = setup();

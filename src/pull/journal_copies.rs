@@ -91,6 +91,8 @@ struct Walk {
     started: bool,
     /// Entries passed over since the last repeat once started: how many, the first few.
     skipped: (u64, Vec<u64>),
+    /// An entry beyond its collected numbers came after a repeat: the walk is over.
+    passed_end: bool,
     /// Why it cannot be compared (a day no longer in the local store): said once.
     gave_up: Option<String>,
     /// The last entry passed in a frame let go: when it is read again, entries up to it are
@@ -131,6 +133,7 @@ impl Copies {
                 started: false,
                 skipped: (0, Vec::new()),
                 gave_up: None,
+                passed_end: false,
                 passed: None,
             })
             .collect();
@@ -144,9 +147,7 @@ impl Copies {
 
     /// Whether `seqnum` could have been collected from another file.
     pub fn covers(&self, seqnum: u64) -> bool {
-        self.walks
-            .iter()
-            .any(|w| w.gave_up.is_none() && (w.first..=w.last).contains(&seqnum))
+        self.walks.iter().any(|w| w.wants(seqnum))
     }
 
     /// Compares the entry numbered `seqnum` (its export bytes `entry`) with the store. Notes
@@ -172,7 +173,22 @@ impl Copies {
             }
         }
         for w in &mut self.walks {
-            if w.gave_up.is_some() || !(w.first..=w.last).contains(&seqnum) {
+            if !w.wants(seqnum) {
+                continue;
+            }
+            if seqnum > w.last {
+                // A copy that repeated this file's entries goes on beyond them: it must have
+                // held the rest of them first.
+                w.passed_end = true;
+                let _ = w.seek(rec, u64::MAX);
+                let skipped = std::mem::take(&mut w.skipped);
+                if skipped.0 > 0 {
+                    return Ok(Verdict::Removed {
+                        path: w.path.clone(),
+                        count: skipped.0,
+                        seqnums: skipped.1,
+                    });
+                }
                 continue;
             }
             let stored = match w.seek(rec, seqnum) {
@@ -265,6 +281,14 @@ fn host_frames(rec: &Recorder, host: &str) -> anyhow::Result<HostFrames> {
 }
 
 impl Walk {
+    /// Whether an entry numbered `seqnum` of the file read is to be compared with this file's:
+    /// within its collected numbers, or the first beyond them once the copy had started.
+    fn wants(&self, seqnum: u64) -> bool {
+        self.gave_up.is_none()
+            && ((self.first..=self.last).contains(&seqnum)
+                || (self.started && !self.passed_end && seqnum > self.last))
+    }
+
     /// Notes entries passed over as missing from the copy.
     fn skip(&mut self, seqnums: std::ops::RangeInclusive<u64>) {
         if seqnums.is_empty() {
