@@ -350,20 +350,6 @@ async fn serve_reads(
     lost
 }
 
-/// The seqnum of the last entry of a file that can be read (of its last 16 linked ones), if any;
-/// a failed read (the connection) is an error.
-fn last_readable_seqnum(jf: &mut JournalFile<Remote>) -> Result<Option<u64>, JournalError> {
-    let n = jf.header.n_entries;
-    for k in (n.saturating_sub(16)..n).rev() {
-        match jf.entry_offset(k).and_then(|off| jf.entry_at(off)) {
-            Ok(e) => return Ok(Some(e.seqnum)),
-            Err(e @ JournalError::Io { .. }) => return Err(e),
-            Err(_) => {}
-        }
-    }
-    Ok(None)
-}
-
 /// What the blocking side needs (cloned for the thread that writes the frames).
 #[derive(Clone)]
 struct Job {
@@ -809,7 +795,7 @@ impl Job {
                      {} ({why}), where {} were collected: collected entries were removed",
                     c.mark.last_seqnum, c.entries, c.entries
                 );
-                self.alarm_unless_lost(jf, c.mark.last_seqnum, out, &msg)?;
+                self.alarm_missing(out, &msg);
                 false
             }
         };
@@ -821,7 +807,7 @@ impl Job {
                     "the newest collected entry (seqnum {}) cannot be read at offset {}: {e}",
                     c.mark.last_seqnum, c.mark.last_offset
                 );
-                self.alarm_unless_lost(jf, c.mark.last_seqnum, out, &msg)?;
+                self.alarm_missing(out, &msg);
                 return Ok(false);
             }
         };
@@ -974,11 +960,6 @@ impl Job {
                     export::write_entry(&mut now, &sid, &e);
                     now == stored[a..b]
                 }
-                Ok(None) | Err(_) if self.damaged_ok => {
-                    let msg = format!("a collected entry (seqnum {seqnum}) is no longer linked");
-                    self.alarm_unless_lost(jf, seqnum, out, &msg)?;
-                    continue;
-                }
                 Ok(None) | Err(_) => false,
             };
             if !same {
@@ -986,7 +967,7 @@ impl Job {
                     "a collected entry (seqnum {seqnum}) is no longer on the server as it was \
                      collected"
                 );
-                self.alarm(out, &msg);
+                self.alarm_missing(out, &msg);
                 break;
             }
         }
@@ -1006,35 +987,22 @@ impl Job {
         Ok(raw)
     }
 
-    /// A collected entry (numbered `seqnum`) missing or unreadable: the ALARM, except in the lost
-    /// tail of a file journald set aside after an unclean shutdown (`*.journal~`, left ONLINE):
-    /// entries after its last readable entry were written before the crash but did not all
-    /// reach its disk (as after a vacuum, nothing is shown rewritten: what was collected is in
-    /// the store). A collected entry missing before that point, or one that reads back
-    /// different, is the ALARM everywhere.
-    fn alarm_unless_lost(
-        &self,
-        jf: &mut JournalFile<Remote>,
-        seqnum: u64,
-        out: &mut Collected,
-        msg: &str,
-    ) -> Result<(), JournalError> {
-        let lost = self.damaged_ok
-            && jf.header.state == STATE_ONLINE
-            && last_readable_seqnum(jf)?.is_none_or(|last| seqnum > last);
-        if !lost {
+    /// A collected entry missing or unreadable: the ALARM. In a file journald set aside after an
+    /// unclean shutdown (`*.journal~`) the alarm says that a power loss can explain it (entries
+    /// loghost read from the server's page cache that never reached its disk): nothing in such a
+    /// file tells lost writes from removed entries (whoever forged it controls all of it), so
+    /// it is not excused.
+    fn alarm_missing(&self, out: &mut Collected, msg: &str) {
+        if self.damaged_ok {
+            let msg = format!(
+                "{msg} (journald set this file aside after an unclean shutdown: if the server \
+                 lost power, entries not yet on its disk explain it; what was collected is in \
+                 the store)"
+            );
+            self.alarm(out, &msg);
+        } else {
             self.alarm(out, msg);
-            return Ok(());
         }
-        let note = format!(
-            "{msg} (past the last readable entry of a file journald set aside as damaged, after \
-             an unclean shutdown: entries written before it may not have reached its disk; what \
-             was collected is in the store)"
-        );
-        if !out.notes.contains(&note) {
-            out.notes.push(note);
-        }
-        Ok(())
     }
 
     fn alarm(&self, out: &mut Collected, msg: &str) {

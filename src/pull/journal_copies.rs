@@ -93,6 +93,8 @@ struct Walk {
     skipped: (u64, Vec<u64>),
     /// An entry beyond its collected numbers came after a repeat: the walk is over.
     passed_end: bool,
+    /// A frame of it was no longer in the local store (said once).
+    unavailable: bool,
     /// Why it cannot be compared (a day no longer in the local store): said once.
     gave_up: Option<String>,
     /// The last entry passed in a frame let go: when it is read again, entries up to it are
@@ -134,6 +136,7 @@ impl Copies {
                 skipped: (0, Vec::new()),
                 gave_up: None,
                 passed_end: false,
+                unavailable: false,
                 passed: None,
             })
             .collect();
@@ -165,22 +168,30 @@ impl Copies {
         if !self.loaded {
             self.load(rec)?;
         }
-        // Bounded memory: the frames other walks hold go before this one reads more.
-        let held: usize = self.walks.iter().map(Walk::held).sum();
-        if held > MAX_HELD {
-            for w in &mut self.walks {
-                w.let_go();
-            }
-        }
-        for w in &mut self.walks {
-            if !w.wants(seqnum) {
+        for k in 0..self.walks.len() {
+            if !self.walks[k].wants(seqnum) {
                 continue;
             }
+            // Bounded memory: before this walk reads on, the frames the others hold go when
+            // they are more than MAX_HELD (this walk's own frame stays: letting it go would
+            // read it again for every entry compared).
+            let others: usize = (self.walks.iter().enumerate())
+                .filter(|(i, _)| *i != k)
+                .map(|(_, w)| w.held())
+                .sum();
+            if others > MAX_HELD {
+                for (i, w) in self.walks.iter_mut().enumerate() {
+                    if i != k {
+                        w.let_go();
+                    }
+                }
+            }
+            let w = &mut self.walks[k];
             if seqnum > w.last {
                 // A copy that repeated this file's entries goes on beyond them: it must have
-                // held the rest of them first.
+                // held the rest of them first (those collected before the round).
                 w.passed_end = true;
-                let _ = w.seek(rec, u64::MAX);
+                let _ = w.seek(rec, w.last.saturating_add(1), notes);
                 let skipped = std::mem::take(&mut w.skipped);
                 if skipped.0 > 0 {
                     return Ok(Verdict::Removed {
@@ -191,7 +202,7 @@ impl Copies {
                 }
                 continue;
             }
-            let stored = match w.seek(rec, seqnum) {
+            let stored = match w.seek(rec, seqnum, notes) {
                 Ok(s) => s,
                 Err(e) => {
                     let why = format!(
@@ -246,7 +257,10 @@ impl Copies {
         };
         drop(shared);
         for w in &mut self.walks {
+            // Only the frames collected before the round (those after are this round's).
             w.frames = all.get(&w.id).cloned().unwrap_or_default();
+            let last = w.last;
+            w.frames.retain(|f| f.0 <= last);
         }
         Ok(())
     }
@@ -318,7 +332,12 @@ impl Walk {
     /// Moves forward to the stored entry numbered `seqnum`: its bytes, or `None` when the file
     /// has no such entry (another file's number). Entries passed over once a repeat was seen
     /// are noted as skipped.
-    fn seek(&mut self, rec: &Recorder, seqnum: u64) -> anyhow::Result<Option<Vec<u8>>> {
+    fn seek(
+        &mut self,
+        rec: &Recorder,
+        seqnum: u64,
+        notes: &mut Vec<String>,
+    ) -> anyhow::Result<Option<Vec<u8>>> {
         loop {
             while self.at < self.entries.len() && self.entries[self.at].0 < seqnum {
                 if self.started {
@@ -352,16 +371,29 @@ impl Walk {
                 self.skip(from..=last);
                 continue;
             }
-            let raw = crate::store::read_frame(
+            let Some(raw) = crate::store::read_frame(
                 &rec.store,
                 &span.file,
                 span.offset,
                 span.length,
                 MAX_FRAME,
             )?
-            .ok_or_else(|| {
-                anyhow::anyhow!("{}: the day is no longer in the local store", span.file)
-            })?;
+            else {
+                // Archived out of the local store: its entries cannot be compared (said once);
+                // what is missing around it cannot be told either.
+                if !self.unavailable {
+                    self.unavailable = true;
+                    notes.push(format!(
+                        "entries repeating those collected from {} in {} cannot be compared: \
+                         the day is no longer in the local store",
+                        crate::sanitize::Shown(&self.path),
+                        span.file
+                    ));
+                }
+                self.started = false;
+                self.skipped = (0, Vec::new());
+                continue;
+            };
             let spans = export::entry_spans(&raw).map_err(|e| {
                 anyhow::anyhow!(
                     "a stored frame of {} is not the export format ({e}); run `loghost verify`",
