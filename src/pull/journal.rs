@@ -567,7 +567,7 @@ impl Job {
             out.bytes_read = jf.bytes_read();
             // What was read before an error is good: commit it.
             self.commit(&jf, &mut st.batch, out)?;
-            if r.is_ok() || !r.as_ref().is_err_and(JournalError::is_torn) {
+            if !r.as_ref().is_err_and(JournalError::is_torn) {
                 self.say_copies(out);
             }
             match r {
@@ -854,13 +854,7 @@ impl Job {
                      after losing its state; the collected entries are in the store)",
                     Shown(&path)
                 );
-                if !out
-                    .alarms
-                    .iter()
-                    .any(|a| a.contains("a file not collected before"))
-                {
-                    self.alarm(out, &msg);
-                }
+                self.copy_alarm(out, &msg);
             }
             Verdict::Removed {
                 path,
@@ -881,14 +875,16 @@ impl Job {
                         ""
                     }
                 );
-                if !out
-                    .alarms
-                    .iter()
-                    .any(|a| a.contains("a file not collected before"))
-                {
-                    self.alarm(out, &msg);
-                }
+                self.copy_alarm(out, &msg);
             }
+        }
+    }
+
+    /// The alarm about a copy, once per file and round.
+    fn copy_alarm(&self, out: &mut Collected, msg: &str) {
+        let said = |a: &String| a.contains("a file not collected before");
+        if !out.alarms.iter().any(said) {
+            self.alarm(out, msg);
         }
     }
 
