@@ -438,7 +438,7 @@ fn run_waits_for_a_short_command_holding_the_store_and_refuses_a_second_daemon()
 
     // Held by another "run": refused at once, naming the mistake.
     drop(held);
-    let _held = hold("run");
+    let held = hold("run");
     let out = env.run(&["run"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
@@ -446,4 +446,22 @@ fn run_waits_for_a_short_command_holding_the_store_and_refuses_a_second_daemon()
         "{}",
         text(&out)
     );
+    drop(held);
+
+    // Taken by a command that has not yet written its name (the lock file empty, or still
+    // naming the daemon that held it before): run reads it again, and waits.
+    let mut held = hold("run");
+    held.set_len(0).expect("truncate");
+    let mut d = Daemon::start(&env, &[]);
+    std::thread::sleep(Duration::from_millis(150));
+    std::io::Seek::rewind(&mut held).expect("rewind");
+    writeln!(held, "4242 verify").expect("write");
+    wait_for("run to say it waits", &d, || {
+        d.log().contains("pid 4242, loghost verify") && d.log().contains("waiting")
+    });
+    drop(held);
+    wait_for("run to start once the lock was freed", &d, || {
+        d.log().contains("loghost running")
+    });
+    assert_eq!(d.stop(), Some(0), "{}", d.log());
 }

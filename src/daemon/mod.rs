@@ -138,6 +138,11 @@ async fn open_waiting(
 ) -> Result<Option<Recorder>> {
     let mut waiting_since: Option<std::time::Instant> = None;
     let mut last_said = std::time::Instant::now();
+    // How many times in a row the holder looked like a daemon. The lock file is written by its
+    // holder just after it takes the lock: read in between, it is empty or still names the
+    // previous holder (a daemon that has stopped, say). Only a holder that keeps saying `run`
+    // is another daemon.
+    let mut like_a_daemon = 0;
     loop {
         let e = match Recorder::open(config, "run") {
             Ok(rec) => {
@@ -155,6 +160,11 @@ async fn open_waiting(
             return Err(e);
         };
         if role.as_deref() == Some("run") || role.is_none() {
+            like_a_daemon += 1;
+            if like_a_daemon < 5 {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
             // A second daemon on the same store (or a holder too old to say what it is).
             return Err(SetupError(format!(
                 "the store {} is held by another loghost daemon{holder}: one `loghost run` per \
@@ -163,6 +173,7 @@ async fn open_waiting(
             ))
             .into());
         }
+        like_a_daemon = 0;
         let now = std::time::Instant::now();
         if waiting_since.is_none() || now.duration_since(last_said).as_secs() >= 60 {
             tracing::warn!(
