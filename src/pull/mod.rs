@@ -1,7 +1,8 @@
-//! **Part `pull/`: the SFTP input.** The round, one file's collection (`collect`), the SSH/SFTP
-//! client (`remote`), the pure rotation decisions (`rotation`), pinned host keys
-//! (`known_hosts`). It records through `ledger::writer`; it must not import `receive`, `daemon`,
-//! `archive` or `cli`.
+//! **Part `pull/`: the SFTP input.** The round, one file's collection (`collect`), a host's
+//! systemd journal files (`journal`, with `journal_copies` for entries repeating collected
+//! ones), the SSH/SFTP client (`remote`), the pure rotation decisions (`rotation`), pinned host
+//! keys (`known_hosts`). It records through `ledger::writer`; it must not import `receive`,
+//! `daemon`, `archive` or `cli`.
 //!
 //! One pull round (DESIGN §4): every selected host, at most `ssh.concurrency` at once, each
 //! independent of the others.
