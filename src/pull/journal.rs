@@ -840,12 +840,9 @@ impl Job {
                 return;
             }
         };
-        let count = |slot: &mut Option<(u64, String)>, path: String| {
-            slot.get_or_insert((0, path)).0 += 1;
-        };
         match verdict {
             Verdict::New => {}
-            Verdict::Same { path } => count(&mut out.copies, path),
+            Verdict::Same { path } => out.copies.get_or_insert((0, path)).0 += 1,
             Verdict::Differs { path } => {
                 let msg = format!(
                     "entry seqnum {seqnum} of this file (a file not collected before) repeats the \

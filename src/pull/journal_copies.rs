@@ -95,8 +95,8 @@ struct Walk {
     passed_end: bool,
     /// A frame of it was no longer in the local store (said once).
     unavailable: bool,
-    /// Why it cannot be compared (a day no longer in the local store): said once.
-    gave_up: Option<String>,
+    /// A stored frame of it could not be read (said once): not compared any more.
+    gave_up: bool,
     /// The last entry passed in a frame let go: when it is read again, entries up to it are
     /// passed already.
     passed: Option<u64>,
@@ -134,7 +134,7 @@ impl Copies {
                 at: 0,
                 started: false,
                 skipped: (0, Vec::new()),
-                gave_up: None,
+                gave_up: false,
                 passed_end: false,
                 unavailable: false,
                 passed: None,
@@ -192,40 +192,30 @@ impl Copies {
                 // held the rest of them first (those collected before the round).
                 w.passed_end = true;
                 let _ = w.seek(rec, w.last.saturating_add(1), notes);
-                let skipped = std::mem::take(&mut w.skipped);
-                if skipped.0 > 0 {
-                    return Ok(Verdict::Removed {
-                        path: w.path.clone(),
-                        count: skipped.0,
-                        seqnums: skipped.1,
-                    });
+                if let Some(removed) = w.take_removed() {
+                    return Ok(removed);
                 }
                 continue;
             }
             let stored = match w.seek(rec, seqnum, notes) {
                 Ok(s) => s,
                 Err(e) => {
-                    let why = format!(
+                    notes.push(format!(
                         "entries repeating those collected from {} cannot be compared with the \
                          store: {e:#}",
                         crate::sanitize::Shown(&w.path)
-                    );
-                    notes.push(why.clone());
-                    w.gave_up = Some(why);
+                    ));
+                    w.gave_up = true;
                     continue;
                 }
             };
             let Some(stored) = stored else {
                 continue;
             };
-            let skipped = std::mem::take(&mut w.skipped);
             let was_started = std::mem::replace(&mut w.started, true);
-            if was_started && skipped.0 > 0 {
-                return Ok(Verdict::Removed {
-                    path: w.path.clone(),
-                    count: skipped.0,
-                    seqnums: skipped.1,
-                });
+            let removed = w.take_removed();
+            if let (true, Some(removed)) = (was_started, removed) {
+                return Ok(removed);
             }
             if !same_entry(&stored, entry) {
                 return Ok(Verdict::Differs {
@@ -295,10 +285,21 @@ fn host_frames(rec: &Recorder, host: &str) -> anyhow::Result<HostFrames> {
 }
 
 impl Walk {
+    /// The entries passed over since the last repeat, as the verdict that they are missing
+    /// (none: `None`); the count starts again.
+    fn take_removed(&mut self) -> Option<Verdict> {
+        let (count, seqnums) = std::mem::take(&mut self.skipped);
+        (count > 0).then(|| Verdict::Removed {
+            path: self.path.clone(),
+            count,
+            seqnums,
+        })
+    }
+
     /// Whether an entry numbered `seqnum` of the file read is to be compared with this file's:
     /// within its collected numbers, or the first beyond them once the copy had started.
     fn wants(&self, seqnum: u64) -> bool {
-        self.gave_up.is_none()
+        !self.gave_up
             && ((self.first..=self.last).contains(&seqnum)
                 || (self.started && !self.passed_end && seqnum > self.last))
     }
@@ -402,8 +403,9 @@ impl Walk {
             })?;
             for (a, b) in spans {
                 let bytes = &raw[a..b];
-                let s = field(bytes, "__SEQNUM")
-                    .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok())
+                let s = export::parse(bytes)
+                    .ok()
+                    .and_then(|v| v.first().and_then(export::Exported::seqnum))
                     .ok_or_else(|| {
                         anyhow::anyhow!("a stored entry of {} has no __SEQNUM", span.file)
                     })?;
@@ -413,12 +415,6 @@ impl Walk {
             }
         }
     }
-}
-
-/// One field's value of one exported entry.
-fn field(entry: &[u8], name: &str) -> Option<Vec<u8>> {
-    let parsed = export::parse(entry).ok()?;
-    parsed.first()?.get(name).map(<[u8]>::to_vec)
 }
 
 /// Whether two exported entries hold the same fields (in any order). `__CURSOR` is left out:
@@ -453,6 +449,5 @@ mod tests {
         assert!(same_entry(a, b));
         assert!(!same_entry(a, c));
         assert!(!same_entry(a, b"junk"));
-        assert_eq!(field(a, "__SEQNUM"), Some(b"5".to_vec()));
     }
 }
