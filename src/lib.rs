@@ -21,6 +21,7 @@
 //! - [`receive`]: the syslog-over-TLS input.
 //! - [`verify`]: the whole-archive check; [`archive`]: retention and the archive tier (the only
 //!   part that removes stored data).
+//! - [`search`]: `grep` and `tail` (reads the ledger and the store for people).
 //! - [`daemon`]: `loghost run` (scheduler, receiver, checkpoints, retention, metrics).
 //! - [`cli`]: the command line and the commands (`status`, `cat`, `audit`, `demo`).
 //!
@@ -43,6 +44,7 @@ pub mod receive;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod sanitize;
+pub mod search;
 pub mod store;
 pub mod units;
 pub mod verify;

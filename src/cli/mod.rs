@@ -46,16 +46,24 @@ struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
 
-    /// More detail on stderr (repeat for debug output)
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    verbose: u8,
-
-    /// Only errors on stderr
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
-    quiet: bool,
+    #[command(flatten)]
+    noise: Noise,
 
     #[command(subcommand)]
     command: Command,
+}
+
+/// How much loghost says on stderr. Taken before the command (`loghost -v pull`) or after it
+/// (`loghost pull -v`); `grep` and `tail` keep `-v` and `-q` for grep's own meanings.
+#[derive(clap::Args, Debug, Default, Clone, Copy)]
+struct Noise {
+    /// More detail on stderr (repeat for debug output)
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    /// Only errors on stderr
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -64,7 +72,10 @@ enum Command {
     ///
     /// Never overwrites an existing key. Prints the public key to install on each server and the
     /// ledger's verifier key for auditors.
-    Init,
+    Init {
+        #[command(flatten)]
+        noise: Noise,
+    },
 
     /// Show a host's SSH host key fingerprint, and pin it once it has been checked
     ///
@@ -73,6 +84,8 @@ enum Command {
     /// /etc/ssh/ssh_host_ed25519_key.pub` run on the server), else exits 1. Pins live in
     /// `ssh.known_hosts`; a pull refuses any host whose key is not pinned.
     Trust {
+        #[command(flatten)]
+        noise: Noise,
         /// A host name from the config
         host: String,
         /// The fingerprint checked out of band, e.g. SHA256:gS7vgvaU0HqA/Qi0ClU0E4FxR1r+e0mUIbmtrsWLbBw
@@ -87,13 +100,18 @@ enum Command {
     /// [retention] archive is set; metrics are served on metrics_listen. SIGTERM or SIGINT: pulls
     /// in flight finish, connections are drained, buffers flushed, a final checkpoint, exit 0.
     /// SIGHUP: the config is read again; an invalid one is refused and the running one stays.
-    Run,
+    Run {
+        #[command(flatten)]
+        noise: Noise,
+    },
 
     /// Pull new log data from hosts now (one round; for cron)
     ///
     /// Every host is tried even if others fail. Exit 0 when all were collected, 1 when some host
     /// or file failed (named on stderr), 2 on a bad config or store.
     Pull {
+        #[command(flatten)]
+        noise: Noise,
         /// Hosts to pull [default: all hosts with an address]
         hosts: Vec<String>,
     },
@@ -104,6 +122,8 @@ enum Command {
     /// message) for longer than its stale_after (default: three schedule periods). Exit 3 when a
     /// host is stale, else 0: fit for a monitoring check.
     Status {
+        #[command(flatten)]
+        noise: Noise,
         /// Machine-readable output
         #[arg(long)]
         json: bool,
@@ -111,6 +131,8 @@ enum Command {
 
     /// Print stored logs, decompressed, in the order they were collected
     Cat {
+        #[command(flatten)]
+        noise: Noise,
         /// A host name
         host: String,
         /// A log: its remote path (/var/log/auth.log) or stored name (auth.log) [default: all]
@@ -123,6 +145,94 @@ enum Command {
         output: crate::cli::cat::JournalOutput,
     },
 
+    /// Search stored logs across hosts and days (ripgrep's engine, on every core)
+    ///
+    /// Searches every stored log of the selected hosts, logs and times, decompressing in-process
+    /// on every core. Prints `HOST LOG: LINE`, a log's lines in the order they were collected
+    /// (logs by host, then name, then day); journal entries are matched on their MESSAGE and
+    /// printed as `journalctl` does. On a terminal, control characters from the logs are
+    /// neutralised and matches coloured.
+    ///
+    /// --since/--until: frames collected before --since are not read; lines are kept by the time
+    /// they state at their start (RFC 3339 or RFC 3164, read as UTC), an undated line by the line
+    /// before it, else by when it was collected. Each frame's stored bytes are checked against the
+    /// ledger: a mismatch or a damaged frame is named on stderr (exit 2) and the search goes on.
+    ///
+    /// Exit status: 0 a line was selected; 1 none; 2 a bad pattern, time or selection, or a
+    /// frame that could not be read or did not match the ledger.
+    #[command(after_help = "Examples:
+  loghost grep 'Failed password' --host 'web*' --log auth.log --since yesterday
+  loghost grep -c -F ' 500 ' --log nginx/access.log --since -1h
+  loghost grep -i -C 3 'out of memory' --log journal --field _SYSTEMD_UNIT=postgresql.service
+  loghost grep --json 'session opened' --host db1 --since '2026-12-01 22:00' --until '2026-12-02 06:00'")]
+    Grep {
+        /// A regular expression (Rust regex syntax, as ripgrep); not given when -e is
+        #[arg(required_unless_present = "regexp")]
+        pattern: Option<String>,
+        /// A pattern; repeat for several (a line matching any is selected)
+        #[arg(short = 'e', long = "regexp", value_name = "PATTERN")]
+        regexp: Vec<String>,
+        /// The patterns are fixed strings, not regular expressions
+        #[arg(short = 'F', long)]
+        fixed_strings: bool,
+        /// Ignore case
+        #[arg(short = 'i', long)]
+        ignore_case: bool,
+        /// Select the lines that do not match
+        #[arg(short = 'v', long)]
+        invert_match: bool,
+        /// Match whole words only
+        #[arg(short = 'w', long)]
+        word_regexp: bool,
+        /// Print only the number of selected lines, per host and log
+        #[arg(short = 'c', long, conflicts_with = "files_with_matches")]
+        count: bool,
+        /// Print only the host and log of each log with a selected line
+        #[arg(short = 'l', long)]
+        files_with_matches: bool,
+        /// Stop reading a log (of one day) after NUM selected lines
+        #[arg(short = 'm', long, value_name = "NUM")]
+        max_count: Option<u64>,
+        /// Print NUM lines of context around each selected line
+        #[arg(short = 'C', long, value_name = "NUM")]
+        context: Option<usize>,
+        /// Print NUM lines of context after each selected line
+        #[arg(short = 'A', long, value_name = "NUM")]
+        after_context: Option<usize>,
+        /// Print NUM lines of context before each selected line
+        #[arg(short = 'B', long, value_name = "NUM")]
+        before_context: Option<usize>,
+        /// Only hosts matching this glob (repeatable) [default: all]
+        #[arg(long = "host", value_name = "GLOB")]
+        hosts: Vec<String>,
+        /// Only this log: a remote path, a stored name (auth.log, nginx/access.log), or
+        /// `journal` (repeatable) [default: all]
+        #[arg(long = "log", value_name = "LOG")]
+        logs: Vec<String>,
+        /// Only lines from this time on: 2026-12-01T10:00:00Z, 2026-12-01, "2026-12-01 10:00"
+        /// (UTC), yesterday, today, -2h, "30min ago"
+        #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+        since: Option<String>,
+        /// Only lines before this time (same forms as --since)
+        #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+        until: Option<String>,
+        /// Only journal entries whose field NAME is VALUE (repeatable; text logs are left out)
+        #[arg(long = "field", value_name = "NAME=VALUE")]
+        fields: Vec<String>,
+        /// One JSON object per line: host, log, file, seq, time (of the frame), line
+        #[arg(long)]
+        json: bool,
+        /// Colour matches and names
+        #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
+        color: ColorChoice,
+        /// Worker threads [default: one per core]
+        #[arg(short = 'j', long, value_name = "NUM")]
+        threads: Option<usize>,
+        /// More detail on stderr
+        #[arg(long, action = clap::ArgAction::Count)]
+        verbose: u8,
+    },
+
     /// Check the whole archive against the ledger and the checkpoints
     ///
     /// Recomputes every stored frame's hash, every ledger entry, the Merkle tree and every
@@ -131,6 +241,8 @@ enum Command {
     /// checkpoint. Exit 0 when everything holds, 1 when tampering is found (each problem named
     /// by file, byte range and entry), 2 when verify could not run.
     Verify {
+        #[command(flatten)]
+        noise: Noise,
         /// Also decompress every frame and check the raw content's hash and length
         #[arg(long)]
         deep: bool,
@@ -156,13 +268,18 @@ enum Command {
     /// every due day was archived, 1 when some could not be (named on stderr; they stay local and
     /// are tried again next time), 2 on a bad config or store.
     Archive {
+        #[command(flatten)]
+        noise: Noise,
         /// Archive every day up to and including this one (UTC), YYYY-MM-DD
         #[arg(long, value_name = "YYYY-MM-DD")]
         through: Option<String>,
     },
 
     /// Print the ledger's verifier key (signed-note form) for auditors
-    Key,
+    Key {
+        #[command(flatten)]
+        noise: Noise,
+    },
 
     /// Accept the ledger as it is when it is not what this loghost last wrote (after an ALARM)
     ///
@@ -173,10 +290,15 @@ enum Command {
     /// Exit 0 accepted, 1 refused (an entry dated far ahead of the clock), 2 could not run.
     ///
     /// Example: loghost verify && loghost accept-ledger
-    AcceptLedger,
+    AcceptLedger {
+        #[command(flatten)]
+        noise: Noise,
+    },
 
     /// Write proof files for auditors (checked offline with `verify-proof`)
     Prove {
+        #[command(flatten)]
+        noise: Noise,
         #[command(subcommand)]
         what: ProveCommand,
     },
@@ -187,6 +309,8 @@ enum Command {
     /// exactly the frames the inclusion proofs name, byte for byte. Exit 0 when all hold, 1 when
     /// any does not.
     VerifyProof {
+        #[command(flatten)]
+        noise: Noise,
         /// The log's verifier key, or a file holding it (`loghost key` prints it)
         #[arg(long, value_name = "VKEY")]
         key: String,
@@ -200,10 +324,50 @@ enum Command {
 
     /// A zero-setup tour: an embedded SFTP server with sample logs, two pull rounds, the result
     Demo {
+        #[command(flatten)]
+        noise: Noise,
         /// Keep the demo's files (config, keys, store) in DIR instead of deleting them
         #[arg(long, value_name = "DIR")]
         keep: Option<PathBuf>,
     },
+}
+
+impl Command {
+    /// `-v`/`-q` given before the command and after it, together.
+    fn noise(&self, before: Noise) -> Noise {
+        let after = match self {
+            Command::Init { noise }
+            | Command::Trust { noise, .. }
+            | Command::Run { noise }
+            | Command::Pull { noise, .. }
+            | Command::Status { noise, .. }
+            | Command::Cat { noise, .. }
+            | Command::Verify { noise, .. }
+            | Command::Archive { noise, .. }
+            | Command::Key { noise }
+            | Command::AcceptLedger { noise }
+            | Command::Prove { noise, .. }
+            | Command::VerifyProof { noise, .. }
+            | Command::Demo { noise, .. } => *noise,
+            Command::Grep { verbose, .. } => Noise {
+                verbose: *verbose,
+                quiet: false,
+            },
+        };
+        Noise {
+            verbose: before.verbose.saturating_add(after.verbose),
+            quiet: before.quiet || after.quiet,
+        }
+    }
+}
+
+/// When to colour output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ColorChoice {
+    /// On a terminal
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Subcommand, Debug)]
@@ -245,7 +409,12 @@ pub fn main() -> i32 {
         }
     };
     restrict_umask();
-    init_logging(cli.verbose, cli.quiet, matches!(cli.command, Command::Run));
+    let noise = cli.command.noise(cli.noise);
+    init_logging(
+        noise.verbose,
+        noise.quiet,
+        matches!(cli.command, Command::Run { .. }),
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -347,14 +516,17 @@ fn load_config(flag: Option<&Path>) -> Result<Config> {
 }
 
 async fn run(cli: Cli) -> Result<i32> {
+    let noise = cli.command.noise(cli.noise);
     match cli.command {
-        Command::Demo { keep } => crate::cli::demo::run(keep.as_deref()).await,
-        Command::Init => {
+        Command::Demo { keep, .. } => crate::cli::demo::run(keep.as_deref()).await,
+        Command::Init { .. } => {
             let config = load_config(cli.config.as_deref())?;
             init(&config)?;
             Ok(0)
         }
-        Command::Trust { host, fingerprint } => {
+        Command::Trust {
+            host, fingerprint, ..
+        } => {
             let config = load_config(cli.config.as_deref())?;
             trust(
                 &config,
@@ -364,19 +536,22 @@ async fn run(cli: Cli) -> Result<i32> {
             )
             .await
         }
-        Command::Run => {
+        Command::Run { .. } => {
             let path = Config::locate(cli.config.as_deref());
             let config = Config::load(&path)?;
             let result = crate::daemon::run(path, config.clone()).await;
             note_refusal(&config, &result);
             result
         }
-        Command::Pull { hosts } => {
+        Command::Pull { hosts, .. } => {
             let config = load_config(cli.config.as_deref())?;
             let report = crate::pull::run_round(&config, &hosts).await;
             note_refusal(&config, &report);
             let report = report?;
-            print_report(&report, std::io::stdout().is_terminal() || cli.verbose > 0);
+            print_report(
+                &report,
+                std::io::stdout().is_terminal() || noise.verbose > 0,
+            );
             Ok(report.exit_code())
         }
         Command::Verify {
@@ -384,6 +559,7 @@ async fn run(cli: Cli) -> Result<i32> {
             checkpoints,
             key,
             archived,
+            ..
         } => {
             // Whatever stops verify from finishing is "could not run": exit 2.
             let result = async {
@@ -423,7 +599,7 @@ async fn run(cli: Cli) -> Result<i32> {
                 }
             }
         }
-        Command::Archive { through } => {
+        Command::Archive { through, .. } => {
             let config = load_config(cli.config.as_deref())?;
             let through = match through {
                 Some(d) => jiff::civil::Date::strptime("%Y-%m-%d", &d).map_err(|_| {
@@ -441,7 +617,7 @@ async fn run(cli: Cli) -> Result<i32> {
                 crate::archive::run(&rec, through, std::io::stderr().is_terminal()).await?;
             Ok(print_archive_report(&report))
         }
-        Command::AcceptLedger => {
+        Command::AcceptLedger { .. } => {
             let config = load_config(cli.config.as_deref())?;
             let store = Store::open(&config.store)?;
             let lock = store.lock("accept-ledger")?;
@@ -477,12 +653,12 @@ async fn run(cli: Cli) -> Result<i32> {
             );
             Ok(0)
         }
-        Command::Key => {
+        Command::Key { .. } => {
             let config = load_config(cli.config.as_deref())?;
             println!("{}", crate::cli::audit::verifier_key(&config)?);
             Ok(0)
         }
-        Command::Prove { what } => {
+        Command::Prove { what, .. } => {
             let config = load_config(cli.config.as_deref())?;
             let mut out = std::io::stdout();
             match what {
@@ -523,11 +699,13 @@ async fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::VerifyProof { key, data, files } => {
+        Command::VerifyProof {
+            key, data, files, ..
+        } => {
             let vkey = crate::cli::audit::read_vkey(&key)?;
             crate::cli::audit::verify_proofs(&vkey, &files, data.as_deref(), &mut std::io::stdout())
         }
-        Command::Status { json } => {
+        Command::Status { json, .. } => {
             let config = load_config(cli.config.as_deref())?;
             let status = crate::cli::status::gather(&config)?;
             let mut out = std::io::stdout();
@@ -539,11 +717,80 @@ async fn run(cli: Cli) -> Result<i32> {
             }
             Ok(status.exit_code())
         }
+        Command::Grep {
+            pattern,
+            regexp,
+            fixed_strings,
+            ignore_case,
+            invert_match,
+            word_regexp,
+            count,
+            files_with_matches,
+            max_count,
+            context,
+            after_context,
+            before_context,
+            hosts,
+            logs,
+            since,
+            until,
+            fields,
+            json,
+            color,
+            threads,
+            ..
+        } => {
+            let now = crate::failpoint::fake_now().unwrap_or_else(jiff::Timestamp::now);
+            let when = |flag: &str, v: Option<String>| -> Result<Option<jiff::Timestamp>> {
+                v.map(|s| {
+                    crate::search::time::parse_when(&s, now)
+                        .map_err(|e| anyhow::anyhow!("invalid {flag}: {e}"))
+                })
+                .transpose()
+            };
+            let setup = || -> Result<crate::search::Options> {
+                let terminal = std::io::stdout().is_terminal();
+                Ok(crate::search::Options {
+                    patterns: pattern.into_iter().chain(regexp).collect(),
+                    fixed_strings,
+                    ignore_case,
+                    invert: invert_match,
+                    word: word_regexp,
+                    count,
+                    files_with_matches,
+                    max_count,
+                    before: before_context.or(context).unwrap_or(0),
+                    after: after_context.or(context).unwrap_or(0),
+                    hosts,
+                    logs,
+                    since: when("--since", since)?,
+                    until: when("--until", until)?,
+                    fields: parse_fields(&fields)?,
+                    json,
+                    color: !json
+                        && match color {
+                            ColorChoice::Always => true,
+                            ColorChoice::Never => false,
+                            ColorChoice::Auto => terminal,
+                        },
+                    terminal,
+                    threads: threads.unwrap_or(0),
+                })
+            };
+            match setup() {
+                Ok(opts) => Ok(grep_command(cli.config.as_deref(), opts)),
+                Err(e) => {
+                    eprintln!("loghost: error: {e:#}");
+                    Ok(2)
+                }
+            }
+        }
         Command::Cat {
             host,
             log,
             date,
             output,
+            ..
         } => {
             let config = load_config(cli.config.as_deref())?;
             let stdout = std::io::stdout();
@@ -563,6 +810,42 @@ async fn run(cli: Cli) -> Result<i32> {
             }
         }
     }
+}
+
+/// `loghost grep`: every failure is exit 2, as grep's.
+#[allow(clippy::too_many_arguments)]
+fn grep_command(config_path: Option<&Path>, opts: crate::search::Options) -> i32 {
+    let run = || -> Result<i32> {
+        let config = load_config(config_path)?;
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+        let stderr = std::io::stderr();
+        let mut err = stderr.lock();
+        let outcome = crate::search::grep(&config, &opts, &mut out, &mut err)?;
+        Ok(outcome.exit_code())
+    };
+    match run() {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => 0,
+        Err(e) => {
+            eprintln!("loghost: error: {e:#}");
+            2
+        }
+    }
+}
+
+/// Reads `NAME=VALUE` field filters.
+fn parse_fields(fields: &[String]) -> Result<Vec<(String, Vec<u8>)>> {
+    fields
+        .iter()
+        .map(|f| match f.split_once('=') {
+            Some((n, v)) if !n.is_empty() => Ok((n.to_string(), v.as_bytes().to_vec())),
+            _ => anyhow::bail!(
+                "invalid --field {:?}: expected NAME=VALUE, e.g. _SYSTEMD_UNIT=ssh.service",
+                Shown(f).to_string()
+            ),
+        })
+        .collect()
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -1,0 +1,822 @@
+//! One search job: a stored file's selected frames, read, checked against the ledger,
+//! decompressed, filtered by time, searched and formatted. See the part's module doc.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
+
+use grep_matcher::{LineTerminator, Matcher};
+use grep_regex::RegexMatcher;
+use grep_searcher::{
+    BinaryDetection, MmapChoice, Searcher, SearcherBuilder, Sink, SinkContext, SinkContextKind,
+    SinkMatch,
+};
+
+use crate::config::Compression;
+use crate::hash::Hash;
+use crate::sanitize::{Shown, escape_for_terminal};
+use crate::search::time::{Micros, line_time};
+use crate::search::{FrameRef, Job, Msg, Options, SKEW};
+use crate::store::{self, Store};
+
+/// Output is handed to the printer in chunks of about this size.
+const CHUNK: usize = 256 << 10;
+/// How much of a frame is decompressed to see whether its lines begin after `--until`.
+const PEEK: u64 = 64 << 10;
+/// The longest line searched (a line spans frames; a server can write one without end).
+const MAX_LINE: usize = 64 << 20;
+
+const COLOR_NAME: &[u8] = b"\x1b[35m";
+const COLOR_SEP: &[u8] = b"\x1b[36m";
+const COLOR_MATCH: &[u8] = b"\x1b[1;31m";
+const COLOR_END: &[u8] = b"\x1b[0m";
+
+/// What every job shares.
+pub struct Ctx<'a> {
+    pub store: &'a Store,
+    pub opts: &'a Options,
+    pub matcher: &'a RegexMatcher,
+    /// Per group: a line was found (`-l` stops searching the group's other jobs).
+    pub found: Vec<AtomicBool>,
+    /// The printer is gone (closed pipe): stop.
+    pub cancel: AtomicBool,
+}
+
+impl Ctx<'_> {
+    fn window(&self) -> Option<(Micros, Micros)> {
+        let o = self.opts;
+        if o.since.is_none() && o.until.is_none() {
+            return None;
+        }
+        Some((
+            o.since.map_or(Micros::MIN, |t| t.as_microsecond()),
+            o.until.map_or(Micros::MAX, |t| t.as_microsecond()),
+        ))
+    }
+
+    fn max_matches(&self) -> Option<u64> {
+        if self.opts.files_with_matches {
+            Some(1)
+        } else {
+            self.opts.max_count
+        }
+    }
+}
+
+/// Runs one job, sending its output, problems and end to `tx`.
+pub fn run(ctx: &Ctx<'_>, job: &Job, tx: &SyncSender<Msg>) {
+    let selected = if ctx.opts.files_with_matches && ctx.found[job.group].load(Ordering::Relaxed) {
+        0
+    } else {
+        match open(ctx, job, tx) {
+            None => 0,
+            Some(file) if job.journal => journal(ctx, job, file, tx),
+            Some(file) => text(ctx, job, file, tx),
+        }
+    };
+    if selected > 0 {
+        ctx.found[job.group].store(true, Ordering::Relaxed);
+    }
+    let _ = tx.send(Msg::Done(selected));
+}
+
+fn open(ctx: &Ctx<'_>, job: &Job, tx: &SyncSender<Msg>) -> Option<File> {
+    let path = ctx.store.path(&job.file);
+    match File::open(&path) {
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && job.archived => {
+            let _ = tx.send(Msg::Note(format!(
+                "{} {} is in the archive tier; not searched",
+                job.host, job.date
+            )));
+            None
+        }
+        Err(e) => {
+            let _ = tx.send(Msg::Problem(format!(
+                "cannot open {} ({e}): {} frame(s) of {} {} not searched; run `loghost verify`",
+                path.display(),
+                job.frames.len(),
+                job.host,
+                Shown(&job.log)
+            )));
+            None
+        }
+    }
+}
+
+/// Reads a frame's stored bytes, checks them against the ledger and decompresses them into
+/// `raw` (at most the raw length the ledger records; with `peek`, only that much first).
+/// `Err` is the problem to report; the frame is then skipped.
+struct FrameReader {
+    file: File,
+    compression: Compression,
+    stored: Vec<u8>,
+}
+
+impl FrameReader {
+    fn read_stored(&mut self, job: &Job, f: &FrameRef) -> Result<Option<String>, String> {
+        self.stored.clear();
+        let read = self.file.seek(SeekFrom::Start(f.offset)).and_then(|_| {
+            (&mut self.file)
+                .take(f.length)
+                .read_to_end(&mut self.stored)
+        });
+        if let Err(e) = read {
+            return Err(format!(
+                "cannot read entry {} of {} ({e}); not searched",
+                f.seq,
+                Shown(&job.file)
+            ));
+        }
+        if self.stored.len() as u64 != f.length {
+            return Err(format!(
+                "{} ends before entry {}'s bytes {}..{}: damaged or cut; not searched (run \
+                 `loghost verify`)",
+                Shown(&job.file),
+                f.seq,
+                f.offset,
+                f.offset + f.length
+            ));
+        }
+        if Hash::of(&self.stored) != f.sha256 {
+            return Ok(Some(format!(
+                "{} bytes {}..{} do not match ledger entry {}: the archive was altered or \
+                 damaged (run `loghost verify`); its lines were searched as they are",
+                Shown(&job.file),
+                f.offset,
+                f.offset + f.length,
+                f.seq
+            )));
+        }
+        Ok(None)
+    }
+
+    fn decoder(&self) -> io::Result<Box<dyn Read + '_>> {
+        Ok(match self.compression {
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(&self.stored[..])?),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&self.stored[..])),
+        })
+    }
+}
+
+fn decompress_error(job: &Job, f: &FrameRef, e: impl std::fmt::Display) -> String {
+    format!(
+        "cannot decompress entry {} of {} ({e}): damaged; not searched (run `loghost verify`)",
+        f.seq,
+        Shown(&job.file)
+    )
+}
+
+fn too_long(job: &Job, f: &FrameRef) -> String {
+    format!(
+        "entry {} of {} decompresses to more than the {} bytes the ledger records: altered; \
+         not searched (run `loghost verify`)",
+        f.seq,
+        Shown(&job.file),
+        f.raw_len
+    )
+}
+
+/// Whether the first dated line of `raw` is after `until` (the frame's lines are then all
+/// after it: a log is appended in time order, give or take [`SKEW`]).
+fn begins_after(raw: &[u8], frame_time: Micros, until: Micros) -> bool {
+    for line in raw.split(|&b| b == b'\n').take(64) {
+        if let Some(t) = line_time(line, frame_time) {
+            return t > until.saturating_add(SKEW);
+        }
+    }
+    false
+}
+
+/// A text job's frames as one stream of bytes for the searcher. Without a time window a frame
+/// is decompressed straight into the searcher's buffer; with one it is decompressed whole, its
+/// lines filtered, then handed over.
+struct Stream<'a> {
+    ctx: &'a Ctx<'a>,
+    job: &'a Job,
+    tx: &'a SyncSender<Msg>,
+    reader: FrameReader,
+    window: Option<(Micros, Micros)>,
+    next: usize,
+    current: Current,
+    buf: Vec<u8>,
+    pos: usize,
+    produced: u64,
+    /// `(stream offset, frame index)` of each frame's first byte in the stream.
+    marks: Rc<RefCell<Vec<(u64, usize)>>>,
+    last_included: Option<usize>,
+    ends_in_newline: bool,
+    /// A newline owed before the next frame (frames that are not neighbours never join).
+    owe_newline: bool,
+    /// The time of the last dated line (undated lines take it).
+    last_time: Option<Micros>,
+}
+
+/// The frame being handed over.
+enum Current {
+    None,
+    /// `buf[pos..]`.
+    Buffered,
+    /// Decompressing frame `index`; `n` raw bytes so far.
+    Streaming {
+        decoder: Box<dyn Read>,
+        index: usize,
+        n: u64,
+    },
+}
+
+impl Stream<'_> {
+    fn problem(&self, p: String) {
+        let _ = self.tx.send(Msg::Problem(p));
+    }
+
+    /// Starts frame `i`: checks its stored bytes, then streams it or loads it into `buf`.
+    fn start(&mut self, i: usize) {
+        let f = &self.job.frames[i];
+        match self.reader.read_stored(self.job, f) {
+            Ok(None) => {}
+            Ok(Some(p)) => self.problem(p),
+            Err(p) => return self.problem(p),
+        }
+        if self.last_included.is_some_and(|l| l + 1 != i) {
+            self.owe_newline = true;
+        }
+        let stored = io::Cursor::new(std::mem::take(&mut self.reader.stored));
+        let decoder: io::Result<Box<dyn Read>> = match self.reader.compression {
+            Compression::Zstd => zstd::stream::read::Decoder::with_buffer(stored)
+                .map(|d| Box::new(d) as Box<dyn Read>),
+            Compression::Gzip => Ok(Box::new(flate2::read::MultiGzDecoder::new(stored))),
+        };
+        let decoder = match decoder {
+            Ok(d) => d,
+            Err(e) => return self.problem(decompress_error(self.job, f, e)),
+        };
+        if self.window.is_none() {
+            self.last_included = Some(i);
+            self.marks
+                .borrow_mut()
+                .push((self.produced + u64::from(self.newline_owed()), i));
+            self.current = Current::Streaming {
+                decoder,
+                index: i,
+                n: 0,
+            };
+        } else if self.load(i, decoder) {
+            self.current = Current::Buffered;
+        } else {
+            self.owe_newline = false;
+        }
+    }
+
+    /// Decompresses frame `i` whole, keeping the lines in the window; false when none is.
+    fn load(&mut self, i: usize, mut decoder: Box<dyn Read>) -> bool {
+        let f = &self.job.frames[i];
+        let mut raw = std::mem::take(&mut self.buf);
+        raw.clear();
+        let (since, until) = self.window.unwrap_or((Micros::MIN, Micros::MAX));
+        let result = (|| -> io::Result<bool> {
+            if until != Micros::MAX {
+                (&mut decoder).take(PEEK).read_to_end(&mut raw)?;
+                if begins_after(&raw, f.time, until) {
+                    return Ok(false);
+                }
+            }
+            let left = (f.raw_len + 1).saturating_sub(raw.len() as u64);
+            decoder.take(left).read_to_end(&mut raw)?;
+            Ok(true)
+        })();
+        match result {
+            Ok(true) => {}
+            Ok(false) => {
+                // Lines are appended in time order: the job's later frames are later still.
+                if self.job.appended {
+                    self.next = self.job.frames.len();
+                }
+                self.buf = raw;
+                self.buf.clear();
+                return false;
+            }
+            Err(e) => {
+                self.problem(decompress_error(self.job, f, e));
+                self.buf = raw;
+                self.buf.clear();
+                return false;
+            }
+        }
+        if raw.len() as u64 > f.raw_len {
+            self.problem(too_long(self.job, f));
+            self.buf = raw;
+            self.buf.clear();
+            return false;
+        }
+        // Keep the window's lines, in place.
+        let mut kept = 0;
+        let mut at = 0;
+        while at < raw.len() {
+            let end = memchr::memchr(b'\n', &raw[at..]).map_or(raw.len(), |k| at + k + 1);
+            let t = match line_time(&raw[at..end], f.time) {
+                Some(t) => {
+                    self.last_time = Some(t);
+                    t
+                }
+                None => self.last_time.unwrap_or(f.time),
+            };
+            if since <= t && t < until {
+                raw.copy_within(at..end, kept);
+                kept += end - at;
+            }
+            at = end;
+        }
+        raw.truncate(kept);
+        self.buf = raw;
+        self.pos = 0;
+        if self.buf.is_empty() {
+            return false;
+        }
+        self.last_included = Some(i);
+        self.marks
+            .borrow_mut()
+            .push((self.produced + u64::from(self.newline_owed()), i));
+        true
+    }
+
+    /// A newline is owed and the stream does not end with one.
+    fn newline_owed(&self) -> bool {
+        self.owe_newline && !self.ends_in_newline
+    }
+
+    fn handed(&mut self, bytes: &[u8]) {
+        if let Some(&b) = bytes.last() {
+            self.ends_in_newline = b == b'\n';
+        }
+        self.produced += bytes.len() as u64;
+    }
+}
+
+impl Read for Stream<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if self.owe_newline && !matches!(self.current, Current::None) {
+                let owed = self.newline_owed();
+                self.owe_newline = false;
+                if owed {
+                    out[0] = b'\n';
+                    self.handed(b"\n");
+                    return Ok(1);
+                }
+            }
+            match &mut self.current {
+                Current::None => {
+                    if self.next == self.job.frames.len() || self.ctx.cancel.load(Ordering::Relaxed)
+                    {
+                        return Ok(0);
+                    }
+                    let i = self.next;
+                    self.next += 1;
+                    self.start(i);
+                }
+                Current::Buffered => {
+                    let n = out.len().min(self.buf.len() - self.pos);
+                    if n == 0 {
+                        self.current = Current::None;
+                        continue;
+                    }
+                    out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+                    self.pos += n;
+                    self.handed(&out[..n]);
+                    return Ok(n);
+                }
+                Current::Streaming { decoder, index, n } => {
+                    let f = &self.job.frames[*index];
+                    // One byte beyond the ledger's length tells a frame that is too long.
+                    let room = (f.raw_len + 1 - *n).min(out.len() as u64) as usize;
+                    match decoder.read(&mut out[..room]) {
+                        Ok(0) => self.current = Current::None,
+                        Ok(k) => {
+                            let k = if *n + k as u64 > f.raw_len {
+                                let keep = (f.raw_len - *n) as usize;
+                                self.problem(too_long(self.job, f));
+                                self.current = Current::None;
+                                self.owe_newline = true;
+                                keep
+                            } else {
+                                *n += k as u64;
+                                k
+                            };
+                            if k > 0 {
+                                self.handed(&out[..k]);
+                                return Ok(k);
+                            }
+                        }
+                        Err(e) => {
+                            let p = decompress_error(self.job, f, e);
+                            self.problem(p);
+                            self.current = Current::None;
+                            self.owe_newline = true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Formats selected and context lines.
+struct Printer<'a> {
+    ctx: &'a Ctx<'a>,
+    job: &'a Job,
+    tx: &'a SyncSender<Msg>,
+    out: Vec<u8>,
+    scratch: Vec<u8>,
+    selected: u64,
+    /// Only counting (`-c`, `-l`).
+    silent: bool,
+    gone: bool,
+}
+
+impl<'a> Printer<'a> {
+    fn new(ctx: &'a Ctx<'a>, job: &'a Job, tx: &'a SyncSender<Msg>) -> Printer<'a> {
+        Printer {
+            ctx,
+            job,
+            tx,
+            out: Vec::new(),
+            scratch: Vec::new(),
+            selected: 0,
+            silent: ctx.opts.count || ctx.opts.files_with_matches,
+            gone: false,
+        }
+    }
+
+    /// Writes one line; `highlight`: colour its matches. False when the printer is gone.
+    fn line(&mut self, line: &[u8], selected: bool, frame: &FrameRef, highlight: bool) -> bool {
+        if selected {
+            self.selected += 1;
+        }
+        if self.silent {
+            return true;
+        }
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let o = self.ctx.opts;
+        if o.json {
+            let text = String::from_utf8_lossy(line);
+            let mut v = serde_json::json!({
+                "type": if selected { "match" } else { "context" },
+                "host": self.job.host,
+                "log": self.job.log,
+                "file": self.job.file,
+                "seq": frame.seq,
+                "time": jiff::Timestamp::from_microsecond(frame.time)
+                    .map(crate::ledger::format_time)
+                    .unwrap_or_default(),
+                "line": text,
+            });
+            if std::str::from_utf8(line).is_err() {
+                use base64::Engine;
+                v["line_base64"] = base64::engine::general_purpose::STANDARD
+                    .encode(line)
+                    .into();
+            }
+            // Serializing a Value cannot fail.
+            let _ = serde_json::to_writer(&mut self.out, &v);
+            self.out.push(b'\n');
+        } else {
+            let sep: &[u8] = if selected { b":" } else { b"-" };
+            if o.color {
+                self.out.extend_from_slice(COLOR_NAME);
+            }
+            self.out.extend_from_slice(self.job.host.as_bytes());
+            self.out.push(b' ');
+            self.out
+                .extend_from_slice(Shown(&self.job.log).to_string().as_bytes());
+            if o.color {
+                self.out.extend_from_slice(COLOR_END);
+                self.out.extend_from_slice(COLOR_SEP);
+            }
+            self.out.extend_from_slice(sep);
+            if o.color {
+                self.out.extend_from_slice(COLOR_END);
+            }
+            self.out.push(b' ');
+            if highlight && o.color {
+                let mut at = 0;
+                let mut spans = Vec::new();
+                let _ = self.ctx.matcher.find_iter(line, |m| {
+                    if m.start() < m.end() {
+                        spans.push((m.start(), m.end()));
+                    }
+                    true
+                });
+                for (s, e) in spans {
+                    self.content(&line[at..s]);
+                    self.out.extend_from_slice(COLOR_MATCH);
+                    self.content(&line[s..e]);
+                    self.out.extend_from_slice(COLOR_END);
+                    at = e;
+                }
+                self.content(&line[at..]);
+            } else {
+                self.content(line);
+            }
+            self.out.push(b'\n');
+        }
+        self.flush_if_full()
+    }
+
+    fn content(&mut self, bytes: &[u8]) {
+        if self.ctx.opts.terminal {
+            self.scratch.clear();
+            escape_for_terminal(bytes, &mut self.scratch);
+            self.out.extend_from_slice(&self.scratch);
+        } else {
+            self.out.extend_from_slice(bytes);
+        }
+    }
+
+    fn separator(&mut self) -> bool {
+        if !self.silent && !self.ctx.opts.json {
+            self.out.extend_from_slice(b"--\n");
+        }
+        self.flush_if_full()
+    }
+
+    fn flush_if_full(&mut self) -> bool {
+        if self.out.len() >= CHUNK {
+            self.flush();
+        }
+        !self.gone
+    }
+
+    fn flush(&mut self) {
+        if !self.out.is_empty() && !self.gone {
+            let chunk = std::mem::take(&mut self.out);
+            if self.tx.send(Msg::Out(chunk)).is_err() {
+                self.gone = true;
+            }
+        }
+    }
+}
+
+struct TextSink<'a> {
+    printer: Printer<'a>,
+    marks: Rc<RefCell<Vec<(u64, usize)>>>,
+}
+
+impl TextSink<'_> {
+    fn frame_at(&self, offset: u64) -> FrameRef {
+        let marks = self.marks.borrow();
+        let k = marks
+            .partition_point(|(o, _)| *o <= offset)
+            .saturating_sub(1);
+        let i = marks.get(k).map_or(0, |m| m.1);
+        self.printer.job.frames[i].clone()
+    }
+}
+
+impl Sink for TextSink<'_> {
+    type Error = io::Error;
+
+    fn matched(&mut self, _: &Searcher, m: &SinkMatch<'_>) -> Result<bool, io::Error> {
+        let mut offset = m.absolute_byte_offset();
+        let highlight = !self.printer.ctx.opts.invert;
+        for line in m.lines() {
+            let frame = self.frame_at(offset);
+            if !self.printer.line(line, true, &frame, highlight) {
+                return Ok(false);
+            }
+            offset += line.len() as u64;
+        }
+        Ok(true)
+    }
+
+    fn context(&mut self, _: &Searcher, c: &SinkContext<'_>) -> Result<bool, io::Error> {
+        if matches!(c.kind(), SinkContextKind::Other) {
+            return Ok(true);
+        }
+        let frame = self.frame_at(c.absolute_byte_offset());
+        Ok(self.printer.line(c.bytes(), false, &frame, false))
+    }
+
+    fn context_break(&mut self, _: &Searcher) -> Result<bool, io::Error> {
+        Ok(self.printer.separator())
+    }
+}
+
+fn text(ctx: &Ctx<'_>, job: &Job, file: File, tx: &SyncSender<Msg>) -> u64 {
+    let o = ctx.opts;
+    let silent = o.count || o.files_with_matches;
+    let mut searcher = SearcherBuilder::new()
+        .line_terminator(LineTerminator::byte(b'\n'))
+        .invert_match(o.invert)
+        .before_context(if silent { 0 } else { o.before })
+        .after_context(if silent { 0 } else { o.after })
+        .max_matches(ctx.max_matches())
+        .binary_detection(BinaryDetection::none())
+        .bom_sniffing(false)
+        .memory_map(MmapChoice::never())
+        .heap_limit(Some(MAX_LINE))
+        .build();
+    let marks = Rc::new(RefCell::new(Vec::new()));
+    let stream = Stream {
+        ctx,
+        job,
+        tx,
+        reader: FrameReader {
+            file,
+            compression: store::compression_of(&job.file).unwrap_or_default(),
+            stored: Vec::new(),
+        },
+        window: ctx.window(),
+        next: 0,
+        current: Current::None,
+        buf: Vec::new(),
+        pos: 0,
+        produced: 0,
+        marks: marks.clone(),
+        last_included: None,
+        ends_in_newline: true,
+        owe_newline: false,
+        last_time: None,
+    };
+    let mut sink = TextSink {
+        printer: Printer::new(ctx, job, tx),
+        marks,
+    };
+    if let Err(e) = searcher.search_reader(ctx.matcher, stream, &mut sink) {
+        let _ = tx.send(Msg::Problem(format!(
+            "the search of {} stopped: {e}{}",
+            Shown(&job.file),
+            if e.to_string().contains("limit") {
+                " (a line longer than 64 MiB)"
+            } else {
+                ""
+            }
+        )));
+    }
+    sink.printer.flush();
+    sink.printer.selected
+}
+
+/// A journal job: entries are selected by their MESSAGE (and `--field`), printed `short`.
+fn journal(ctx: &Ctx<'_>, job: &Job, file: File, tx: &SyncSender<Msg>) -> u64 {
+    let o = ctx.opts;
+    let mut reader = FrameReader {
+        file,
+        compression: store::compression_of(&job.file).unwrap_or_default(),
+        stored: Vec::new(),
+    };
+    let mut printer = Printer::new(ctx, job, tx);
+    let window = ctx.window();
+    let max = ctx.max_matches();
+    let (before, after) = if printer.silent {
+        (0, 0)
+    } else {
+        (o.before, o.after)
+    };
+    let context = before > 0 || after > 0;
+    let mut queue: VecDeque<(u64, Vec<u8>, FrameRef)> = VecDeque::new();
+    let mut after_left = 0usize;
+    let mut last_printed: Option<u64> = None;
+    let mut index = 0u64;
+    let mut raw = Vec::new();
+    'frames: for f in &job.frames {
+        if ctx.cancel.load(Ordering::Relaxed) {
+            break;
+        }
+        match reader.read_stored(job, f) {
+            Ok(None) => {}
+            Ok(Some(p)) => {
+                let _ = tx.send(Msg::Problem(p));
+            }
+            Err(p) => {
+                let _ = tx.send(Msg::Problem(p));
+                continue;
+            }
+        }
+        raw.clear();
+        if let Err(e) = reader
+            .decoder()
+            .and_then(|d| d.take(f.raw_len + 1).read_to_end(&mut raw))
+        {
+            let _ = tx.send(Msg::Problem(decompress_error(job, f, e)));
+            continue;
+        }
+        if raw.len() as u64 > f.raw_len {
+            let _ = tx.send(Msg::Problem(too_long(job, f)));
+            continue;
+        }
+        let entries = match crate::journal::export::parse(&raw) {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = tx.send(Msg::Problem(format!(
+                    "entry {} of {} is not in the journal export format ({} at byte {}); not \
+                     searched (run `loghost verify`)",
+                    f.seq,
+                    Shown(&job.file),
+                    e.why,
+                    e.at
+                )));
+                continue;
+            }
+        };
+        for e in &entries {
+            let t = e.realtime().map_or(f.time, |us| us as Micros);
+            if window.is_some_and(|(s, u)| t < s || t >= u) {
+                continue;
+            }
+            if !o
+                .fields
+                .iter()
+                .all(|(name, value)| e.fields.iter().any(|(n, v)| n == name && v == value))
+            {
+                continue;
+            }
+            let message = e.get("MESSAGE").unwrap_or(b"");
+            let selected = ctx.matcher.is_match(message).unwrap_or(false) != o.invert;
+            let line = crate::journal::export::short(e);
+            index += 1;
+            if selected {
+                if context
+                    && last_printed.is_some_and(|l| l + 1 < index - queue.len() as u64)
+                    && !printer.separator()
+                {
+                    break 'frames;
+                }
+                for (_, l, fr) in std::mem::take(&mut queue) {
+                    if !printer.line(&l, false, &fr, false) {
+                        break 'frames;
+                    }
+                }
+                if !printer.line(&line, true, f, !o.invert) {
+                    break 'frames;
+                }
+                last_printed = Some(index);
+                after_left = after;
+                if max.is_some_and(|m| printer.selected >= m) && after_left == 0 {
+                    break 'frames;
+                }
+            } else if after_left > 0 {
+                after_left -= 1;
+                if !printer.line(&line, false, f, false) {
+                    break 'frames;
+                }
+                last_printed = Some(index);
+                if max.is_some_and(|m| printer.selected >= m) && after_left == 0 {
+                    break 'frames;
+                }
+            } else if before > 0 && max.is_none_or(|m| printer.selected < m) {
+                queue.push_back((index, line, f.clone()));
+                if queue.len() > before {
+                    queue.pop_front();
+                }
+            } else if max.is_some_and(|m| printer.selected >= m) {
+                break 'frames;
+            }
+        }
+    }
+    printer.flush();
+    printer.selected
+}
+
+/// Prints a group's line for `-c` (`host log: N`) or `-l` (`host log`, when N > 0).
+pub fn print_group(
+    out: &mut dyn Write,
+    opts: &Options,
+    host: &str,
+    log: &str,
+    n: u64,
+) -> io::Result<()> {
+    if opts.files_with_matches && n == 0 {
+        return Ok(());
+    }
+    if opts.json {
+        let v = if opts.count {
+            serde_json::json!({"host": host, "log": log, "count": n})
+        } else {
+            serde_json::json!({"host": host, "log": log})
+        };
+        serde_json::to_writer(&mut *out, &v)?;
+        return out.write_all(b"\n");
+    }
+    let name = format!("{host} {}", Shown(log));
+    let (start, end) = if opts.color {
+        (COLOR_NAME, COLOR_END)
+    } else {
+        (&b""[..], &b""[..])
+    };
+    out.write_all(start)?;
+    out.write_all(name.as_bytes())?;
+    out.write_all(end)?;
+    if opts.count {
+        writeln!(out, ": {n}")
+    } else {
+        out.write_all(b"\n")
+    }
+}
