@@ -106,6 +106,18 @@ fn the_journal_reader_is_pure() {
 }
 
 #[test]
+fn search_only_reads() {
+    // It reads the ledger, the store and the journal export format for people; collecting,
+    // serving and removing belong to other parts.
+    let g = graph();
+    let bad: Vec<_> = g["search"]
+        .iter()
+        .filter(|p| ["pull", "receive", "daemon", "archive", "cli", "verify"].contains(&p.as_str()))
+        .collect();
+    assert!(bad.is_empty(), "search/ imports {bad:?}");
+}
+
+#[test]
 fn the_inputs_do_not_import_each_other() {
     let g = graph();
     let inputs = ["pull", "receive"];

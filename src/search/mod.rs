@@ -1,8 +1,8 @@
 //! **Part `search/`: reading the store for people.** `loghost grep` (every stored log of the
 //! selected hosts, logs and times) and `loghost tail`. It reads the ledger, the store and the
 //! journal export format, and writes only to its output: it may import `config`, `ledger`,
-//! `store`, `journal`, `hash`, `sanitize` and `units`, never the inputs (`pull`, `receive`), the
-//! service (`daemon`), `archive` or `cli`.
+//! `store`, `journal`, `hash`, `sanitize`, `units` and `failpoint`; it must not import the
+//! inputs (`pull`, `receive`), the service (`daemon`), `archive` or `cli`.
 //!
 //! # How a search runs
 //! 1. **Plan** ([`plan`]): one pass over the ledger (from the first line committed after
