@@ -25,7 +25,7 @@ use crate::store::{self, Store};
 
 /// Output is handed to the printer in chunks of about this size.
 const CHUNK: usize = 256 << 10;
-/// How much of a frame is decompressed to see whether its lines begin after `--until`.
+/// How much of a frame is decompressed at a time when its lines are filtered by time.
 const PEEK: u64 = 64 << 10;
 /// The longest line searched (a line spans frames; a server can write one without end).
 const MAX_LINE: usize = 64 << 20;
@@ -42,6 +42,8 @@ pub struct Ctx<'a> {
     pub matcher: &'a RegexMatcher,
     /// Per group: a line was found (`-l` stops searching the group's other jobs).
     pub found: Vec<AtomicBool>,
+    /// Per group: a job found the log's lines past `--until`; its later days are not read.
+    pub past_until: Vec<AtomicBool>,
     /// The printer is gone (closed pipe): stop.
     pub cancel: AtomicBool,
 }
@@ -68,14 +70,16 @@ impl Ctx<'_> {
 }
 
 /// Runs one job, sending its output, problems and end to `tx`.
-pub fn run(ctx: &Ctx<'_>, job: &Job, tx: &SyncSender<Msg>) {
-    let selected = if ctx.opts.files_with_matches && ctx.found[job.group].load(Ordering::Relaxed) {
+pub fn run(ctx: &Ctx<'_>, job: &Job, tx: &SyncSender<Msg>, scratch: &mut Scratch) {
+    let selected = if (ctx.opts.files_with_matches && ctx.found[job.group].load(Ordering::Relaxed))
+        || (job.in_time_order && ctx.past_until[job.group].load(Ordering::Relaxed))
+    {
         0
     } else {
         match open(ctx, job, tx) {
             None => 0,
             Some(file) if job.journal => journal(ctx, job, file, tx),
-            Some(file) => text(ctx, job, file, tx),
+            Some(file) => text(ctx, job, file, tx, scratch),
         }
     };
     if selected > 0 {
@@ -181,17 +185,6 @@ fn too_long(job: &Job, f: &FrameRef) -> String {
     )
 }
 
-/// Whether the first dated line of `raw` is after `until` (the frame's lines are then all
-/// after it: a log is appended in time order, give or take [`SKEW`]).
-fn begins_after(raw: &[u8], frame_time: Micros, until: Micros) -> bool {
-    for line in raw.split(|&b| b == b'\n').take(64) {
-        if let Some(t) = line_time(line, frame_time) {
-            return t > until.saturating_add(SKEW);
-        }
-    }
-    false
-}
-
 /// A text job's frames as one stream of bytes for the searcher. Without a time window a frame
 /// is decompressed straight into the searcher's buffer; with one it is decompressed whole, its
 /// lines filtered, then handed over.
@@ -214,7 +207,13 @@ struct Stream<'a> {
     owe_newline: bool,
     /// The time of the last dated line (undated lines take it).
     last_time: Option<Micros>,
+    /// One zstd decompression context for the job's frames.
+    bulk: Option<zstd::bulk::Decompressor<'static>>,
 }
+
+/// Frames up to this raw length are decompressed in one call (the pull's frames are at most
+/// 16 MiB; a larger length in a ledger is not trusted with an allocation).
+const MAX_BULK: u64 = 64 << 20;
 
 /// The frame being handed over.
 enum Current {
@@ -245,6 +244,35 @@ impl Stream<'_> {
         if self.last_included.is_some_and(|l| l + 1 != i) {
             self.owe_newline = true;
         }
+        // The common case: decompressed in one call into a buffer of the size the ledger
+        // records (zstd's fastest path, and a frame that would be longer fails).
+        if self.window.is_none()
+            && self.reader.compression == Compression::Zstd
+            && f.raw_len <= MAX_BULK
+            && let Some(bulk) = self.bulk.as_mut()
+        {
+            self.buf.clear();
+            self.buf.reserve_exact(f.raw_len as usize);
+            self.pos = 0;
+            match bulk.decompress_to_buffer(&self.reader.stored[..], &mut self.buf) {
+                Ok(_) => {
+                    self.last_included = Some(i);
+                    self.marks
+                        .borrow_mut()
+                        .push((self.produced + u64::from(self.newline_owed()), i));
+                    self.current = Current::Buffered;
+                }
+                Err(e) if e.to_string().contains("too small") => {
+                    self.buf.clear();
+                    self.problem(too_long(self.job, f));
+                }
+                Err(e) => {
+                    self.buf.clear();
+                    self.problem(decompress_error(self.job, f, e));
+                }
+            }
+            return;
+        }
         let stored = io::Cursor::new(std::mem::take(&mut self.reader.stored));
         let decoder: io::Result<Box<dyn Read>> = match self.reader.compression {
             Compression::Zstd => zstd::stream::read::Decoder::with_buffer(stored)
@@ -272,68 +300,72 @@ impl Stream<'_> {
         }
     }
 
-    /// Decompresses frame `i` whole, keeping the lines in the window; false when none is.
+    /// Decompresses frame `i`, keeping the lines in the window; false when none is. Lines are
+    /// appended in time order: decompression stops at the first dated line after `--until`
+    /// (and [`SKEW`]), and the job's later frames are then not read.
     fn load(&mut self, i: usize, mut decoder: Box<dyn Read>) -> bool {
         let f = &self.job.frames[i];
         let mut raw = std::mem::take(&mut self.buf);
         raw.clear();
         let (since, until) = self.window.unwrap_or((Micros::MIN, Micros::MAX));
-        let result = (|| -> io::Result<bool> {
-            if until != Micros::MAX {
-                (&mut decoder).take(PEEK).read_to_end(&mut raw)?;
-                if begins_after(&raw, f.time, until) {
-                    return Ok(false);
-                }
-            }
-            let left = (f.raw_len + 1).saturating_sub(raw.len() as u64);
-            decoder.take(left).read_to_end(&mut raw)?;
-            Ok(true)
-        })();
-        match result {
-            Ok(true) => {}
-            Ok(false) => {
-                // Lines are appended in time order: the job's later frames are later still.
-                if self.job.appended {
-                    self.next = self.job.frames.len();
-                }
-                self.buf = raw;
-                self.buf.clear();
-                return false;
-            }
-            Err(e) => {
-                self.problem(decompress_error(self.job, f, e));
-                self.buf = raw;
-                self.buf.clear();
-                return false;
-            }
-        }
-        if raw.len() as u64 > f.raw_len {
-            self.problem(too_long(self.job, f));
-            self.buf = raw;
-            self.buf.clear();
-            return false;
-        }
-        // Keep the window's lines, in place.
+        let cutoff = until.saturating_add(SKEW);
+        // (Only logs in time order are cut short: see `Job::in_time_order`.)
         let mut kept = 0;
         let mut at = 0;
-        while at < raw.len() {
-            let end = memchr::memchr(b'\n', &raw[at..]).map_or(raw.len(), |k| at + k + 1);
-            let t = match line_time(&raw[at..end], f.time) {
-                Some(t) => {
-                    self.last_time = Some(t);
-                    t
-                }
-                None => self.last_time.unwrap_or(f.time),
-            };
-            if since <= t && t < until {
-                raw.copy_within(at..end, kept);
-                kept += end - at;
+        let mut past_until = false;
+        let mut eof = false;
+        let result = loop {
+            if let Err(e) = (&mut decoder)
+                .take(PEEK)
+                .read_to_end(&mut raw)
+                .map(|n| eof = n == 0)
+            {
+                break Err(decompress_error(self.job, f, e));
             }
-            at = end;
-        }
+            if raw.len() as u64 > f.raw_len {
+                break Err(too_long(self.job, f));
+            }
+            // The complete lines decompressed so far (all of them at the end).
+            while at < raw.len() {
+                let end = match memchr::memchr(b'\n', &raw[at..]) {
+                    Some(k) => at + k + 1,
+                    None if eof => raw.len(),
+                    None => break,
+                };
+                let own = line_time(&raw[at..end], f.time);
+                if self.job.in_time_order && own.is_some_and(|t| t > cutoff) {
+                    past_until = true;
+                    break;
+                }
+                let t = match own {
+                    Some(t) => {
+                        self.last_time = Some(t);
+                        t
+                    }
+                    None => self.last_time.unwrap_or(f.time),
+                };
+                if since <= t && t < until {
+                    raw.copy_within(at..end, kept);
+                    kept += end - at;
+                }
+                at = end;
+            }
+            if eof || past_until {
+                break Ok(());
+            }
+        };
         raw.truncate(kept);
         self.buf = raw;
         self.pos = 0;
+        if let Err(p) = result {
+            self.problem(p);
+            self.buf.clear();
+            return false;
+        }
+        if past_until && self.job.in_time_order {
+            self.next = self.job.frames.len();
+            self.ctx.past_until[self.job.group].store(true, Ordering::Relaxed);
+        }
         if self.buf.is_empty() {
             return false;
         }
@@ -609,34 +641,53 @@ impl Sink for TextSink<'_> {
     }
 }
 
-fn text(ctx: &Ctx<'_>, job: &Job, file: File, tx: &SyncSender<Msg>) -> u64 {
-    let o = ctx.opts;
-    let silent = o.count || o.files_with_matches;
-    let mut searcher = SearcherBuilder::new()
-        .line_terminator(LineTerminator::byte(b'\n'))
-        .invert_match(o.invert)
-        .before_context(if silent { 0 } else { o.before })
-        .after_context(if silent { 0 } else { o.after })
-        .max_matches(ctx.max_matches())
-        .binary_detection(BinaryDetection::none())
-        .bom_sniffing(false)
-        .memory_map(MmapChoice::never())
-        .heap_limit(Some(MAX_LINE))
-        .build();
+/// What a worker keeps from one job to the next: buffers (fresh pages cost more than the
+/// search of a small frame), the searcher and a zstd context.
+pub struct Scratch {
+    searcher: Searcher,
+    stored: Vec<u8>,
+    buf: Vec<u8>,
+    bulk: Option<zstd::bulk::Decompressor<'static>>,
+}
+
+impl Scratch {
+    pub fn new(ctx: &Ctx<'_>) -> Scratch {
+        let o = ctx.opts;
+        let silent = o.count || o.files_with_matches;
+        Scratch {
+            searcher: SearcherBuilder::new()
+                .line_terminator(LineTerminator::byte(b'\n'))
+                .invert_match(o.invert)
+                .before_context(if silent { 0 } else { o.before })
+                .after_context(if silent { 0 } else { o.after })
+                .max_matches(ctx.max_matches())
+                .binary_detection(BinaryDetection::none())
+                .bom_sniffing(false)
+                .memory_map(MmapChoice::never())
+                .heap_limit(Some(MAX_LINE))
+                .build(),
+            stored: Vec::new(),
+            buf: Vec::new(),
+            bulk: zstd::bulk::Decompressor::new().ok(),
+        }
+    }
+}
+
+fn text(ctx: &Ctx<'_>, job: &Job, file: File, tx: &SyncSender<Msg>, scratch: &mut Scratch) -> u64 {
     let marks = Rc::new(RefCell::new(Vec::new()));
-    let stream = Stream {
+    let mut stream = Stream {
         ctx,
         job,
         tx,
         reader: FrameReader {
             file,
             compression: store::compression_of(&job.file).unwrap_or_default(),
-            stored: Vec::new(),
+            stored: std::mem::take(&mut scratch.stored),
         },
         window: ctx.window(),
         next: 0,
         current: Current::None,
-        buf: Vec::new(),
+        buf: std::mem::take(&mut scratch.buf),
         pos: 0,
         produced: 0,
         marks: marks.clone(),
@@ -644,12 +695,19 @@ fn text(ctx: &Ctx<'_>, job: &Job, file: File, tx: &SyncSender<Msg>) -> u64 {
         ends_in_newline: true,
         owe_newline: false,
         last_time: None,
+        bulk: scratch.bulk.take(),
     };
     let mut sink = TextSink {
         printer: Printer::new(ctx, job, tx),
         marks,
     };
-    if let Err(e) = searcher.search_reader(ctx.matcher, stream, &mut sink) {
+    let result = scratch
+        .searcher
+        .search_reader(ctx.matcher, &mut stream, &mut sink);
+    scratch.stored = std::mem::take(&mut stream.reader.stored);
+    scratch.buf = std::mem::take(&mut stream.buf);
+    scratch.bulk = stream.bulk.take();
+    if let Err(e) = result {
         let _ = tx.send(Msg::Problem(format!(
             "the search of {} stopped: {e}{}",
             Shown(&job.file),

@@ -7,20 +7,22 @@
 //! # How a search runs
 //! 1. **Plan** ([`plan`]): one pass over the ledger (from the first line committed after
 //!    `--since`, found by bisection: ledger times never go back) collects the frames of the
-//!    selected hosts and logs. Frames committed before `--since` (less [`SKEW`] for servers whose
-//!    clocks run ahead) are left out: their lines were written before they were collected. A
-//!    journal frame whose entries all precede `--since`, or that follows in its file a frame
-//!    whose last entry is after `--until`, is left out too. The frames are grouped into jobs, one
+//!    selected hosts and logs. Text frames committed before `--since` are left out: their lines
+//!    were written before the loghost collected them, by the loghost's clock (the one clock it
+//!    trusts), whatever a server's clock wrote in them. A journal frame whose entries all
+//!    precede `--since`, or that follows in its file a frame whose last entry is after
+//!    `--until` (each less or plus [`SKEW`]), is left out too. The frames are grouped into jobs, one
 //!    per stored file (a log of one host-day), ordered by host, log, then day: a log's lines come
 //!    out in collection order.
 //! 2. **Search** ([`job`]): jobs run on every core; each reads its frames in ledger order,
 //!    checks their stored bytes against the ledger (a mismatch is named, exit 2, the lines still
 //!    searched), decompresses them in-process (bounded by the raw length the ledger records) and
 //!    hands them, as one stream, to ripgrep's searcher (`grep-searcher`, `grep-regex`: literal
-//!    prefilters, SIMD). With `--until`, a frame whose first dated lines are after it is not
-//!    decompressed further. With a time window, lines are kept by their own timestamp where
-//!    one parses at their start ([`time::line_time`]), else by the timestamp of the line before
-//!    in the frame, else by their frame's commit time.
+//!    prefilters, SIMD). With a time window, lines are kept by their own timestamp where one
+//!    parses at their start ([`time::line_time`]), else by the timestamp of the line before,
+//!    else by their frame's commit time; a pulled log is appended in time order, so decompression
+//!    stops at the first line dated after `--until` (plus [`SKEW`]), and neither the rest of
+//!    that log's day nor its later days are read.
 //! 3. **Print**: one thread prints the jobs' output in job order as it arrives; a job's output
 //!    is handed over in chunks through a bounded channel, so memory stays bounded whatever
 //!    matches (cores × (a frame + a few chunks)).
@@ -31,6 +33,7 @@
 pub mod job;
 pub mod time;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
@@ -44,15 +47,15 @@ use jiff::Timestamp;
 
 use crate::config::Config;
 use crate::hash::Hash;
-use crate::ledger::{self, Entry, EventKind, Via};
+use crate::ledger::{self, Via};
 use crate::sanitize::Shown;
 use crate::store::{Store, layout};
 
 use self::time::Micros;
 
-/// How far ahead of the loghost's clock a server's clock may run and its lines still be found
-/// by `--since`/`--until` (frames are chosen by when they were collected, lines by what they say).
-pub const SKEW: Micros = 10 * 60 * 1_000_000;
+/// How far out of order a log's dated lines (or a journal's entries) may be: a frame is read on
+/// until its lines state a time this far past `--until`.
+pub const SKEW: Micros = 2 * 60 * 1_000_000;
 
 /// What to search and how to print it.
 #[derive(Debug, Clone, Default)]
@@ -138,9 +141,10 @@ pub struct Job {
     pub group: usize,
     /// The day was moved to the archive tier (its file is expected to be missing).
     pub archived: bool,
-    /// Every frame holds bytes appended after the frame before (no snapshot of a whole file):
-    /// once a frame's lines begin after `--until`, so do the later ones.
-    pub appended: bool,
+    /// Pulled bytes appended to a file, so in the order their lines were written: a line dated
+    /// after `--until` means the ones after it are too (not so for snapshots, which hold the
+    /// whole file again, nor for received messages, which a sender may deliver from a backlog).
+    pub in_time_order: bool,
 }
 
 /// The jobs of a search, in output order.
@@ -220,6 +224,46 @@ fn offset_of_time(path: &Path, time: &str) -> io::Result<u64> {
     Ok(probe(lo)?.0)
 }
 
+/// What a search reads of a ledger line: the fields it needs, borrowed (a month's ledger is
+/// millions of lines; `ledger::Entry` checks and owns everything, for writers and `verify`).
+#[derive(serde::Deserialize)]
+struct LineView<'a> {
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    seq: u64,
+    #[serde(borrow)]
+    time: Cow<'a, str>,
+    #[serde(default, borrow)]
+    event: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    host: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    source: Option<Cow<'a, str>>,
+    #[serde(default)]
+    via: Option<Via>,
+    #[serde(default)]
+    start: Option<u64>,
+    #[serde(default)]
+    end: Option<u64>,
+    #[serde(default, borrow)]
+    file: Option<Cow<'a, str>>,
+    #[serde(default)]
+    offset: Option<u64>,
+    #[serde(default)]
+    length: Option<u64>,
+    #[serde(default, borrow)]
+    sha256: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    journal: Option<JournalView<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct JournalView<'a> {
+    #[serde(borrow)]
+    file_id: Cow<'a, str>,
+    last_realtime: u64,
+}
+
 /// Reads the ledger and chooses the frames to search.
 pub fn plan(config: &Config, store: &Store, opts: &Options) -> Result<Plan> {
     let hosts =
@@ -253,7 +297,7 @@ pub fn plan(config: &Config, store: &Store, opts: &Options) -> Result<Plan> {
     let mut files: HashMap<String, Job> = HashMap::new();
     // Per journal file id: the last entry time of its previous frame.
     let mut journal_last: HashMap<String, u64> = HashMap::new();
-    let mut selected_logs: HashMap<(String, String), bool> = HashMap::new();
+    let mut selected_logs: HashMap<String, HashMap<String, bool>> = HashMap::new();
 
     let mut file = match File::open(&ledger_path) {
         Ok(f) => Some(f),
@@ -273,97 +317,118 @@ pub fn plan(config: &Config, store: &Store, opts: &Options) -> Result<Plan> {
         if n == 0 || line.last() != Some(&b'\n') {
             break; // the end, or a torn last line being written
         }
-        let entry: Entry = match serde_json::from_slice(&line[..n - 1]) {
-            Ok(e) => e,
+        let v: LineView<'_> = match serde_json::from_slice(&line[..n - 1]) {
+            Ok(v) => v,
             Err(e) => bail!(
                 "{} holds a line that is not a ledger entry ({e}); run `loghost verify`",
                 ledger_path.display()
             ),
         };
-        let f = match entry {
-            Entry::Frame(f) => f,
-            Entry::Event(e) => {
-                if e.event == EventKind::Archived
-                    && let (Some(h), Some(d)) = (e.host, e.source)
-                {
-                    archived.insert((h, d));
-                }
-                continue;
-            }
+        let (Some(host), Some(source)) = (v.host.as_deref(), v.source.as_deref()) else {
+            continue;
         };
-        seen_hosts.insert(f.host.clone());
-        if hosts.as_ref().is_some_and(|g| !g.is_match(&f.host)) {
+        if v.kind != "frame" {
+            if v.event.as_deref() == Some("archived") {
+                archived.insert((host.to_string(), source.to_string()));
+            }
             continue;
         }
-        let name = log_name(f.via, &f.source);
-        let key = (f.host.clone(), f.source.clone());
-        let chosen = match selected_logs.get(&key) {
-            Some(c) => *c,
+        let (Some(via), Some(file)) = (v.via, v.file.as_deref()) else {
+            bail!(
+                "ledger entry {} is a frame without its file; run `loghost verify`",
+                v.seq
+            );
+        };
+        if !seen_hosts.contains(host) {
+            seen_hosts.insert(host.to_string());
+        }
+        if hosts.as_ref().is_some_and(|g| !g.is_match(host)) {
+            continue;
+        }
+        let known = selected_logs.get(host).and_then(|m| m.get(source)).copied();
+        let chosen = match known {
+            Some(c) => c,
             None => {
-                seen_logs.insert(name.clone());
+                let name = log_name(via, source);
                 let mut c = opts.logs.is_empty();
                 for (i, w) in opts.logs.iter().enumerate() {
-                    if log_matches(w, f.via, &f.source, &name) {
+                    if log_matches(w, via, source, &name) {
                         wanted_log_seen[i] = true;
                         c = true;
                     }
                 }
-                if !opts.fields.is_empty() && f.via != Via::Journal {
+                if !opts.fields.is_empty() && via != Via::Journal {
                     c = false; // text lines have no fields
                 }
-                selected_logs.insert(key, c);
+                seen_logs.insert(name);
+                selected_logs
+                    .entry(host.to_string())
+                    .or_default()
+                    .insert(source.to_string(), c);
                 c
             }
         };
         if !chosen {
             continue;
         }
-        let Some(time) = ledger_micros(&f.time) else {
+        let Some(time) = ledger_micros(&v.time) else {
             bail!(
                 "ledger entry {} has an unreadable time {:?}; run `loghost verify`",
-                f.seq,
-                f.time
+                v.seq,
+                v.time
             );
         };
-        let journal = f.via == Via::Journal;
-        if let Some(mark) = f.journal.as_deref() {
-            let prev_last = journal_last.insert(mark.file_id.clone(), mark.last_realtime);
+        let journal = via == Via::Journal;
+        if let Some(mark) = &v.journal {
+            let prev_last = journal_last.insert(mark.file_id.to_string(), mark.last_realtime);
             let last = mark.last_realtime as Micros;
             if since.is_some_and(|s| last < s - SKEW)
                 || until.is_some_and(|u| prev_last.is_some_and(|p| p as Micros > u + SKEW))
             {
                 continue;
             }
-        } else if since.is_some_and(|s| time < s - SKEW) {
+        } else if since.is_some_and(|s| time < s) {
             continue;
         }
-        let Some(path) = layout::parse_log_path(&f.file) else {
+        let Some(sha256) = v.sha256.as_deref().and_then(|h| h.parse::<Hash>().ok()) else {
             bail!(
-                "ledger entry {} names {:?}, not a stored log path; run `loghost verify`",
-                f.seq,
-                Shown(&f.file).to_string()
+                "ledger entry {} has no readable sha256; run `loghost verify`",
+                v.seq
             );
         };
-        let date = path.date.to_string();
-        let job = files.entry(f.file.clone()).or_insert_with(|| Job {
-            host: f.host.clone(),
-            log: name,
-            file: f.file.clone(),
-            date,
-            journal,
-            frames: Vec::new(),
-            group: 0,
-            archived: false,
-            appended: true,
-        });
-        job.appended &= f.via != Via::Snapshot;
+        if !files.contains_key(file) {
+            let Some(path) = layout::parse_log_path(file) else {
+                bail!(
+                    "ledger entry {} names {:?}, not a stored log path; run `loghost verify`",
+                    v.seq,
+                    Shown(file).to_string()
+                );
+            };
+            let job = Job {
+                host: host.to_string(),
+                log: log_name(via, source),
+                file: file.to_string(),
+                date: path.date.to_string(),
+                journal,
+                frames: Vec::new(),
+                group: 0,
+                archived: false,
+                in_time_order: true,
+            };
+            files.insert(file.to_string(), job);
+        }
+        let Some(job) = files.get_mut(file) else {
+            continue;
+        };
+        // A snapshot is the whole file again; a syslog sender may deliver a backlog late.
+        job.in_time_order &= via == Via::Pull;
         job.frames.push(FrameRef {
-            seq: f.seq,
+            seq: v.seq,
             time,
-            offset: f.offset,
-            length: f.length,
-            raw_len: f.end.saturating_sub(f.start),
-            sha256: f.sha256,
+            offset: v.offset.unwrap_or(0),
+            length: v.length.unwrap_or(0),
+            raw_len: v.end.unwrap_or(0).saturating_sub(v.start.unwrap_or(0)),
+            sha256,
         });
     }
 
@@ -485,6 +550,7 @@ pub fn grep(
         opts,
         matcher: &matcher,
         found: plan.groups.iter().map(|_| AtomicBool::new(false)).collect(),
+        past_until: plan.groups.iter().map(|_| AtomicBool::new(false)).collect(),
         cancel: AtomicBool::new(false),
     };
     let mut senders = Vec::with_capacity(plan.jobs.len());
@@ -499,6 +565,7 @@ pub fn grep(
     let printed = std::thread::scope(|scope| -> io::Result<()> {
         for _ in 0..threads.min(plan.jobs.len().max(1)) {
             scope.spawn(|| {
+                let mut scratch = job::Scratch::new(&ctx);
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= plan.jobs.len() || ctx.cancel.load(Ordering::Relaxed) {
@@ -506,7 +573,7 @@ pub fn grep(
                     }
                     let tx = senders[i].lock().ok().and_then(|mut s| s.take());
                     if let Some(tx) = tx {
-                        job::run(&ctx, &plan.jobs[i], &tx);
+                        job::run(&ctx, &plan.jobs[i], &tx, &mut scratch);
                     }
                 }
             });
