@@ -813,7 +813,6 @@ async fn run(cli: Cli) -> Result<i32> {
 }
 
 /// `loghost grep`: every failure is exit 2, as grep's.
-#[allow(clippy::too_many_arguments)]
 fn grep_command(config_path: Option<&Path>, opts: crate::search::Options) -> i32 {
     let run = || -> Result<i32> {
         let config = load_config(config_path)?;

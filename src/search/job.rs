@@ -78,7 +78,7 @@ pub fn run(ctx: &Ctx<'_>, job: &Job, tx: &SyncSender<Msg>, scratch: &mut Scratch
     } else {
         match open(ctx, job, tx) {
             None => 0,
-            Some(file) if job.journal => journal(ctx, job, file, tx),
+            Some(file) if job.journal => journal(ctx, job, file, tx, scratch),
             Some(file) => text(ctx, job, file, tx, scratch),
         }
     };
@@ -112,9 +112,8 @@ fn open(ctx: &Ctx<'_>, job: &Job, tx: &SyncSender<Msg>) -> Option<File> {
     }
 }
 
-/// Reads a frame's stored bytes, checks them against the ledger and decompresses them into
-/// `raw` (at most the raw length the ledger records; with `peek`, only that much first).
-/// `Err` is the problem to report; the frame is then skipped.
+/// Reads a frame's stored bytes and checks them against the ledger. `Err` is the problem to
+/// report; the frame is then skipped.
 struct FrameReader {
     file: File,
     compression: Compression,
@@ -159,12 +158,46 @@ impl FrameReader {
         Ok(None)
     }
 
-    fn decoder(&self) -> io::Result<Box<dyn Read + '_>> {
-        Ok(match self.compression {
-            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(&self.stored[..])?),
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&self.stored[..])),
-        })
+    /// Decompresses the stored bytes read last into `out`, at most the raw length the ledger
+    /// records: in one call with `bulk` (zstd's fastest path) when that length may be allocated.
+    fn decompress(
+        &self,
+        job: &Job,
+        f: &FrameRef,
+        bulk: Option<&mut zstd::bulk::Decompressor<'static>>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        out.clear();
+        if self.compression == Compression::Zstd
+            && f.raw_len <= MAX_BULK
+            && let Some(bulk) = bulk
+        {
+            out.reserve_exact(f.raw_len as usize);
+            return match bulk.decompress_to_buffer(&self.stored[..], out) {
+                Ok(_) => Ok(()),
+                Err(e) if e.to_string().contains("too small") => Err(too_long(job, f)),
+                Err(e) => Err(decompress_error(job, f, e)),
+            };
+        }
+        decoder(self.compression, &self.stored[..])
+            .and_then(|d| d.take(f.raw_len + 1).read_to_end(out))
+            .map_err(|e| decompress_error(job, f, e))?;
+        if out.len() as u64 > f.raw_len {
+            return Err(too_long(job, f));
+        }
+        Ok(())
     }
+}
+
+/// A decompressor of stored bytes (`stored` holds one frame).
+fn decoder<'r, R: io::BufRead + 'r>(
+    compression: Compression,
+    stored: R,
+) -> io::Result<Box<dyn Read + 'r>> {
+    Ok(match compression {
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(stored)?),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(stored)),
+    })
 }
 
 fn decompress_error(job: &Job, f: &FrameRef, e: impl std::fmt::Display) -> String {
@@ -186,8 +219,8 @@ fn too_long(job: &Job, f: &FrameRef) -> String {
 }
 
 /// A text job's frames as one stream of bytes for the searcher. Without a time window a frame
-/// is decompressed straight into the searcher's buffer; with one it is decompressed whole, its
-/// lines filtered, then handed over.
+/// is decompressed into `buf` in one call (one larger than [`MAX_BULK`] is streamed); with one
+/// it is decompressed piecewise, its lines filtered, until they pass `--until`.
 struct Stream<'a> {
     ctx: &'a Ctx<'a>,
     job: &'a Job,
@@ -244,50 +277,30 @@ impl Stream<'_> {
         if self.last_included.is_some_and(|l| l + 1 != i) {
             self.owe_newline = true;
         }
-        // The common case: decompressed in one call into a buffer of the size the ledger
-        // records (zstd's fastest path, and a frame that would be longer fails).
-        if self.window.is_none()
-            && self.reader.compression == Compression::Zstd
-            && f.raw_len <= MAX_BULK
-            && let Some(bulk) = self.bulk.as_mut()
-        {
-            self.buf.clear();
-            self.buf.reserve_exact(f.raw_len as usize);
+        if self.window.is_none() && f.raw_len <= MAX_BULK {
             self.pos = 0;
-            match bulk.decompress_to_buffer(&self.reader.stored[..], &mut self.buf) {
-                Ok(_) => {
-                    self.last_included = Some(i);
-                    self.marks
-                        .borrow_mut()
-                        .push((self.produced + u64::from(self.newline_owed()), i));
+            match self
+                .reader
+                .decompress(self.job, f, self.bulk.as_mut(), &mut self.buf)
+            {
+                Ok(()) => {
+                    self.include(i);
                     self.current = Current::Buffered;
                 }
-                Err(e) if e.to_string().contains("too small") => {
+                Err(p) => {
                     self.buf.clear();
-                    self.problem(too_long(self.job, f));
-                }
-                Err(e) => {
-                    self.buf.clear();
-                    self.problem(decompress_error(self.job, f, e));
+                    self.problem(p);
                 }
             }
             return;
         }
         let stored = io::Cursor::new(std::mem::take(&mut self.reader.stored));
-        let decoder: io::Result<Box<dyn Read>> = match self.reader.compression {
-            Compression::Zstd => zstd::stream::read::Decoder::with_buffer(stored)
-                .map(|d| Box::new(d) as Box<dyn Read>),
-            Compression::Gzip => Ok(Box::new(flate2::read::MultiGzDecoder::new(stored))),
-        };
-        let decoder = match decoder {
+        let decoder = match decoder(self.reader.compression, stored) {
             Ok(d) => d,
             Err(e) => return self.problem(decompress_error(self.job, f, e)),
         };
         if self.window.is_none() {
-            self.last_included = Some(i);
-            self.marks
-                .borrow_mut()
-                .push((self.produced + u64::from(self.newline_owed()), i));
+            self.include(i);
             self.current = Current::Streaming {
                 decoder,
                 index: i,
@@ -362,18 +375,23 @@ impl Stream<'_> {
             self.buf.clear();
             return false;
         }
-        if past_until && self.job.in_time_order {
+        if past_until {
             self.next = self.job.frames.len();
             self.ctx.past_until[self.job.group].store(true, Ordering::Relaxed);
         }
         if self.buf.is_empty() {
             return false;
         }
+        self.include(i);
+        true
+    }
+
+    /// Frame `i`'s bytes are next in the stream (after a newline owed).
+    fn include(&mut self, i: usize) {
         self.last_included = Some(i);
         self.marks
             .borrow_mut()
             .push((self.produced + u64::from(self.newline_owed()), i));
-        true
     }
 
     /// A newline is owed and the stream does not end with one.
@@ -723,12 +741,18 @@ fn text(ctx: &Ctx<'_>, job: &Job, file: File, tx: &SyncSender<Msg>, scratch: &mu
 }
 
 /// A journal job: entries are selected by their MESSAGE (and `--field`), printed `short`.
-fn journal(ctx: &Ctx<'_>, job: &Job, file: File, tx: &SyncSender<Msg>) -> u64 {
+fn journal(
+    ctx: &Ctx<'_>,
+    job: &Job,
+    file: File,
+    tx: &SyncSender<Msg>,
+    scratch: &mut Scratch,
+) -> u64 {
     let o = ctx.opts;
     let mut reader = FrameReader {
         file,
         compression: store::compression_of(&job.file).unwrap_or_default(),
-        stored: Vec::new(),
+        stored: std::mem::take(&mut scratch.stored),
     };
     let mut printer = Printer::new(ctx, job, tx);
     let window = ctx.window();
@@ -739,11 +763,12 @@ fn journal(ctx: &Ctx<'_>, job: &Job, file: File, tx: &SyncSender<Msg>) -> u64 {
         (o.before, o.after)
     };
     let context = before > 0 || after > 0;
-    let mut queue: VecDeque<(u64, Vec<u8>, FrameRef)> = VecDeque::new();
+    let done = |p: &Printer<'_>| max.is_some_and(|m| p.selected >= m);
+    let mut queue: VecDeque<(Vec<u8>, FrameRef)> = VecDeque::new();
     let mut after_left = 0usize;
     let mut last_printed: Option<u64> = None;
     let mut index = 0u64;
-    let mut raw = Vec::new();
+    let mut raw = std::mem::take(&mut scratch.buf);
     'frames: for f in &job.frames {
         if ctx.cancel.load(Ordering::Relaxed) {
             break;
@@ -758,16 +783,8 @@ fn journal(ctx: &Ctx<'_>, job: &Job, file: File, tx: &SyncSender<Msg>) -> u64 {
                 continue;
             }
         }
-        raw.clear();
-        if let Err(e) = reader
-            .decoder()
-            .and_then(|d| d.take(f.raw_len + 1).read_to_end(&mut raw))
-        {
-            let _ = tx.send(Msg::Problem(decompress_error(job, f, e)));
-            continue;
-        }
-        if raw.len() as u64 > f.raw_len {
-            let _ = tx.send(Msg::Problem(too_long(job, f)));
+        if let Err(p) = reader.decompress(job, f, scratch.bulk.as_mut(), &mut raw) {
+            let _ = tx.send(Msg::Problem(p));
             continue;
         }
         let entries = match crate::journal::export::parse(&raw) {
@@ -807,7 +824,7 @@ fn journal(ctx: &Ctx<'_>, job: &Job, file: File, tx: &SyncSender<Msg>) -> u64 {
                 {
                     break 'frames;
                 }
-                for (_, l, fr) in std::mem::take(&mut queue) {
+                for (l, fr) in std::mem::take(&mut queue) {
                     if !printer.line(&l, false, &fr, false) {
                         break 'frames;
                     }
@@ -817,7 +834,7 @@ fn journal(ctx: &Ctx<'_>, job: &Job, file: File, tx: &SyncSender<Msg>) -> u64 {
                 }
                 last_printed = Some(index);
                 after_left = after;
-                if max.is_some_and(|m| printer.selected >= m) && after_left == 0 {
+                if done(&printer) && after_left == 0 {
                     break 'frames;
                 }
             } else if after_left > 0 {
@@ -826,19 +843,21 @@ fn journal(ctx: &Ctx<'_>, job: &Job, file: File, tx: &SyncSender<Msg>) -> u64 {
                     break 'frames;
                 }
                 last_printed = Some(index);
-                if max.is_some_and(|m| printer.selected >= m) && after_left == 0 {
+                if done(&printer) && after_left == 0 {
                     break 'frames;
                 }
-            } else if before > 0 && max.is_none_or(|m| printer.selected < m) {
-                queue.push_back((index, line, f.clone()));
+            } else if before > 0 && !done(&printer) {
+                queue.push_back((line, f.clone()));
                 if queue.len() > before {
                     queue.pop_front();
                 }
-            } else if max.is_some_and(|m| printer.selected >= m) {
+            } else if done(&printer) {
                 break 'frames;
             }
         }
     }
+    scratch.stored = reader.stored;
+    scratch.buf = raw;
     printer.flush();
     printer.selected
 }
