@@ -1090,3 +1090,41 @@ fn the_receiver_keeps_receiving_while_a_stalled_pull_holds_up_a_reload() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `loghost tail -f` shows each received message once, as its frame commits, after the last
+/// lines stored before it started; two hosts' streams through one follower are told apart.
+#[test]
+fn tail_follows_received_messages_as_they_commit() {
+    let d = Daemon::start("");
+    let mut web = d.client("web1.example.org");
+    web.send_messages(&messages("web1", 0, 20)).expect("send");
+    assert_eq!(d.wait_stored("web1", 20).len(), 20);
+    let mut t = Follower::spawn(&d.env, &["tail", "-f", "-n", "3", "web1", "syslog-tls"]);
+    let want = messages("web1", 17, 3);
+    same(&t.lines(3), &want, "the last 3 before following");
+    web.send_messages(&messages("web1", 20, 500)).expect("send");
+    same(
+        &t.lines(500),
+        &messages("web1", 20, 500),
+        "each new one once",
+    );
+    assert!(t.more(Duration::from_millis(1500)).is_empty(), "no repeat");
+
+    let mut all = Follower::spawn(&d.env, &["tail", "-f", "-n", "0", "--json"]);
+    let mut db = d.client("db1.example.org");
+    db.send_messages(&messages("db1", 0, 2)).expect("send");
+    let got = all.lines(2);
+    assert_eq!(got.len(), 2, "{got:?}");
+    for (g, m) in got.iter().zip(messages("db1", 0, 2)) {
+        let v: serde_json::Value = serde_json::from_str(g).expect("json");
+        assert_eq!(v["type"], "line");
+        assert_eq!(v["host"], "db1");
+        assert_eq!(v["log"], "syslog-tls");
+        assert_eq!(v["line"], m.as_str());
+        assert!(
+            v["seq"].as_u64().is_some() && v["time"].as_str().is_some(),
+            "{v}"
+        );
+    }
+    assert!(t.more(Duration::from_millis(500)).is_empty(), "web1 only");
+}

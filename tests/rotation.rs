@@ -6,6 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use common::*;
 
@@ -1213,4 +1214,83 @@ fn a_compressed_copy_cut_far_before_the_cursor_is_an_alarm() {
     std::fs::remove_file(r.rotated("app.log.1")).expect("rm");
     r.write(5);
     alarm_pull(&r, "app.log.1.gz");
+}
+
+/// `loghost tail`: the last lines; then, following, each pulled line once as its frame
+/// commits (a line a pull cut in two shown whole), a note for a rotation, and the alarm.
+#[test]
+fn tail_follows_pulled_lines_through_rotations_and_alarms() {
+    let mut r = Rig::new("    create", "");
+    r.write(30);
+    r.quiet_pull();
+    let out = r.env.run(&["tail", "-n", "5", "web1", "app.log"]);
+    assert_ok(&out, "tail");
+    let want: String = (25..30).map(line).collect();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        want,
+        "the last 5 lines, bare (one host, one log)"
+    );
+    let out = r.env.run(&["tail", "-n", "100", "web1", "app.log"]);
+    assert_eq!(out.stdout, r.written, "fewer lines than asked: all of them");
+
+    let name = loghost::store::layout::stored_name(&r.log);
+    let prefixed = |i: usize| format!("web1 {name}: {}", line(i).trim_end());
+    let mut t = Follower::spawn(&r.env, &["tail", "-f", "-n", "2", "--host", "web*"]);
+    assert_eq!(t.lines(2), vec![prefixed(28), prefixed(29)]);
+    assert!(
+        t.more(Duration::from_millis(500)).is_empty(),
+        "nothing new yet"
+    );
+    r.write(10);
+    r.quiet_pull();
+    assert_eq!(t.lines(10), (30..40).map(prefixed).collect::<Vec<_>>());
+
+    // The server is writing a line when the pull reads: it is shown whole, once, when its
+    // rest is collected.
+    append(Path::new(&r.log), b"2026-11-28T11:00:00 web1 app[1]: half");
+    r.quiet_pull();
+    assert!(
+        t.more(Duration::from_millis(600)).is_empty(),
+        "half a line waits"
+    );
+    append(Path::new(&r.log), b" and the rest\n");
+    r.quiet_pull();
+    assert_eq!(
+        t.lines(1),
+        vec![format!(
+            "web1 {name}: 2026-11-28T11:00:00 web1 app[1]: half and the rest"
+        )]
+    );
+
+    // Rotation: the rest of the old file, a note, the new file's lines.
+    r.write(3);
+    r.rotate();
+    r.write(4);
+    r.quiet_pull();
+    assert_eq!(t.lines(7), (40..47).map(prefixed).collect::<Vec<_>>());
+    assert!(
+        t.wait_error(&format!("web1 {name}: rotated")),
+        "{:?}",
+        t.errors
+    );
+
+    // An intruder edits collected lines: the alarm is told; the rewritten file follows as a
+    // new generation (no rotation note for it).
+    r.write(20);
+    r.quiet_pull();
+    assert_eq!(t.lines(20), (47..67).map(prefixed).collect::<Vec<_>>());
+    let now = std::fs::read_to_string(&r.log).expect("read");
+    let forged = line(60).replace("user8", "user1");
+    std::fs::write(&r.log, now.replacen(&line(60), &forged, 1)).expect("edit");
+    let out = r.pull();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(t.wait_error("ALARM"), "{:?}", t.errors);
+    let mut want: Vec<String> = (43..67).map(prefixed).collect();
+    want[60 - 43] = format!("web1 {name}: {}", forged.trim_end());
+    assert_eq!(t.lines(24), want);
+    let errors = t.errors_now().to_vec();
+    let rotations = errors.iter().filter(|e| e.contains("rotated")).count();
+    assert_eq!(rotations, 1, "{errors:?}");
+    assert!(t.running());
 }

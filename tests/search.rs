@@ -260,6 +260,35 @@ fn grep_prints_what_zstdcat_and_grep_print_over_every_stored_file() {
         }
     }
 
+    // tail: the last lines of a log whose frames span days, frames cut mid-line; per log with
+    // a glob (prefixed, logs by host then name).
+    let app: Vec<StoredLog> = store
+        .logs()
+        .into_iter()
+        .filter(|l| l.host == "web1" && l.log.ends_with("app.log"))
+        .collect();
+    let all: Vec<u8> = app.iter().flat_map(|l| stock_decompress(&l.file)).collect();
+    let all_lines: Vec<&[u8]> = all.split_inclusive(|&b| b == b'\n').collect();
+    let out = store.env.run(&["tail", "-n", "300", "web1", &app[0].log]);
+    assert_ok(&out, "tail");
+    assert_eq!(out.stdout, all_lines[all_lines.len() - 300..].concat());
+    let out = store.env.run(&["tail", "-n", "2", "--host", "web?"]);
+    let want: String = store
+        .logs()
+        .iter()
+        .filter(|l| l.file.to_string_lossy().contains(DAYS[2]))
+        .flat_map(|l| {
+            let raw = stock_decompress(&l.file);
+            let text = String::from_utf8(raw).expect("utf-8");
+            let lines: Vec<String> = text.lines().map(String::from).collect();
+            lines[lines.len() - 2..]
+                .iter()
+                .map(|x| format!("{} {}: {x}\n", l.host, l.log))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+
     // -c: per host and log, summed over the days; -l: the logs with a line.
     let out = store.grep(&["-c", "ERROR"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -548,4 +577,14 @@ fn journal_entries_are_searched_by_message_and_fields() {
             units.iter().filter(|u| **u == unit).count()
         )
     );
+    // tail: the last entries, as cat prints them; -n larger than the journal: all of them.
+    for n in [3, 100_000] {
+        let out = run(&["tail", "-n", &n.to_string(), "demo-web", "journal"]);
+        assert_ok(&out, "tail journal");
+        let want: String = short[short.len().saturating_sub(n)..]
+            .iter()
+            .map(|s| format!("{s}\n"))
+            .collect();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), want, "tail -n {n}");
+    }
 }

@@ -42,10 +42,44 @@ fn line(i: u64) -> String {
     )
 }
 
+/// What `loghost tail -f` showed over the run.
+struct TailOutcome {
+    lines: usize,
+    stored: HashMap<u64, u32>,
+    torn: usize,
+    /// Lines after it had shown as many as the archive holds.
+    more: usize,
+    running: bool,
+    errors: Vec<String>,
+}
+
+/// The numbered lines among `lines` (how often each) and how many others (torn or foreign).
+fn numbered<'a>(lines: impl Iterator<Item = &'a [u8]>) -> (HashMap<u64, u32>, usize) {
+    let mut stored = HashMap::new();
+    let mut torn = 0;
+    for l in lines {
+        match std::str::from_utf8(&l[..9.min(l.len())])
+            .ok()
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            Some(n) if line(n).as_bytes()[..line(n).len() - 1] == *l => {
+                *stored.entry(n).or_insert(0) += 1
+            }
+            _ => torn += 1,
+        }
+    }
+    (stored, torn)
+}
+
 struct Outcome {
     written: u64,
     stored: HashMap<u64, u32>,
     torn: usize,
+    tail: TailOutcome,
+    /// `loghost grep -c` runs during the pulls, and those that failed or counted fewer lines
+    /// than the one before.
+    greps: u64,
+    grep_errors: Vec<String>,
     on_server: Vec<u64>,
     events: Vec<serde_json::Value>,
     pulls: usize,
@@ -138,6 +172,35 @@ fn soak(options: &str, writer: Writer) -> Outcome {
     while rotations.load(Ordering::SeqCst) == 0 {
         std::thread::sleep(Duration::from_millis(20));
     }
+    // A follower from the first pull on, and searches while the pulls commit.
+    let mut follower = Follower::spawn(&env, &["tail", "-f", "-n", "0", "web1", &log]);
+    let stop_grep = Arc::new(AtomicBool::new(false));
+    let grep_thread = {
+        let (stop, config) = (stop_grep.clone(), env.config.clone());
+        std::thread::spawn(move || {
+            let (mut runs, mut last, mut bad) = (0u64, 0u64, Vec::new());
+            while !stop.load(Ordering::SeqCst) {
+                let out = Command::new(loghost_bin())
+                    .arg("--config")
+                    .arg(&config)
+                    .args(["grep", "-c", "-F", "soak line"])
+                    .output()
+                    .expect("run loghost grep");
+                runs += 1;
+                let count = String::from_utf8_lossy(&out.stdout)
+                    .trim_end()
+                    .rsplit(": ")
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok());
+                match (out.status.code(), count) {
+                    (Some(0), Some(n)) if n >= last => last = n,
+                    (Some(1), _) if last == 0 => {}
+                    _ => bad.push(format!("after {last} lines: {}", text(&out))),
+                }
+            }
+            (runs, bad)
+        })
+    };
     let started = Instant::now();
     let mut pulls = 0;
     let mut failed_pulls = Vec::new();
@@ -160,23 +223,20 @@ fn soak(options: &str, writer: Writer) -> Outcome {
     pull(&mut failed_pulls);
     pull(&mut failed_pulls);
     pulls += 3;
+    stop_grep.store(true, Ordering::SeqCst);
+    let (greps, grep_errors) = grep_thread.join().expect("grep loop");
 
-    let mut stored = HashMap::new();
-    let mut torn = 0;
-    for l in env.cat("web1", &log).split(|&b| b == b'\n') {
-        if l.is_empty() {
-            continue;
-        }
-        match std::str::from_utf8(&l[..9.min(l.len())])
-            .ok()
-            .and_then(|n| n.parse::<u64>().ok())
-        {
-            Some(n) if line(n).as_bytes()[..line(n).len() - 1] == *l => {
-                *stored.entry(n).or_insert(0) += 1
-            }
-            _ => torn += 1,
-        }
-    }
+    let archived = env.cat("web1", &log);
+    let archived_lines: Vec<&[u8]> = archived
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let (stored, torn) = numbered(archived_lines.iter().copied());
+    let tail = follower.lines(archived_lines.len());
+    let tail_more = follower.more(Duration::from_millis(500));
+    let tail_running = follower.running();
+    let tail_errors = follower.errors_now().to_vec();
+    drop(follower);
     let events = env
         .ledger()
         .into_iter()
@@ -186,10 +246,21 @@ fn soak(options: &str, writer: Writer) -> Outcome {
     let (on_server, written) = (server_lines(Path::new(&log)), next.load(Ordering::SeqCst));
     drop(sshd);
     let kept = std::env::var_os("LOGHOST_SOAK_KEEP").map(|_| env.dir.keep());
+    let (tail_stored, tail_torn) = numbered(tail.iter().map(|l| l.as_bytes()));
     Outcome {
         written,
         stored,
         torn,
+        tail: TailOutcome {
+            lines: tail.len(),
+            stored: tail_stored,
+            torn: tail_torn,
+            more: tail_more.len(),
+            running: tail_running,
+            errors: tail_errors,
+        },
+        greps,
+        grep_errors,
         on_server,
         events,
         pulls,
@@ -303,6 +374,30 @@ fn check(o: &Outcome, all: bool) {
         o.events
     );
     assert_eq!(o.verify.status.code(), Some(0), "{}", text(&o.verify));
+    // tail -f showed what the archive holds, each line once, as it was committed.
+    let t = &o.tail;
+    eprintln!(
+        "soak: tail -f showed {} lines; {} grep -c runs during the pulls",
+        t.lines, o.greps
+    );
+    assert!(t.running, "{summary}: tail -f ended: {:?}", t.errors);
+    assert!(
+        t.stored == o.stored && t.torn == o.torn && t.more == 0,
+        "{summary}: tail -f showed {} lines ({} distinct numbered, {} torn, {} more) where the \
+         archive holds {} distinct and {} torn; stderr {:?}",
+        t.lines,
+        t.stored.len(),
+        t.torn,
+        t.more,
+        o.stored.len(),
+        o.torn,
+        t.errors
+    );
+    assert!(
+        o.grep_errors.is_empty(),
+        "{summary}: grep during pulls: {:?}",
+        o.grep_errors
+    );
 }
 
 #[test]

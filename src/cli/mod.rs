@@ -233,6 +233,48 @@ enum Command {
         verbose: u8,
     },
 
+    /// Show the last lines of stored logs, then (-f) each new line as it is collected
+    ///
+    /// Shows the last NUM lines of each selected log (journal entries as `journalctl` prints
+    /// them); with --follow, then each new line as its frame commits, pulled or received, until
+    /// interrupted (Ctrl-C). Lines are prefixed `HOST LOG: ` unless one host and one log are
+    /// named. A rotation of a followed log and the ledger's alarms for it are told as notes on
+    /// stderr (in --json: objects of type "note"). Frames are checked against the ledger before
+    /// their lines are shown. Exit status: 0, or 2 on a bad selection or a frame that could not
+    /// be read or did not match the ledger.
+    #[command(after_help = "Examples:
+  loghost tail web1 auth.log
+  loghost tail -f -n 0 --host 'web*' --log nginx/access.log
+  loghost tail -f db1 journal
+  loghost tail -f --json db1 | jq -r .line")]
+    Tail {
+        #[command(flatten)]
+        noise: Noise,
+        /// A host (a glob as with --host) [default: all]
+        host: Option<String>,
+        /// A log: its remote path (/var/log/auth.log), stored name (auth.log), file name, or
+        /// `journal` [default: all]
+        log: Option<String>,
+        /// Lines shown per log before following
+        #[arg(short = 'n', long, value_name = "NUM", default_value_t = 10)]
+        lines: usize,
+        /// Keep showing new lines as they are collected, until interrupted
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Only hosts matching this glob (repeatable)
+        #[arg(long = "host", value_name = "GLOB")]
+        hosts: Vec<String>,
+        /// Only this log (repeatable; as LOG)
+        #[arg(long = "log", value_name = "LOG")]
+        logs: Vec<String>,
+        /// One JSON object per line: type, host, log, file, seq, time (of the frame), line
+        #[arg(long)]
+        json: bool,
+        /// Colour the host and log names
+        #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
+        color: ColorChoice,
+    },
+
     /// Check the whole archive against the ledger and the checkpoints
     ///
     /// Recomputes every stored frame's hash, every ledger entry, the Merkle tree and every
@@ -342,6 +384,7 @@ impl Command {
             | Command::Pull { noise, .. }
             | Command::Status { noise, .. }
             | Command::Cat { noise, .. }
+            | Command::Tail { noise, .. }
             | Command::Verify { noise, .. }
             | Command::Archive { noise, .. }
             | Command::Key { noise }
@@ -784,6 +827,63 @@ async fn run(cli: Cli) -> Result<i32> {
                     Ok(2)
                 }
             }
+        }
+        Command::Tail {
+            host,
+            log,
+            lines,
+            follow,
+            mut hosts,
+            mut logs,
+            json,
+            color,
+            ..
+        } => {
+            let prefix = !(hosts.is_empty()
+                && logs.is_empty()
+                && log.is_some()
+                && host
+                    .as_ref()
+                    .is_some_and(|h| !h.contains(['*', '?', '[', '{'])));
+            hosts.extend(host);
+            logs.extend(log);
+            let terminal = std::io::stdout().is_terminal();
+            let opts = crate::search::tail::TailOptions {
+                select: crate::search::Options {
+                    hosts,
+                    logs,
+                    json,
+                    color: !json
+                        && match color {
+                            ColorChoice::Always => true,
+                            ColorChoice::Never => false,
+                            ColorChoice::Auto => terminal,
+                        },
+                    terminal,
+                    ..Default::default()
+                },
+                lines,
+                follow,
+                prefix,
+                poll: std::time::Duration::from_millis(200),
+            };
+            let run = || -> Result<i32> {
+                let config = load_config(cli.config.as_deref())?;
+                let stdout = std::io::stdout();
+                let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+                let stderr = std::io::stderr();
+                let mut err = stderr.lock();
+                let outcome = crate::search::tail::tail(&config, &opts, &mut out, &mut err)?;
+                Ok(if outcome.problems > 0 { 2 } else { 0 })
+            };
+            Ok(match run() {
+                Ok(code) => code,
+                Err(e) if is_broken_pipe(&e) => 0,
+                Err(e) => {
+                    eprintln!("loghost: error: {e:#}");
+                    2
+                }
+            })
         }
         Command::Cat {
             host,

@@ -106,6 +106,9 @@ pub fn is_journal_id(s: &str) -> bool {
 /// The source name of a host's journal stream.
 pub const JOURNAL_SOURCE: &str = "journal";
 
+/// The source name of the messages a host sent over syslog (TLS).
+pub const TLS_SOURCE: &str = "syslog-tls";
+
 /// One compression frame in the store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -43,7 +43,7 @@ use crate::ledger::{Frame, Via};
 use crate::receive::tls::Identity;
 
 /// The ledger source of received messages.
-pub const SOURCE: &str = "syslog-tls";
+pub const SOURCE: &str = crate::ledger::TLS_SOURCE;
 /// How often pending messages are committed.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// A host's pending bytes that trigger a commit before the second is up.

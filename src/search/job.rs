@@ -114,14 +114,18 @@ fn open(ctx: &Ctx<'_>, job: &Job, tx: &SyncSender<Msg>) -> Option<File> {
 
 /// Reads a frame's stored bytes and checks them against the ledger. `Err` is the problem to
 /// report; the frame is then skipped.
-struct FrameReader {
-    file: File,
-    compression: Compression,
-    stored: Vec<u8>,
+pub(super) struct FrameReader {
+    pub(super) file: File,
+    pub(super) compression: Compression,
+    pub(super) stored: Vec<u8>,
 }
 
 impl FrameReader {
-    fn read_stored(&mut self, job: &Job, f: &FrameRef) -> Result<Option<String>, String> {
+    pub(super) fn read_stored(
+        &mut self,
+        job: &Job,
+        f: &FrameRef,
+    ) -> Result<Option<String>, String> {
         self.stored.clear();
         let read = self.file.seek(SeekFrom::Start(f.offset)).and_then(|_| {
             (&mut self.file)
@@ -160,7 +164,7 @@ impl FrameReader {
 
     /// Decompresses the stored bytes read last into `out`, at most the raw length the ledger
     /// records: in one call with `bulk` (zstd's fastest path) when that length may be allocated.
-    fn decompress(
+    pub(super) fn decompress(
         &self,
         job: &Job,
         f: &FrameRef,
@@ -478,6 +482,105 @@ impl Read for Stream<'_> {
     }
 }
 
+/// Where a printed line comes from.
+pub(super) struct At<'a> {
+    pub host: &'a str,
+    pub log: &'a str,
+    pub file: &'a str,
+    pub frame: &'a FrameRef,
+}
+
+/// What a printed line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// A selected line (`host log: line`).
+    Match,
+    /// A context line (`host log- line`).
+    Context,
+    /// A line `tail` shows.
+    Line,
+}
+
+/// Formats one line (given without its newline) into `out`: `host log: line` (`-` for context;
+/// the bare line without `prefix`) or a JSON object (type, host, log, file, seq, time, line,
+/// line_base64 when the line is not UTF-8). `spans`: the parts to colour as matches.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn format_line(
+    out: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    o: &Options,
+    at: &At<'_>,
+    line: &[u8],
+    kind: Kind,
+    prefix: bool,
+    spans: &[(usize, usize)],
+) {
+    if o.json {
+        let text = String::from_utf8_lossy(line);
+        let mut v = serde_json::json!({
+            "type": match kind {
+                Kind::Match => "match",
+                Kind::Context => "context",
+                Kind::Line => "line",
+            },
+            "host": at.host,
+            "log": at.log,
+            "file": at.file,
+            "seq": at.frame.seq,
+            "time": jiff::Timestamp::from_microsecond(at.frame.time)
+                .map(crate::ledger::format_time)
+                .unwrap_or_default(),
+            "line": text,
+        });
+        if std::str::from_utf8(line).is_err() {
+            use base64::Engine;
+            v["line_base64"] = base64::engine::general_purpose::STANDARD
+                .encode(line)
+                .into();
+        }
+        // Serializing a Value cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &v);
+        out.push(b'\n');
+        return;
+    }
+    let mut content = |out: &mut Vec<u8>, bytes: &[u8]| {
+        if o.terminal {
+            scratch.clear();
+            escape_for_terminal(bytes, scratch);
+            out.extend_from_slice(scratch);
+        } else {
+            out.extend_from_slice(bytes);
+        }
+    };
+    if prefix {
+        if o.color {
+            out.extend_from_slice(COLOR_NAME);
+        }
+        out.extend_from_slice(at.host.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(Shown(at.log).to_string().as_bytes());
+        if o.color {
+            out.extend_from_slice(COLOR_END);
+            out.extend_from_slice(COLOR_SEP);
+        }
+        out.push(if kind == Kind::Context { b'-' } else { b':' });
+        if o.color {
+            out.extend_from_slice(COLOR_END);
+        }
+        out.push(b' ');
+    }
+    let mut at_byte = 0;
+    for &(s, e) in spans {
+        content(out, &line[at_byte..s]);
+        out.extend_from_slice(COLOR_MATCH);
+        content(out, &line[s..e]);
+        out.extend_from_slice(COLOR_END);
+        at_byte = e;
+    }
+    content(out, &line[at_byte..]);
+    out.push(b'\n');
+}
+
 /// Formats selected and context lines.
 struct Printer<'a> {
     ctx: &'a Ctx<'a>,
@@ -515,79 +618,33 @@ impl<'a> Printer<'a> {
         }
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let o = self.ctx.opts;
-        if o.json {
-            let text = String::from_utf8_lossy(line);
-            let mut v = serde_json::json!({
-                "type": if selected { "match" } else { "context" },
-                "host": self.job.host,
-                "log": self.job.log,
-                "file": self.job.file,
-                "seq": frame.seq,
-                "time": jiff::Timestamp::from_microsecond(frame.time)
-                    .map(crate::ledger::format_time)
-                    .unwrap_or_default(),
-                "line": text,
-            });
-            if std::str::from_utf8(line).is_err() {
-                use base64::Engine;
-                v["line_base64"] = base64::engine::general_purpose::STANDARD
-                    .encode(line)
-                    .into();
-            }
-            // Serializing a Value cannot fail.
-            let _ = serde_json::to_writer(&mut self.out, &v);
-            self.out.push(b'\n');
-        } else {
-            let sep: &[u8] = if selected { b":" } else { b"-" };
-            if o.color {
-                self.out.extend_from_slice(COLOR_NAME);
-            }
-            self.out.extend_from_slice(self.job.host.as_bytes());
-            self.out.push(b' ');
-            self.out
-                .extend_from_slice(Shown(&self.job.log).to_string().as_bytes());
-            if o.color {
-                self.out.extend_from_slice(COLOR_END);
-                self.out.extend_from_slice(COLOR_SEP);
-            }
-            self.out.extend_from_slice(sep);
-            if o.color {
-                self.out.extend_from_slice(COLOR_END);
-            }
-            self.out.push(b' ');
-            if highlight && o.color {
-                let mut at = 0;
-                let mut spans = Vec::new();
-                let _ = self.ctx.matcher.find_iter(line, |m| {
-                    if m.start() < m.end() {
-                        spans.push((m.start(), m.end()));
-                    }
-                    true
-                });
-                for (s, e) in spans {
-                    self.content(&line[at..s]);
-                    self.out.extend_from_slice(COLOR_MATCH);
-                    self.content(&line[s..e]);
-                    self.out.extend_from_slice(COLOR_END);
-                    at = e;
+        let mut spans = Vec::new();
+        if highlight && o.color && !o.json {
+            let _ = self.ctx.matcher.find_iter(line, |m| {
+                if m.start() < m.end() {
+                    spans.push((m.start(), m.end()));
                 }
-                self.content(&line[at..]);
-            } else {
-                self.content(line);
-            }
-            self.out.push(b'\n');
+                true
+            });
         }
+        let at = At {
+            host: &self.job.host,
+            log: &self.job.log,
+            file: &self.job.file,
+            frame,
+        };
+        let kind = if selected { Kind::Match } else { Kind::Context };
+        format_line(
+            &mut self.out,
+            &mut self.scratch,
+            o,
+            &at,
+            line,
+            kind,
+            true,
+            &spans,
+        );
         self.flush_if_full()
-    }
-
-    fn content(&mut self, bytes: &[u8]) {
-        if self.ctx.opts.terminal {
-            self.scratch.clear();
-            escape_for_terminal(bytes, &mut self.scratch);
-            self.out.extend_from_slice(&self.scratch);
-        } else {
-            self.out.extend_from_slice(bytes);
-        }
     }
 
     fn separator(&mut self) -> bool {

@@ -31,6 +31,7 @@
 //! `short` form; `--field NAME=VALUE` selects entries by field and leaves text logs out.
 
 pub mod job;
+pub mod tail;
 pub mod time;
 
 use std::borrow::Cow;
@@ -120,6 +121,9 @@ pub struct FrameRef {
     pub time: Micros,
     pub offset: u64,
     pub length: u64,
+    /// Where the frame's raw bytes start in their source (the next frame of a pulled log
+    /// starts where this one ends unless the log was rotated: its lines may then join).
+    pub start: u64,
     /// The raw length the ledger records: decompression stops beyond it.
     pub raw_len: u64,
     pub sha256: Hash,
@@ -153,6 +157,8 @@ pub struct Plan {
     pub jobs: Vec<Job>,
     /// `(host, log)` of each group.
     pub groups: Vec<(String, String)>,
+    /// The ledger's length up to its last whole line read: where a follower goes on.
+    pub ledger_end: u64,
 }
 
 /// The name a frame's log is printed under.
@@ -255,6 +261,46 @@ struct LineView<'a> {
     sha256: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     journal: Option<JournalView<'a>>,
+    #[serde(default, borrow)]
+    detail: Option<Cow<'a, str>>,
+}
+
+impl<'a> LineView<'a> {
+    fn parse(line: &'a [u8], ledger: &Path) -> Result<LineView<'a>> {
+        serde_json::from_slice(line).with_context(|| {
+            format!(
+                "{} holds a line that is not a ledger entry; run `loghost verify`",
+                ledger.display()
+            )
+        })
+    }
+
+    /// A frame line's stored bytes.
+    fn frame_ref(&self) -> Result<FrameRef> {
+        let Some(time) = ledger_micros(&self.time) else {
+            bail!(
+                "ledger entry {} has an unreadable time {:?}; run `loghost verify`",
+                self.seq,
+                self.time
+            );
+        };
+        let Some(sha256) = self.sha256.as_deref().and_then(|h| h.parse::<Hash>().ok()) else {
+            bail!(
+                "ledger entry {} has no readable sha256; run `loghost verify`",
+                self.seq
+            );
+        };
+        let start = self.start.unwrap_or(0);
+        Ok(FrameRef {
+            seq: self.seq,
+            time,
+            offset: self.offset.unwrap_or(0),
+            length: self.length.unwrap_or(0),
+            start,
+            raw_len: self.end.unwrap_or(0).saturating_sub(start),
+            sha256,
+        })
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -264,10 +310,20 @@ struct JournalView<'a> {
     last_realtime: u64,
 }
 
-/// Reads the ledger and chooses the frames to search.
-pub fn plan(config: &Config, store: &Store, opts: &Options) -> Result<Plan> {
-    let hosts =
-        if opts.hosts.is_empty() {
+/// Which hosts and logs a search or tail takes, and what it saw (to name a mistake).
+pub(crate) struct Select<'o> {
+    opts: &'o Options,
+    hosts: Option<globset::GlobSet>,
+    seen_hosts: BTreeSet<String>,
+    seen_logs: BTreeSet<String>,
+    wanted_log_seen: Vec<bool>,
+    /// Per host, per source: chosen.
+    chosen: HashMap<String, HashMap<String, bool>>,
+}
+
+impl<'o> Select<'o> {
+    pub(crate) fn new(opts: &'o Options) -> Result<Select<'o>> {
+        let hosts = if opts.hosts.is_empty() {
             None
         } else {
             let mut b = globset::GlobSetBuilder::new();
@@ -278,6 +334,117 @@ pub fn plan(config: &Config, store: &Store, opts: &Options) -> Result<Plan> {
             }
             Some(b.build().context("invalid --host patterns")?)
         };
+        Ok(Select {
+            opts,
+            hosts,
+            seen_hosts: BTreeSet::new(),
+            seen_logs: BTreeSet::new(),
+            wanted_log_seen: vec![false; opts.logs.len()],
+            chosen: HashMap::new(),
+        })
+    }
+
+    /// Whether the frames of `source` on `host` are taken.
+    pub(crate) fn choose(&mut self, host: &str, via: Via, source: &str) -> bool {
+        if !self.seen_hosts.contains(host) {
+            self.seen_hosts.insert(host.to_string());
+        }
+        if self.hosts.as_ref().is_some_and(|g| !g.is_match(host)) {
+            return false;
+        }
+        if let Some(c) = self.chosen.get(host).and_then(|m| m.get(source)) {
+            return *c;
+        }
+        let name = log_name(via, source);
+        let mut c = self.opts.logs.is_empty();
+        for (i, w) in self.opts.logs.iter().enumerate() {
+            if log_matches(w, via, source, &name) {
+                self.wanted_log_seen[i] = true;
+                c = true;
+            }
+        }
+        if !self.opts.fields.is_empty() && via != Via::Journal {
+            c = false; // text lines have no fields
+        }
+        self.seen_logs.insert(name);
+        self.chosen
+            .entry(host.to_string())
+            .or_default()
+            .insert(source.to_string(), c);
+        c
+    }
+
+    /// Whether a selected host's configuration collects the log `wanted` names (it may have
+    /// nothing stored yet).
+    fn configured(&self, config: &Config, wanted: &str) -> bool {
+        config
+            .hosts
+            .iter()
+            .filter(|h| self.hosts.as_ref().is_none_or(|g| g.is_match(&h.name)))
+            .any(|h| {
+                let file = |p: &String| log_matches(wanted, Via::Pull, p, &log_name(Via::Pull, p));
+                h.paths.iter().chain(&h.snapshot).any(file)
+                    || (wanted == ledger::JOURNAL_SOURCE && !h.journal_dirs.is_empty())
+                    || (wanted == ledger::TLS_SOURCE && h.tls_name.is_some())
+            })
+    }
+
+    /// Names the user gave that match nothing are mistakes, not empty results. `whole`: the
+    /// whole ledger was read (else only a log or glob never seen cannot be told from one that
+    /// was quiet since the start of the reading).
+    fn check_names(&self, config: &Config, whole: bool) -> Result<()> {
+        let opts = self.opts;
+        for h in &opts.hosts {
+            let is_glob = h.contains(['*', '?', '[', '{']);
+            if !is_glob && !self.seen_hosts.contains(h) && config.host(h).is_none() {
+                bail!(
+                    "no host named {:?} in {} or in the store",
+                    Shown(h).to_string(),
+                    config.source.display()
+                );
+            }
+        }
+        if !whole {
+            return Ok(());
+        }
+        if let Some(g) = &self.hosts
+            && !self.seen_hosts.iter().any(|h| g.is_match(h))
+            && !config.hosts.iter().any(|h| g.is_match(&h.name))
+        {
+            bail!(
+                "--host {} matches no host",
+                opts.hosts
+                    .iter()
+                    .map(|h| Shown(h).to_string())
+                    .collect::<Vec<_>>()
+                    .join(" --host ")
+            );
+        }
+        for (i, w) in opts.logs.iter().enumerate() {
+            if !self.wanted_log_seen[i] && !self.configured(config, w) {
+                bail!(
+                    "no stored log is named {:?}{}; stored logs: {}",
+                    Shown(w).to_string(),
+                    if opts.hosts.is_empty() {
+                        String::new()
+                    } else {
+                        " on the selected hosts".into()
+                    },
+                    self.seen_logs
+                        .iter()
+                        .map(|l| Shown(l).to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads the ledger and chooses the frames to search.
+pub fn plan(config: &Config, store: &Store, opts: &Options) -> Result<Plan> {
+    let mut select = Select::new(opts)?;
     let since = opts.since.map(|t| t.as_microsecond());
     let until = opts.until.map(|t| t.as_microsecond());
     let ledger_path = store.path(layout::LEDGER_FILE);
@@ -290,14 +457,10 @@ pub fn plan(config: &Config, store: &Store, opts: &Options) -> Result<Plan> {
         None => 0,
     };
 
-    let mut seen_hosts: BTreeSet<String> = BTreeSet::new();
-    let mut seen_logs: BTreeSet<String> = BTreeSet::new();
-    let mut wanted_log_seen = vec![false; opts.logs.len()];
     let mut archived: BTreeSet<(String, String)> = BTreeSet::new();
     let mut files: HashMap<String, Job> = HashMap::new();
     // Per journal file id: the last entry time of its previous frame.
     let mut journal_last: HashMap<String, u64> = HashMap::new();
-    let mut selected_logs: HashMap<String, HashMap<String, bool>> = HashMap::new();
 
     let mut file = match File::open(&ledger_path) {
         Ok(f) => Some(f),
@@ -309,6 +472,7 @@ pub fn plan(config: &Config, store: &Store, opts: &Options) -> Result<Plan> {
     }
     let mut reader = file.map(|f| BufReader::with_capacity(1 << 20, f));
     let mut line = Vec::with_capacity(1024);
+    let mut ledger_end = from;
     while let Some(r) = reader.as_mut() {
         line.clear();
         let n = r
@@ -317,13 +481,8 @@ pub fn plan(config: &Config, store: &Store, opts: &Options) -> Result<Plan> {
         if n == 0 || line.last() != Some(&b'\n') {
             break; // the end, or a torn last line being written
         }
-        let v: LineView<'_> = match serde_json::from_slice(&line[..n - 1]) {
-            Ok(v) => v,
-            Err(e) => bail!(
-                "{} holds a line that is not a ledger entry ({e}); run `loghost verify`",
-                ledger_path.display()
-            ),
-        };
+        ledger_end += n as u64;
+        let v = LineView::parse(&line[..n - 1], &ledger_path)?;
         let (Some(host), Some(source)) = (v.host.as_deref(), v.source.as_deref()) else {
             continue;
         };
@@ -339,45 +498,10 @@ pub fn plan(config: &Config, store: &Store, opts: &Options) -> Result<Plan> {
                 v.seq
             );
         };
-        if !seen_hosts.contains(host) {
-            seen_hosts.insert(host.to_string());
-        }
-        if hosts.as_ref().is_some_and(|g| !g.is_match(host)) {
+        if !select.choose(host, via, source) {
             continue;
         }
-        let known = selected_logs.get(host).and_then(|m| m.get(source)).copied();
-        let chosen = match known {
-            Some(c) => c,
-            None => {
-                let name = log_name(via, source);
-                let mut c = opts.logs.is_empty();
-                for (i, w) in opts.logs.iter().enumerate() {
-                    if log_matches(w, via, source, &name) {
-                        wanted_log_seen[i] = true;
-                        c = true;
-                    }
-                }
-                if !opts.fields.is_empty() && via != Via::Journal {
-                    c = false; // text lines have no fields
-                }
-                seen_logs.insert(name);
-                selected_logs
-                    .entry(host.to_string())
-                    .or_default()
-                    .insert(source.to_string(), c);
-                c
-            }
-        };
-        if !chosen {
-            continue;
-        }
-        let Some(time) = ledger_micros(&v.time) else {
-            bail!(
-                "ledger entry {} has an unreadable time {:?}; run `loghost verify`",
-                v.seq,
-                v.time
-            );
-        };
+        let frame = v.frame_ref()?;
         let journal = via == Via::Journal;
         if let Some(mark) = &v.journal {
             let prev_last = journal_last.insert(mark.file_id.to_string(), mark.last_realtime);
@@ -387,15 +511,9 @@ pub fn plan(config: &Config, store: &Store, opts: &Options) -> Result<Plan> {
             {
                 continue;
             }
-        } else if since.is_some_and(|s| time < s) {
+        } else if since.is_some_and(|s| frame.time < s) {
             continue;
         }
-        let Some(sha256) = v.sha256.as_deref().and_then(|h| h.parse::<Hash>().ok()) else {
-            bail!(
-                "ledger entry {} has no readable sha256; run `loghost verify`",
-                v.seq
-            );
-        };
         if !files.contains_key(file) {
             let Some(path) = layout::parse_log_path(file) else {
                 bail!(
@@ -422,61 +540,9 @@ pub fn plan(config: &Config, store: &Store, opts: &Options) -> Result<Plan> {
         };
         // A snapshot is the whole file again; a syslog sender may deliver a backlog late.
         job.in_time_order &= via == Via::Pull;
-        job.frames.push(FrameRef {
-            seq: v.seq,
-            time,
-            offset: v.offset.unwrap_or(0),
-            length: v.length.unwrap_or(0),
-            raw_len: v.end.unwrap_or(0).saturating_sub(v.start.unwrap_or(0)),
-            sha256,
-        });
+        job.frames.push(frame);
     }
-
-    // Names the user gave that match nothing are mistakes, not empty results.
-    for h in &opts.hosts {
-        let is_glob = h.contains(['*', '?', '[', '{']);
-        if !is_glob && !seen_hosts.contains(h) && config.host(h).is_none() {
-            bail!(
-                "no host named {:?} in {} or in the store",
-                Shown(h).to_string(),
-                config.source.display()
-            );
-        }
-    }
-    if let Some(g) = &hosts
-        && from == 0
-        && !seen_hosts.iter().any(|h| g.is_match(h))
-        && !config.hosts.iter().any(|h| g.is_match(&h.name))
-    {
-        bail!(
-            "--host {} matches no host",
-            opts.hosts
-                .iter()
-                .map(|h| Shown(h).to_string())
-                .collect::<Vec<_>>()
-                .join(" --host ")
-        );
-    }
-    if from == 0 {
-        for (i, w) in opts.logs.iter().enumerate() {
-            if !wanted_log_seen[i] {
-                bail!(
-                    "no stored log is named {:?}{}; stored logs: {}",
-                    Shown(w).to_string(),
-                    if opts.hosts.is_empty() {
-                        String::new()
-                    } else {
-                        " on the selected hosts".into()
-                    },
-                    seen_logs
-                        .iter()
-                        .map(|l| Shown(l).to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            }
-        }
-    }
+    select.check_names(config, from == 0)?;
 
     let mut jobs: Vec<Job> = files.into_values().collect();
     jobs.sort_by(|a, b| {
@@ -490,7 +556,11 @@ pub fn plan(config: &Config, store: &Store, opts: &Options) -> Result<Plan> {
         j.group = groups.len() - 1;
         j.archived = archived.contains(&(j.host.clone(), j.date.clone()));
     }
-    Ok(Plan { jobs, groups })
+    Ok(Plan {
+        jobs,
+        groups,
+        ledger_end,
+    })
 }
 
 /// Builds the matcher: ripgrep's, with its literal optimisations.

@@ -565,3 +565,93 @@ pub fn noisy_lines(seed: u64, n: usize) -> Vec<u8> {
     }
     out
 }
+
+/// A running `loghost tail -f`: its stdout lines and stderr lines as they come.
+pub struct Follower {
+    child: Child,
+    out: std::sync::mpsc::Receiver<String>,
+    err: std::sync::mpsc::Receiver<String>,
+    /// Stderr lines read so far.
+    pub errors: Vec<String>,
+}
+
+impl Follower {
+    pub fn spawn(env: &Env, args: &[&str]) -> Follower {
+        let mut child = env.spawn(args, &[]);
+        let lines = |r: Box<dyn std::io::Read + Send>| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for l in std::io::BufReader::new(r).lines() {
+                    let Ok(l) = l else { break };
+                    if tx.send(l).is_err() {
+                        break;
+                    }
+                }
+            });
+            rx
+        };
+        let out = lines(Box::new(child.stdout.take().expect("stdout")));
+        let err = lines(Box::new(child.stderr.take().expect("stderr")));
+        Follower {
+            child,
+            out,
+            err,
+            errors: Vec::new(),
+        }
+    }
+
+    /// The next `n` lines on stdout (fewer when 30 s pass first).
+    pub fn lines(&mut self, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut got = Vec::new();
+        while got.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.out.recv_timeout(left) {
+                Ok(l) => got.push(l),
+                Err(_) => break,
+            }
+        }
+        got
+    }
+
+    /// Stdout lines that arrive within `wait` (none expected, say).
+    pub fn more(&mut self, wait: Duration) -> Vec<String> {
+        std::thread::sleep(wait);
+        self.out.try_iter().collect()
+    }
+
+    /// Waits (30 s at most) for a stderr line containing `what`; true when one came.
+    pub fn wait_error(&mut self, what: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.errors.iter().any(|e| e.contains(what)) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.err.recv_timeout(left) {
+                Ok(l) => self.errors.push(l),
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Stderr lines so far (those that arrive within 300 ms included).
+    pub fn errors_now(&mut self) -> &[String] {
+        std::thread::sleep(Duration::from_millis(300));
+        self.errors.extend(self.err.try_iter());
+        &self.errors
+    }
+
+    /// Whether it is still running (a follower never ends by itself).
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
