@@ -26,6 +26,10 @@
 //! Object names: `[prefix/]<origin, '/' → '_'>/<host>/<date>/<file>` and `…/manifest.json`, so
 //! several loghosts can share one bucket (DESIGN §8).
 //!
+//! `grep --archived` reads archived days through [`ArchiveReader`] (it implements the search
+//! part's `Archive`): a day's manifest only when it is the one the ledger recorded, then frames
+//! by byte ranges, which the search checks against their ledger entries.
+//!
 //! Memory: one 32-byte leaf hash per ledger entry while archiving (inclusion proofs need the
 //! tree), plus the archived days' frames; files are streamed.
 
@@ -1408,6 +1412,270 @@ pub async fn check_archived_day(
         drop(tmp);
     }
     Ok(problems)
+}
+
+/// Reads archived days for `grep --archived` ([`crate::search::Archive`]): a day's manifest is
+/// used only when its SHA-256 is the one the ledger's `archived` event records and it names
+/// that host and day; then each frame's bytes are read from the object that holds them (a
+/// file's parts split at frame boundaries), and the search checks them against their ledger
+/// entry before it shows a line. S3: one ranged GET per run of frames read in order (a gap of
+/// more than [`SKIP_AHEAD`] starts a new GET); a directory: plain reads.
+pub struct ArchiveReader {
+    inner: std::sync::Arc<ReaderInner>,
+}
+
+struct ReaderInner {
+    target: Target,
+    url: String,
+    origin: String,
+    /// The runtime the target's requests run on; used from threads outside it.
+    runtime: tokio::runtime::Handle,
+    /// Per (host, date): the checked manifest, or why the day is not searched.
+    days: std::sync::Mutex<BTreeMap<(String, String), CheckedManifest>>,
+}
+
+/// A day's manifest checked against the ledger, or why the day is not searched.
+type CheckedManifest = Result<std::sync::Arc<Manifest>, String>;
+
+/// How far ahead a ranged S3 read is read on (and discarded) rather than started again.
+pub const SKIP_AHEAD: u64 = 8 << 20;
+
+impl ArchiveReader {
+    /// Opens the configured archive target; an error when none is configured. Its reads run
+    /// on `runtime`, blocking the calling thread: call it, and read, from threads outside the
+    /// runtime.
+    pub fn open(config: &Config, runtime: tokio::runtime::Handle) -> Result<ArchiveReader> {
+        let Some(url) = config.retention.archive.clone() else {
+            bail!(
+                "--archived: no archive target is configured ([retention] archive in {})",
+                config.source.display()
+            );
+        };
+        let target = runtime.block_on(Target::open(&url, config))?;
+        Ok(ArchiveReader {
+            inner: std::sync::Arc::new(ReaderInner {
+                target,
+                url,
+                origin: config.ledger.origin.clone(),
+                runtime,
+                days: std::sync::Mutex::new(BTreeMap::new()),
+            }),
+        })
+    }
+}
+
+impl ReaderInner {
+    fn day_key(&self, host: &str, date: &str) -> String {
+        day_key(&self.url, &self.origin, host, date)
+    }
+
+    /// The day's manifest, read and checked against the ledger once.
+    fn manifest(
+        &self,
+        host: &str,
+        date: &str,
+        want: Option<Hash>,
+    ) -> CheckedManifest {
+        let key = (host.to_string(), date.to_string());
+        if let Some(r) = self.days.lock().ok().and_then(|d| d.get(&key).cloned()) {
+            return r;
+        }
+        let r = self.read_manifest(host, date, want);
+        if let Ok(mut d) = self.days.lock() {
+            d.insert(key, r.clone());
+        }
+        r
+    }
+
+    fn read_manifest(
+        &self,
+        host: &str,
+        date: &str,
+        want: Option<Hash>,
+    ) -> CheckedManifest {
+        let Some(want) = want else {
+            return Err(
+                "its `archived` ledger event records no manifest (run `loghost verify`)".into(),
+            );
+        };
+        let key = format!("{}/{MANIFEST_NAME}", self.day_key(host, date));
+        let at = format!("{}/{key}", self.target.describe());
+        let bytes = self
+            .runtime
+            .block_on(self.target.get(&key))
+            .map_err(|e| format!("its manifest {at} cannot be read: {e:#}"))?;
+        if Hash::of(&bytes) != want {
+            return Err(format!(
+                "its manifest {at} is not the one the ledger recorded (SHA-256 {}, the ledger \
+                 says {want}); run `loghost verify --archived`",
+                Hash::of(&bytes)
+            ));
+        }
+        let m =
+            parse_manifest(&bytes).map_err(|e| format!("its manifest {at} is not valid: {e}"))?;
+        if m.host != host || m.date != date {
+            return Err(format!("its manifest {at} is for {} {}", m.host, m.date));
+        }
+        Ok(std::sync::Arc::new(m))
+    }
+}
+
+impl crate::search::Archive for ArchiveReader {
+    fn open_file(
+        &self,
+        host: &str,
+        date: &str,
+        manifest: Option<Hash>,
+        file: &str,
+    ) -> Result<Box<dyn crate::search::RangeRead>, String> {
+        let m = self.inner.manifest(host, date, manifest)?;
+        let Some(mf) = m.files.iter().find(|f| f.file == file) else {
+            return Err(format!("the day's manifest does not list {file}"));
+        };
+        if let Some(p) = mf.parts.iter().find(|p| !is_plain_object_name(&p.object)) {
+            return Err(format!(
+                "the day's manifest names a bad object {:?}",
+                p.object
+            ));
+        }
+        Ok(Box::new(ArchivedFile {
+            inner: self.inner.clone(),
+            base: self.inner.day_key(host, date),
+            parts: mf
+                .parts
+                .iter()
+                .map(|p| (p.object.clone(), p.offset, p.size))
+                .collect(),
+            open: None,
+        }))
+    }
+}
+
+/// One archived file, read by byte ranges.
+struct ArchivedFile {
+    inner: std::sync::Arc<ReaderInner>,
+    base: String,
+    /// (object, offset in the file, size).
+    parts: Vec<(String, u64, u64)>,
+    /// The object being read: its index and how it is read.
+    open: Option<(usize, OpenObject)>,
+}
+
+enum OpenObject {
+    Dir(std::fs::File),
+    #[cfg(feature = "s3")]
+    S3 {
+        body: aws_sdk_s3::primitives::ByteStream,
+        /// The object offset of `pending[at..]`'s first byte.
+        pos: u64,
+        pending: Vec<u8>,
+        at: usize,
+    },
+}
+
+impl crate::search::RangeRead for ArchivedFile {
+    fn read_range(&mut self, offset: u64, len: u64, out: &mut Vec<u8>) -> std::io::Result<()> {
+        out.clear();
+        let bad = |why: String| std::io::Error::other(why);
+        let Some(index) = self
+            .parts
+            .iter()
+            .position(|(_, o, size)| *o <= offset && offset + len <= o + size)
+        else {
+            return Err(bad(format!(
+                "bytes {offset}..{} are not within one archived object",
+                offset + len
+            )));
+        };
+        let (object, part_offset, _) = self.parts[index].clone();
+        let key = format!("{}/{object}", self.base);
+        let rel = offset - part_offset;
+        if self.open.as_ref().is_some_and(|(i, _)| *i != index) {
+            self.open = None;
+        }
+        let inner = self.inner.clone();
+        match &inner.target {
+            Target::Dir(dir) => {
+                if self.open.is_none() {
+                    let path = dir.join(&key);
+                    no_links(dir, &path).map_err(|e| bad(format!("{e:#}")))?;
+                    let f = std::fs::File::open(&path)?;
+                    self.open = Some((index, OpenObject::Dir(f)));
+                }
+                let Some((_, OpenObject::Dir(f))) = self.open.as_mut() else {
+                    return Err(bad("the archived object is not open".into()));
+                };
+                f.seek(SeekFrom::Start(rel))?;
+                f.take(len).read_to_end(out)?;
+                if (out.len() as u64) < len {
+                    return Err(bad(format!("{key} ends before byte {}", rel + len)));
+                }
+                Ok(())
+            }
+            #[cfg(feature = "s3")]
+            Target::S3(s3) => {
+                let reuse = matches!(
+                    &self.open,
+                    Some((_, OpenObject::S3 { pos, pending, at, .. }))
+                        if *pos <= rel && rel <= *pos + (pending.len() - at) as u64 + SKIP_AHEAD
+                );
+                if !reuse {
+                    let (_, body) = inner
+                        .runtime
+                        .block_on(s3.get_from(&key, rel))
+                        .map_err(|e| bad(format!("{e:#}")))?;
+                    self.open = Some((
+                        index,
+                        OpenObject::S3 {
+                            body,
+                            pos: rel,
+                            pending: Vec::new(),
+                            at: 0,
+                        },
+                    ));
+                }
+                let Some((
+                    _,
+                    OpenObject::S3 {
+                        body,
+                        pos,
+                        pending,
+                        at,
+                    },
+                )) = self.open.as_mut()
+                else {
+                    return Err(bad("the archived object is not open".into()));
+                };
+                while (out.len() as u64) < len {
+                    if *at == pending.len() {
+                        let chunk = inner
+                            .runtime
+                            .block_on(body.try_next())
+                            .map_err(|e| bad(format!("cannot read {key}: {e}")))?;
+                        let Some(chunk) = chunk else {
+                            return Err(bad(format!("{key} ends before byte {}", rel + len)));
+                        };
+                        pending.clear();
+                        pending.extend_from_slice(&chunk);
+                        *at = 0;
+                        continue;
+                    }
+                    let avail = &pending[*at..];
+                    if *pos < rel {
+                        let skip = ((rel - *pos) as usize).min(avail.len());
+                        *at += skip;
+                        *pos += skip as u64;
+                        continue;
+                    }
+                    let take = ((len - out.len() as u64) as usize).min(avail.len());
+                    out.extend_from_slice(&avail[..take]);
+                    *at += take;
+                    *pos += take as u64;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -342,6 +342,22 @@ impl S3Target {
         Ok(())
     }
 
+    /// Starts reading `key` from byte `start` to its end: its address and its body.
+    pub async fn get_from(&self, key: &str, start: u64) -> Result<(String, ByteStream)> {
+        let where_ = format!("s3://{}/{key}", self.bucket);
+        let obj = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes={start}-"))
+            .send()
+            .await
+            .map_err(short)
+            .with_context(|| format!("cannot read {where_} from byte {start}"))?;
+        Ok((where_, obj.body))
+    }
+
     /// Starts reading `key`: its address (for messages) and its body.
     async fn get_object(&self, key: &str) -> Result<(String, ByteStream)> {
         let where_ = format!("s3://{}/{key}", self.bucket);

@@ -188,6 +188,28 @@ fn file_tier_end_to_end() {
         text(&out)
     );
 
+    // grep: archived days only with --archived, read from the target, in day order.
+    let all: Vec<&[u8]> = vec![&s.days[0], &s.days[1], &want];
+    let out = env.run(&["grep", "-F", "user4"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        grepped(&s, &[&want], "user4")
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("2036-11-01 is in the archive tier; not searched (--archived"),
+        "{}",
+        text(&out)
+    );
+    let out = env.run(&["grep", "--archived", "-F", "user4"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        grepped(&s, &all, "user4")
+    );
+    assert!(out.stderr.is_empty(), "{}", text(&out));
+
     // Nothing more is due.
     let out = env.run_env(&["archive"], &[("LOGHOST_FAKE_NOW", DAY5)]);
     assert_ok(&out, "second archive");
@@ -207,6 +229,15 @@ fn file_tier_end_to_end() {
         "{}",
         text(&out)
     );
+    // grep --archived names the frame that does not match its ledger entry (exit 2) and
+    // searches the rest.
+    let out = env.run(&["grep", "--archived", "-c", "-F", "user4"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("auth.log.zst") && err.contains("do not match ledger entry"),
+        "{err}"
+    );
 
     // So is a replaced manifest.
     bytes[mid] ^= 1;
@@ -223,6 +254,36 @@ fn file_tier_end_to_end() {
         "{}",
         text(&out)
     );
+    // A day whose manifest is not the ledger's is reported, not searched; the others are.
+    let out = env.run(&["grep", "--archived", "-F", "user4"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("web1 2036-11-01: the archived copy of logs/web1/2036-11-01/")
+            && String::from_utf8_lossy(&out.stderr).contains("not the one the ledger recorded"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        grepped(&s, &[&s.days[1], &want], "user4")
+    );
+}
+
+/// What grep prints for the lines of `days` (one log) that contain `fixed`.
+fn grepped(s: &Setup, days: &[&[u8]], fixed: &str) -> String {
+    let name = loghost::store::layout::stored_name(&s.auth.display().to_string());
+    days.iter()
+        .flat_map(|d| {
+            String::from_utf8_lossy(d)
+                .into_owned()
+                .lines()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .filter(|l| l.contains(fixed))
+        .map(|l| format!("web1 {name}: {l}\n"))
+        .collect()
 }
 
 #[test]
@@ -468,6 +529,25 @@ fn s3_tier_with_object_lock() {
     assert_eq!(
         joined, day1_stored,
         "the parts in order are the stored file"
+    );
+    // grep --archived reads the parts back by byte ranges and finds what the days hold.
+    let all: Vec<&[u8]> = s.days.iter().map(|d| &d[..]).collect();
+    let out = env.run(&["grep", "--archived", "-F", "user4"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        grepped(&s, &all, "user4")
+    );
+    let out = env.run(&["grep", "--archived", "-c", "."]);
+    let lines: usize = s
+        .days
+        .iter()
+        .map(|d| d.split(|&b| b == b'\n').count() - 1)
+        .sum();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).ends_with(&format!(": {lines}\n")),
+        "{}",
+        text(&out)
     );
 
     // Checkpoints went to the S3 anchor, locked too, and verify holds the ledger against it.

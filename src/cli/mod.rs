@@ -225,6 +225,10 @@ enum Command {
         /// Colour matches and names
         #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
         color: ColorChoice,
+        /// Also search archived days, read from the archive tier ([retention] archive): each
+        /// day's manifest must be the one the ledger recorded, each frame its ledger entry
+        #[arg(long)]
+        archived: bool,
         /// Worker threads [default: one per core]
         #[arg(short = 'j', long, value_name = "NUM")]
         threads: Option<usize>,
@@ -781,6 +785,7 @@ async fn run(cli: Cli) -> Result<i32> {
             json,
             color,
             threads,
+            archived,
             ..
         } => {
             let now = crate::failpoint::fake_now().unwrap_or_else(jiff::Timestamp::now);
@@ -821,7 +826,7 @@ async fn run(cli: Cli) -> Result<i32> {
                 })
             };
             match setup() {
-                Ok(opts) => Ok(grep_command(cli.config.as_deref(), opts)),
+                Ok(opts) => Ok(grep_command(cli.config.as_deref(), opts, archived)),
                 Err(e) => {
                     eprintln!("loghost: error: {e:#}");
                     Ok(2)
@@ -913,17 +918,28 @@ async fn run(cli: Cli) -> Result<i32> {
 }
 
 /// `loghost grep`: every failure is exit 2, as grep's.
-fn grep_command(config_path: Option<&Path>, opts: crate::search::Options) -> i32 {
+fn grep_command(config_path: Option<&Path>, opts: crate::search::Options, archived: bool) -> i32 {
+    // The search blocks: it runs on a thread of its own, the archive tier's requests (async)
+    // on the command's runtime.
+    let runtime = tokio::runtime::Handle::current();
     let run = || -> Result<i32> {
         let config = load_config(config_path)?;
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
         let stderr = std::io::stderr();
         let mut err = stderr.lock();
-        let outcome = crate::search::grep(&config, &opts, &mut out, &mut err)?;
+        let archive = if archived {
+            Some(crate::archive::ArchiveReader::open(&config, runtime)?)
+        } else {
+            None
+        };
+        let archive = archive.as_ref().map(|a| a as &dyn crate::search::Archive);
+        let outcome = crate::search::grep(&config, &opts, archive, &mut out, &mut err)?;
         Ok(outcome.exit_code())
     };
-    match run() {
+    let result = std::thread::scope(|s| s.spawn(run).join())
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the search thread panicked")));
+    match result {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => 0,
         Err(e) => {

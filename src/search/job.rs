@@ -20,7 +20,7 @@ use crate::config::Compression;
 use crate::hash::Hash;
 use crate::sanitize::{Shown, escape_for_terminal};
 use crate::search::time::{Micros, line_time};
-use crate::search::{FrameRef, Job, Msg, Options, SKEW};
+use crate::search::{Archive, FrameRef, Job, Msg, Options, RangeRead, SKEW};
 use crate::store::{self, Store};
 
 /// Output is handed to the printer in chunks of about this size.
@@ -38,6 +38,8 @@ const COLOR_END: &[u8] = b"\x1b[0m";
 /// What every job shares.
 pub struct Ctx<'a> {
     pub store: &'a Store,
+    /// The archive tier, when archived days are searched too.
+    pub archive: Option<&'a dyn Archive>,
     pub opts: &'a Options,
     pub matcher: &'a RegexMatcher,
     /// Per group: a line was found (`-l` stops searching the group's other jobs).
@@ -88,17 +90,31 @@ pub fn run(ctx: &Ctx<'_>, job: &Job, tx: &SyncSender<Msg>, scratch: &mut Scratch
     let _ = tx.send(Msg::Done(selected));
 }
 
-fn open(ctx: &Ctx<'_>, job: &Job, tx: &SyncSender<Msg>) -> Option<File> {
+fn open(ctx: &Ctx<'_>, job: &Job, tx: &SyncSender<Msg>) -> Option<Source> {
     let path = ctx.store.path(&job.file);
     match File::open(&path) {
-        Ok(f) => Some(f),
-        Err(e) if e.kind() == io::ErrorKind::NotFound && job.archived => {
-            let _ = tx.send(Msg::Note(format!(
-                "{} {} is in the archive tier; not searched",
-                job.host, job.date
-            )));
-            None
-        }
+        Ok(f) => Some(Source::Local(f)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && job.archived => match ctx.archive {
+            None => {
+                let _ = tx.send(Msg::Note(format!(
+                    "{} {} is in the archive tier; not searched (--archived searches it)",
+                    job.host, job.date
+                )));
+                None
+            }
+            Some(a) => match a.open_file(&job.host, &job.date, job.manifest, &job.file) {
+                Ok(r) => Some(Source::Archived(r)),
+                Err(why) => {
+                    let _ = tx.send(Msg::Problem(format!(
+                        "{} {}: the archived copy of {} is not searched: {why}",
+                        job.host,
+                        job.date,
+                        Shown(&job.file)
+                    )));
+                    None
+                }
+            },
+        },
         Err(e) => {
             let _ = tx.send(Msg::Problem(format!(
                 "cannot open {} ({e}): {} frame(s) of {} {} not searched; run `loghost verify`",
@@ -112,10 +128,18 @@ fn open(ctx: &Ctx<'_>, job: &Job, tx: &SyncSender<Msg>) -> Option<File> {
     }
 }
 
+/// Where a job's stored bytes come from.
+pub(super) enum Source {
+    /// The store's file.
+    Local(File),
+    /// The archive tier's copy of the file (`--archived`).
+    Archived(Box<dyn RangeRead>),
+}
+
 /// Reads a frame's stored bytes and checks them against the ledger. `Err` is the problem to
 /// report; the frame is then skipped.
 pub(super) struct FrameReader {
-    pub(super) file: File,
+    pub(super) file: Source,
     pub(super) compression: Compression,
     pub(super) stored: Vec<u8>,
 }
@@ -127,11 +151,14 @@ impl FrameReader {
         f: &FrameRef,
     ) -> Result<Option<String>, String> {
         self.stored.clear();
-        let read = self.file.seek(SeekFrom::Start(f.offset)).and_then(|_| {
-            (&mut self.file)
-                .take(f.length)
-                .read_to_end(&mut self.stored)
-        });
+        let read = match &mut self.file {
+            Source::Local(file) => file.seek(SeekFrom::Start(f.offset)).and_then(|_| {
+                file.take(f.length)
+                    .read_to_end(&mut self.stored)
+                    .map(|_| ())
+            }),
+            Source::Archived(r) => r.read_range(f.offset, f.length, &mut self.stored),
+        };
         if let Err(e) = read {
             return Err(format!(
                 "cannot read entry {} of {} ({e}); not searched",
@@ -748,7 +775,13 @@ impl Scratch {
     }
 }
 
-fn text(ctx: &Ctx<'_>, job: &Job, file: File, tx: &SyncSender<Msg>, scratch: &mut Scratch) -> u64 {
+fn text(
+    ctx: &Ctx<'_>,
+    job: &Job,
+    file: Source,
+    tx: &SyncSender<Msg>,
+    scratch: &mut Scratch,
+) -> u64 {
     let marks = Rc::new(RefCell::new(Vec::new()));
     let mut stream = Stream {
         ctx,
@@ -801,7 +834,7 @@ fn text(ctx: &Ctx<'_>, job: &Job, file: File, tx: &SyncSender<Msg>, scratch: &mu
 fn journal(
     ctx: &Ctx<'_>,
     job: &Job,
-    file: File,
+    file: Source,
     tx: &SyncSender<Msg>,
     scratch: &mut Scratch,
 ) -> u64 {

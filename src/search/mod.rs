@@ -58,6 +58,27 @@ use self::time::Micros;
 /// until its lines state a time this far past `--until`.
 pub const SKEW: Micros = 2 * 60 * 1_000_000;
 
+/// Archived days for `grep --archived`, read from the archive tier. The command line supplies
+/// it (this part does not import `archive`).
+pub trait Archive: Sync {
+    /// Opens a stored file of an archived host-day, once the day's copy was checked against the
+    /// ledger (`manifest`: the SHA-256 its `archived` event records). `Err`: why the file is
+    /// not searched.
+    fn open_file(
+        &self,
+        host: &str,
+        date: &str,
+        manifest: Option<Hash>,
+        file: &str,
+    ) -> Result<Box<dyn RangeRead>, String>;
+}
+
+/// Byte ranges of a stored file kept elsewhere; read mostly in increasing order.
+pub trait RangeRead: Send {
+    /// Replaces `out` with the file's bytes `[offset, offset + len)`.
+    fn read_range(&mut self, offset: u64, len: u64, out: &mut Vec<u8>) -> io::Result<()>;
+}
+
 /// What to search and how to print it.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -145,6 +166,8 @@ pub struct Job {
     pub group: usize,
     /// The day was moved to the archive tier (its file is expected to be missing).
     pub archived: bool,
+    /// The SHA-256 of the archived day's manifest, as its `archived` event records it.
+    pub manifest: Option<Hash>,
     /// Pulled bytes appended to a file, so in the order their lines were written: a line dated
     /// after `--until` means the ones after it are too (not so for snapshots, which hold the
     /// whole file again, nor for received messages, which a sender may deliver from a backlog).
@@ -457,7 +480,7 @@ pub fn plan(config: &Config, store: &Store, opts: &Options) -> Result<Plan> {
         None => 0,
     };
 
-    let mut archived: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut archived: HashMap<(String, String), Option<Hash>> = HashMap::new();
     let mut files: HashMap<String, Job> = HashMap::new();
     // Per journal file id: the last entry time of its previous frame.
     let mut journal_last: HashMap<String, u64> = HashMap::new();
@@ -488,7 +511,8 @@ pub fn plan(config: &Config, store: &Store, opts: &Options) -> Result<Plan> {
         };
         if v.kind != "frame" {
             if v.event.as_deref() == Some("archived") {
-                archived.insert((host.to_string(), source.to_string()));
+                let sha = v.sha256.as_deref().and_then(|h| h.parse::<Hash>().ok());
+                archived.insert((host.to_string(), source.to_string()), sha);
             }
             continue;
         }
@@ -531,6 +555,7 @@ pub fn plan(config: &Config, store: &Store, opts: &Options) -> Result<Plan> {
                 frames: Vec::new(),
                 group: 0,
                 archived: false,
+                manifest: None,
                 in_time_order: true,
             };
             files.insert(file.to_string(), job);
@@ -554,7 +579,10 @@ pub fn plan(config: &Config, store: &Store, opts: &Options) -> Result<Plan> {
             groups.push((j.host.clone(), j.log.clone()));
         }
         j.group = groups.len() - 1;
-        j.archived = archived.contains(&(j.host.clone(), j.date.clone()));
+        if let Some(sha) = archived.get(&(j.host.clone(), j.date.clone())) {
+            j.archived = true;
+            j.manifest = *sha;
+        }
     }
     Ok(Plan {
         jobs,
@@ -595,10 +623,12 @@ pub enum Msg {
     Done(u64),
 }
 
-/// Runs a search; writes results to `out`, problems and notes to `err`.
+/// Runs a search; writes results to `out`, problems and notes to `err`. With `archive`, the
+/// files of archived days are read from the archive tier (else they are named in a note).
 pub fn grep(
     config: &Config,
     opts: &Options,
+    archive: Option<&dyn Archive>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<Outcome> {
@@ -617,6 +647,7 @@ pub fn grep(
     };
     let ctx = job::Ctx {
         store: &store,
+        archive,
         opts,
         matcher: &matcher,
         found: plan.groups.iter().map(|_| AtomicBool::new(false)).collect(),

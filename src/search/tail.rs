@@ -20,7 +20,7 @@ use anyhow::{Context, Result, bail};
 use crate::config::Config;
 use crate::ledger::Via;
 use crate::sanitize::Shown;
-use crate::search::job::{At, FrameReader, Kind, format_line};
+use crate::search::job::{At, FrameReader, Kind, Source, format_line};
 use crate::search::{FrameRef, Job, LineView, Options, Outcome, Select, log_name, plan};
 use crate::store::{self, Store, layout};
 
@@ -135,7 +135,7 @@ impl Shower<'_> {
                     self.readers.insert(
                         job.file.clone(),
                         FrameReader {
-                            file,
+                            file: Source::Local(file),
                             compression,
                             stored: Vec::new(),
                         },
@@ -450,6 +450,7 @@ impl Shower<'_> {
             frames: Vec::new(),
             group: 0,
             archived: false,
+            manifest: None,
             in_time_order: via == Via::Pull,
         };
         let key = (job.host.clone(), job.log.clone());
