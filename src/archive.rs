@@ -59,6 +59,9 @@ use crate::verify::{FrameRef, check_copy};
 pub const MANIFEST_FORMAT: &str = "loghost-archive-manifest@1";
 /// The manifest's object name in a day's prefix.
 pub const MANIFEST_NAME: &str = "manifest.json";
+/// The largest manifest read (a day of a host that sends a frame a second holds ~86,400
+/// entries, each a ledger line and an inclusion proof: ~150 MB).
+pub const MAX_MANIFEST: u64 = 512 << 20;
 
 /// Where archived days go.
 #[derive(Debug)]
@@ -226,19 +229,32 @@ impl Target {
         }
     }
 
-    /// Reads a small object (a manifest) whole.
+    /// Reads a small object (a manifest) whole: at most [`MAX_MANIFEST`] bytes.
     pub async fn get(&self, key: &str) -> Result<Vec<u8>> {
         match self {
             Target::Dir(dir) => {
                 let path = dir.join(key);
                 no_links(dir, &path)?;
                 blocking(move || {
-                    std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+                    let f = store::open_regular(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    let mut data = Vec::new();
+                    f.take(MAX_MANIFEST + 1)
+                        .read_to_end(&mut data)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    if data.len() as u64 > MAX_MANIFEST {
+                        bail!(
+                            "{} is larger than a manifest may be ({} bytes)",
+                            path.display(),
+                            MAX_MANIFEST
+                        );
+                    }
+                    Ok(data)
                 })
                 .await
             }
             #[cfg(feature = "s3")]
-            Target::S3(s) => s.get(key).await,
+            Target::S3(s) => s.get(key, MAX_MANIFEST).await,
         }
     }
 
@@ -250,7 +266,7 @@ impl Target {
                 no_links(dir, &path)?;
                 let mut out = out.try_clone()?;
                 blocking(move || {
-                    let mut f = std::fs::File::open(&path)
+                    let mut f = store::open_regular(&path)
                         .with_context(|| format!("cannot read {}", path.display()))?;
                     copy_hashing(&mut f, &mut out, u64::MAX)
                         .with_context(|| format!("cannot read {}", path.display()))
@@ -364,7 +380,7 @@ fn dir_put_file(
         .unwrap_or_default();
     let tmp = dest.with_file_name(format!(".{name}.tmp{}", std::process::id()));
     let mut input =
-        std::fs::File::open(src).with_context(|| format!("cannot read {}", src.display()))?;
+        store::open_regular(src).with_context(|| format!("cannot read {}", src.display()))?;
     input.seek(SeekFrom::Start(offset))?;
     // Created exclusively: a link planted at the temporary name is removed, never followed.
     let _ = std::fs::remove_file(&tmp);
@@ -410,7 +426,7 @@ fn copy_hashing(input: &mut impl Read, out: &mut impl Write, limit: u64) -> Resu
 
 fn hash_file(path: &Path) -> Result<(u64, Hash)> {
     let mut f =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        store::open_regular(path).with_context(|| format!("cannot read {}", path.display()))?;
     copy_hashing(&mut f, &mut std::io::sink(), u64::MAX)
         .with_context(|| format!("cannot read {}", path.display()))
 }
@@ -1012,7 +1028,7 @@ fn split_points(frames: &[FrameRef], max: u64) -> Vec<(u64, u64)> {
 /// Hashes a file whole and per range: (size, SHA-256, each range's SHA-256).
 fn hash_parts(path: &Path, ranges: &[(u64, u64)]) -> Result<(u64, Hash, Vec<Hash>)> {
     let mut f =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        store::open_regular(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut whole = Sha256::new();
     let mut shas = Vec::new();
     let mut size = 0u64;
@@ -1470,29 +1486,22 @@ impl ReaderInner {
     }
 
     /// The day's manifest, read and checked against the ledger once.
-    fn manifest(
-        &self,
-        host: &str,
-        date: &str,
-        want: Option<Hash>,
-    ) -> CheckedManifest {
+    fn manifest(&self, host: &str, date: &str, want: Option<Hash>) -> CheckedManifest {
         let key = (host.to_string(), date.to_string());
-        if let Some(r) = self.days.lock().ok().and_then(|d| d.get(&key).cloned()) {
-            return r;
+        // Held while the manifest is read: the day's other files wait for it rather than read
+        // it again.
+        let Ok(mut days) = self.days.lock() else {
+            return Err("a search thread failed while reading the day's manifest".into());
+        };
+        if let Some(r) = days.get(&key) {
+            return r.clone();
         }
         let r = self.read_manifest(host, date, want);
-        if let Ok(mut d) = self.days.lock() {
-            d.insert(key, r.clone());
-        }
+        days.insert(key, r.clone());
         r
     }
 
-    fn read_manifest(
-        &self,
-        host: &str,
-        date: &str,
-        want: Option<Hash>,
-    ) -> CheckedManifest {
+    fn read_manifest(&self, host: &str, date: &str, want: Option<Hash>) -> CheckedManifest {
         let Some(want) = want else {
             return Err(
                 "its `archived` ledger event records no manifest (run `loghost verify`)".into(),
@@ -1577,14 +1586,16 @@ impl crate::search::RangeRead for ArchivedFile {
     fn read_range(&mut self, offset: u64, len: u64, out: &mut Vec<u8>) -> std::io::Result<()> {
         out.clear();
         let bad = |why: String| std::io::Error::other(why);
+        let end = offset
+            .checked_add(len)
+            .ok_or_else(|| bad(format!("bytes {offset}+{len} are past any file")))?;
         let Some(index) = self
             .parts
             .iter()
-            .position(|(_, o, size)| *o <= offset && offset + len <= o + size)
+            .position(|(_, o, size)| *o <= offset && end <= o.saturating_add(*size))
         else {
             return Err(bad(format!(
-                "bytes {offset}..{} are not within one archived object",
-                offset + len
+                "bytes {offset}..{end} are not within one archived object"
             )));
         };
         let (object, part_offset, _) = self.parts[index].clone();
@@ -1599,7 +1610,7 @@ impl crate::search::RangeRead for ArchivedFile {
                 if self.open.is_none() {
                     let path = dir.join(&key);
                     no_links(dir, &path).map_err(|e| bad(format!("{e:#}")))?;
-                    let f = std::fs::File::open(&path)?;
+                    let f = store::open_regular(&path)?;
                     self.open = Some((index, OpenObject::Dir(f)));
                 }
                 let Some((_, OpenObject::Dir(f))) = self.open.as_mut() else {

@@ -389,14 +389,21 @@ impl S3Target {
         Ok(Hash::from_hasher(hasher))
     }
 
-    /// Downloads a small object (a manifest) whole.
-    pub async fn get(&self, key: &str) -> Result<Vec<u8>> {
-        let (where_, body) = self.get_object(key).await?;
-        let data = body
-            .collect()
+    /// Downloads a small object (a manifest) whole: at most `max` bytes.
+    pub async fn get(&self, key: &str, max: u64) -> Result<Vec<u8>> {
+        let (where_, mut body) = self.get_object(key).await?;
+        let mut data = Vec::new();
+        while let Some(chunk) = body
+            .try_next()
             .await
-            .with_context(|| format!("cannot read {where_}"))?;
-        Ok(data.into_bytes().to_vec())
+            .with_context(|| format!("cannot read {where_}"))?
+        {
+            if (data.len() + chunk.len()) as u64 > max {
+                bail!("{where_} is larger than {max} bytes: not read");
+            }
+            data.extend_from_slice(&chunk);
+        }
+        Ok(data)
     }
 }
 
@@ -446,7 +453,8 @@ pub fn anchor_put(
         let target = S3Target::open(rest, cfg).await?;
         let key = format!("{prefix}{origin_dir}/{name}");
         let sha = Hash::of(note);
-        match target.get(&key).await {
+        // A checkpoint is a few hundred bytes; anything much larger is not one of ours.
+        match target.get(&key, 1 << 20).await {
             Ok(existing) if Hash::of(&existing) == sha => return Ok(key),
             Ok(_) => bail!(
                 "s3://{}/{key} exists with other content: not overwriting it",

@@ -19,7 +19,6 @@
 //! memory grows with the number of frames, never with file sizes.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -281,7 +280,7 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report> {
     };
     check_claims(&tree, &mut next_claim, &mut report);
     // No ledger file yet (a store fresh from `init`) reads as an empty ledger.
-    let source: Box<dyn Read> = match File::open(&ledger_path) {
+    let source: Box<dyn Read> = match crate::store::open_regular(&ledger_path) {
         Ok(f) => Box::new(f),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Box::new(io::empty()),
         Err(e) => {
@@ -693,7 +692,7 @@ fn check_file(
     notes: &mut Vec<String>,
 ) {
     frames.sort_by_key(|f| (f.offset, f.seq));
-    let mut f = match File::open(path) {
+    let mut f = match crate::store::open_regular(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             problems.push(format!(

@@ -588,3 +588,108 @@ fn journal_entries_are_searched_by_message_and_fields() {
         assert_eq!(String::from_utf8_lossy(&out.stdout), want, "tail -n {n}");
     }
 }
+
+/// What an intruder who can write the store may plant is named (exit 2), never obeyed: a FIFO
+/// or device where a stored file should be (no hang), a ledger line without end, a frame
+/// whose ledger entry claims a huge raw length, a ledger replaced under `tail -f`.
+#[test]
+fn hostile_store_content_is_named_not_obeyed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keep = dir.path().join("demo");
+    assert_ok(
+        &Command::new(loghost_bin())
+            .args(["demo", "--keep"])
+            .arg(&keep)
+            .output()
+            .expect("demo"),
+        "demo",
+    );
+    let config = keep.join("etc/loghost.toml");
+    let run = |args: &[&str]| {
+        // `timeout`: a hang is a failure, not a stuck test.
+        Command::new("timeout")
+            .arg("60")
+            .arg(loghost_bin())
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .expect("loghost")
+    };
+    let ledger = keep.join("store/ledger/ledger.jsonl");
+    let original = std::fs::read(&ledger).expect("ledger");
+    let stored = walk(&keep.join("store/logs"))
+        .into_iter()
+        .find(|p| p.ends_with("syslog.zst"))
+        .expect("syslog stored");
+    let reports = |out: &Output, what: &str| {
+        assert_eq!(out.status.code(), Some(2), "{what}: {}", text(out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(what),
+            "{what}: {}",
+            text(out)
+        );
+    };
+
+    // A FIFO in place of a stored file.
+    let saved = std::fs::read(&stored).expect("stored");
+    std::fs::remove_file(&stored).expect("rm");
+    let fifo = Command::new("mkfifo")
+        .arg(&stored)
+        .status()
+        .expect("mkfifo");
+    assert!(fifo.success());
+    reports(&run(&["grep", "-c", "CRON"]), "not a regular file");
+    reports(
+        &run(&["tail", "-n", "1", "demo-web", "syslog"]),
+        "not a regular file",
+    );
+    let out = run(&["cat", "demo-web", "syslog"]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert_ne!(out.status.code(), Some(124), "cat hung on a FIFO");
+    std::fs::remove_file(&stored).expect("rm fifo");
+    std::fs::write(&stored, &saved).expect("restore");
+
+    // A frame entry claiming more raw content than any frame loghost writes.
+    let text_ledger = String::from_utf8(original.clone()).expect("utf-8");
+    let frame = text_ledger
+        .lines()
+        .rfind(|l| l.contains("\"source\":\"/var/log/syslog\""))
+        .expect("a syslog frame");
+    let end = frame
+        .split("\"end\":")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .expect("end");
+    let forged = frame.replace(&format!("\"end\":{end},"), "\"end\":18446744073709551615,");
+    std::fs::write(&ledger, format!("{text_ledger}{forged}\n")).expect("forge");
+    reports(
+        &run(&["grep", "-c", "CRON"]),
+        "more than loghost puts in a frame",
+    );
+    reports(
+        &run(&["tail", "-n", "3", "demo-web", "syslog"]),
+        "more than loghost puts in a frame",
+    );
+
+    // A ledger "line" without end (2 MiB, no newline) is refused, not read into memory.
+    let mut long = original.clone();
+    long.extend(std::iter::repeat_n(b'x', 2 << 20));
+    std::fs::write(&ledger, &long).expect("long line");
+    reports(&run(&["grep", "-c", "CRON"]), "a ledger line longer than");
+    std::fs::write(&ledger, &original).expect("restore ledger");
+    assert_ok(&run(&["grep", "-c", "CRON"]), "restored");
+
+    // tail -f notices a ledger replaced under it (a copy renamed over it).
+    let mut follower = Follower::spawn_with(&config, &["tail", "-f", "-n", "0"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let copy = keep.join("store/ledger/copy");
+    std::fs::write(&copy, &original).expect("copy");
+    std::fs::rename(&copy, &ledger).expect("replace");
+    assert!(
+        follower.wait_error("it was replaced"),
+        "{:?}",
+        follower.errors
+    );
+    assert_eq!(follower.wait_exit(), Some(2));
+}

@@ -183,8 +183,8 @@ pub fn run(
             Some(file) => file,
             None => {
                 let path = store.path(&f.file);
-                let file =
-                    File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+                let file = crate::store::open_regular(&path)
+                    .with_context(|| format!("cannot open {}", path.display()))?;
                 files.entry(f.file.clone()).or_insert(file)
             }
         };

@@ -28,7 +28,7 @@ const CHUNK: usize = 256 << 10;
 /// How much of a frame is decompressed at a time when its lines are filtered by time.
 const PEEK: u64 = 64 << 10;
 /// The longest line searched (a line spans frames; a server can write one without end).
-const MAX_LINE: usize = 64 << 20;
+pub(super) const MAX_LINE: usize = 64 << 20;
 
 const COLOR_NAME: &[u8] = b"\x1b[35m";
 const COLOR_SEP: &[u8] = b"\x1b[36m";
@@ -92,13 +92,14 @@ pub fn run(ctx: &Ctx<'_>, job: &Job, tx: &SyncSender<Msg>, scratch: &mut Scratch
 
 fn open(ctx: &Ctx<'_>, job: &Job, tx: &SyncSender<Msg>) -> Option<Source> {
     let path = ctx.store.path(&job.file);
-    match File::open(&path) {
+    match crate::store::open_regular(&path) {
         Ok(f) => Some(Source::Local(f)),
         Err(e) if e.kind() == io::ErrorKind::NotFound && job.archived => match ctx.archive {
             None => {
                 let _ = tx.send(Msg::Note(format!(
                     "{} {} is in the archive tier; not searched (--archived searches it)",
-                    job.host, job.date
+                    Shown(&job.host),
+                    job.date
                 )));
                 None
             }
@@ -107,7 +108,7 @@ fn open(ctx: &Ctx<'_>, job: &Job, tx: &SyncSender<Msg>) -> Option<Source> {
                 Err(why) => {
                     let _ = tx.send(Msg::Problem(format!(
                         "{} {}: the archived copy of {} is not searched: {why}",
-                        job.host,
+                        Shown(&job.host),
                         job.date,
                         Shown(&job.file)
                     )));
@@ -120,7 +121,7 @@ fn open(ctx: &Ctx<'_>, job: &Job, tx: &SyncSender<Msg>) -> Option<Source> {
                 "cannot open {} ({e}): {} frame(s) of {} {} not searched; run `loghost verify`",
                 path.display(),
                 job.frames.len(),
-                job.host,
+                Shown(&job.host),
                 Shown(&job.log)
             )));
             None
@@ -151,6 +152,15 @@ impl FrameReader {
         f: &FrameRef,
     ) -> Result<Option<String>, String> {
         self.stored.clear();
+        if f.raw_len > MAX_RAW {
+            return Err(format!(
+                "entry {} of {} records {} bytes of raw content, more than loghost puts in a \
+                 frame: altered; not searched (run `loghost verify`)",
+                f.seq,
+                Shown(&job.file),
+                f.raw_len
+            ));
+        }
         let read = match &mut self.file {
             Source::Local(file) => file.seek(SeekFrom::Start(f.offset)).and_then(|_| {
                 file.take(f.length)
@@ -173,7 +183,7 @@ impl FrameReader {
                 Shown(&job.file),
                 f.seq,
                 f.offset,
-                f.offset + f.length
+                f.offset.saturating_add(f.length)
             ));
         }
         if Hash::of(&self.stored) != f.sha256 {
@@ -182,7 +192,7 @@ impl FrameReader {
                  damaged (run `loghost verify`); its lines were searched as they are",
                 Shown(&job.file),
                 f.offset,
-                f.offset + f.length,
+                f.offset.saturating_add(f.length),
                 f.seq
             )));
         }
@@ -211,7 +221,7 @@ impl FrameReader {
             };
         }
         decoder(self.compression, &self.stored[..])
-            .and_then(|d| d.take(f.raw_len + 1).read_to_end(out))
+            .and_then(|d| d.take(f.raw_len.saturating_add(1)).read_to_end(out))
             .map_err(|e| decompress_error(job, f, e))?;
         if out.len() as u64 > f.raw_len {
             return Err(too_long(job, f));
@@ -274,6 +284,11 @@ struct Stream<'a> {
     /// One zstd decompression context for the job's frames.
     bulk: Option<zstd::bulk::Decompressor<'static>>,
 }
+
+/// The largest raw length of a frame that is read at all: loghost writes frames of at most 16
+/// MiB (pulls), 8 MiB (received syslog) and a few MiB (journal batches); a ledger that records
+/// more was altered, and the length bounds the memory a (forged) frame can make a search take.
+pub(super) const MAX_RAW: u64 = 256 << 20;
 
 /// Frames up to this raw length are decompressed in one call (the pull's frames are at most
 /// 16 MiB; a larger length in a ledger is not trusted with an allocation).
@@ -477,7 +492,7 @@ impl Read for Stream<'_> {
                 Current::Streaming { decoder, index, n } => {
                     let f = &self.job.frames[*index];
                     // One byte beyond the ledger's length tells a frame that is too long.
-                    let room = (f.raw_len + 1 - *n).min(out.len() as u64) as usize;
+                    let room = (f.raw_len.saturating_add(1) - *n).min(out.len() as u64) as usize;
                     match decoder.read(&mut out[..room]) {
                         Ok(0) => self.current = Current::None,
                         Ok(k) => {
@@ -566,7 +581,12 @@ pub(super) fn format_line(
                 .into();
         }
         // Serializing a Value cannot fail.
-        let _ = serde_json::to_writer(&mut *out, &v);
+        let json = serde_json::to_string(&v).unwrap_or_default();
+        if o.terminal {
+            json_for_terminal(&json, out);
+        } else {
+            out.extend_from_slice(json.as_bytes());
+        }
         out.push(b'\n');
         return;
     }
@@ -583,7 +603,7 @@ pub(super) fn format_line(
         if o.color {
             out.extend_from_slice(COLOR_NAME);
         }
-        out.extend_from_slice(at.host.as_bytes());
+        out.extend_from_slice(Shown(at.host).to_string().as_bytes());
         out.push(b' ');
         out.extend_from_slice(Shown(at.log).to_string().as_bytes());
         if o.color {
@@ -606,6 +626,26 @@ pub(super) fn format_line(
     }
     content(out, &line[at_byte..]);
     out.push(b'\n');
+}
+
+/// Writes JSON text with the characters a terminal acts on that JSON leaves raw (DEL, C1
+/// controls, bidirectional marks and overrides; they occur only inside strings) as `\uXXXX`
+/// escapes: the same JSON value, harmless to show.
+pub(super) fn json_for_terminal(json: &str, out: &mut Vec<u8>) {
+    for c in json.chars() {
+        let u = c as u32;
+        if u == 0x7f
+            || (0x80..=0x9f).contains(&u)
+            || (0x200e..=0x200f).contains(&u)
+            || (0x202a..=0x202e).contains(&u)
+            || (0x2066..=0x2069).contains(&u)
+        {
+            out.extend_from_slice(format!("\\u{u:04x}").as_bytes());
+        } else {
+            let mut b = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+        }
+    }
 }
 
 /// Formats selected and context lines.
@@ -969,10 +1009,12 @@ pub fn print_group(
         } else {
             serde_json::json!({"host": host, "log": log})
         };
-        serde_json::to_writer(&mut *out, &v)?;
-        return out.write_all(b"\n");
+        let mut line = Vec::new();
+        json_for_terminal(&v.to_string(), &mut line);
+        line.push(b'\n');
+        return out.write_all(&line);
     }
-    let name = format!("{host} {}", Shown(log));
+    let name = format!("{} {}", Shown(host), Shown(log));
     let (start, end) = if opts.color {
         (COLOR_NAME, COLOR_END)
     } else {
@@ -985,5 +1027,72 @@ pub fn print_group(
         writeln!(out, ": {n}")
     } else {
         out.write_all(b"\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame() -> FrameRef {
+        FrameRef {
+            seq: 7,
+            time: 0,
+            offset: 0,
+            length: 0,
+            start: 0,
+            raw_len: 0,
+            sha256: Hash::of(b""),
+        }
+    }
+
+    /// Host and log names come from the ledger, which an intruder can append to: on a terminal
+    /// they are shown escaped like log content, in text and in JSON.
+    #[test]
+    fn names_and_content_reach_a_terminal_escaped() {
+        let f = frame();
+        let at = At {
+            host: "web1\x1b]0;pwned\x07",
+            log: "auth\x1b[2K.log",
+            file: "logs/web1/2026-12-01/auth.log.zst",
+            frame: &f,
+        };
+        let mut o = Options {
+            terminal: true,
+            ..Options::default()
+        };
+        let mut out = Vec::new();
+        format_line(
+            &mut out,
+            &mut Vec::new(),
+            &o,
+            &at,
+            b"a\x1b[31mb",
+            Kind::Match,
+            true,
+            &[],
+        );
+        assert!(!out.contains(&0x1b) && !out.contains(&0x07), "{out:?}");
+        o.json = true;
+        out.clear();
+        let line = "x\u{9b}31m \u{202e}y\u{7f}".as_bytes();
+        format_line(
+            &mut out,
+            &mut Vec::new(),
+            &o,
+            &at,
+            line,
+            Kind::Match,
+            true,
+            &[],
+        );
+        let text = String::from_utf8(out.clone()).expect("utf-8");
+        assert!(
+            !text.contains('\u{9b}') && !text.contains('\u{202e}') && !text.contains('\u{7f}'),
+            "{text:?}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&text).expect("still JSON");
+        assert_eq!(v["line"], "x\u{9b}31m \u{202e}y\u{7f}", "the same value");
+        assert_eq!(v["host"], at.host);
     }
 }

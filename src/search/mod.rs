@@ -36,7 +36,6 @@ pub mod time;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -207,7 +206,7 @@ fn ledger_micros(time: &str) -> Option<Micros> {
 /// The offset of the first ledger line committed at or after `time` ([`ledger::format_time`]
 /// form, which sorts as the times do), by bisection over the file; lines never go back in time.
 fn offset_of_time(path: &Path, time: &str) -> io::Result<u64> {
-    let mut file = match File::open(path) {
+    let mut file = match crate::store::open_regular(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e),
@@ -221,7 +220,7 @@ fn offset_of_time(path: &Path, time: &str) -> io::Result<u64> {
             file.seek(SeekFrom::Start(pos - 1))?;
             let mut r = BufReader::with_capacity(4096, &mut file);
             let mut skip = Vec::new();
-            let n = r.read_until(b'\n', &mut skip)?;
+            let n = read_ledger_line(&mut r, &mut skip)?;
             if skip.last() != Some(&b'\n') {
                 return Ok((len, false));
             }
@@ -230,7 +229,7 @@ fn offset_of_time(path: &Path, time: &str) -> io::Result<u64> {
         file.seek(SeekFrom::Start(start))?;
         let mut r = BufReader::with_capacity(4096, &mut file);
         let mut line = Vec::new();
-        r.read_until(b'\n', &mut line)?;
+        read_ledger_line(&mut r, &mut line)?;
         if line.last() != Some(&b'\n') {
             return Ok((start, false));
         }
@@ -251,6 +250,28 @@ fn offset_of_time(path: &Path, time: &str) -> io::Result<u64> {
         }
     }
     Ok(probe(lo)?.0)
+}
+
+/// The longest ledger line read: loghost writes lines of a few hundred bytes (a journal frame's,
+/// an event's with a long remote path: a few KiB).
+const MAX_LEDGER_LINE: usize = 1 << 20;
+
+/// Appends the rest of a ledger line (through its newline) to `buf`, refusing a line longer
+/// than [`MAX_LEDGER_LINE`] (a damaged or altered ledger must not take the memory); returns the
+/// bytes read, 0 at the end.
+pub(crate) fn read_ledger_line(r: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let room = (MAX_LEDGER_LINE + 1).saturating_sub(buf.len());
+    let n = io::Read::take(&mut *r, room as u64).read_until(b'\n', buf)?;
+    if buf.len() > MAX_LEDGER_LINE && buf.last() != Some(&b'\n') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "a ledger line longer than {MAX_LEDGER_LINE} bytes: not written by loghost; run \
+                 `loghost verify`"
+            ),
+        ));
+    }
+    Ok(n)
 }
 
 /// What a search reads of a ledger line: the fields it needs, borrowed (a month's ledger is
@@ -485,7 +506,7 @@ pub fn plan(config: &Config, store: &Store, opts: &Options) -> Result<Plan> {
     // Per journal file id: the last entry time of its previous frame.
     let mut journal_last: HashMap<String, u64> = HashMap::new();
 
-    let mut file = match File::open(&ledger_path) {
+    let mut file = match crate::store::open_regular(&ledger_path) {
         Ok(f) => Some(f),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).with_context(|| format!("cannot open {}", ledger_path.display())),
@@ -498,8 +519,7 @@ pub fn plan(config: &Config, store: &Store, opts: &Options) -> Result<Plan> {
     let mut ledger_end = from;
     while let Some(r) = reader.as_mut() {
         line.clear();
-        let n = r
-            .read_until(b'\n', &mut line)
+        let n = read_ledger_line(r, &mut line)
             .with_context(|| format!("cannot read {}", ledger_path.display()))?;
         if n == 0 || line.last() != Some(&b'\n') {
             break; // the end, or a torn last line being written

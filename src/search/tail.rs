@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Seek, SeekFrom, Write};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -20,8 +20,10 @@ use anyhow::{Context, Result, bail};
 use crate::config::Config;
 use crate::ledger::Via;
 use crate::sanitize::Shown;
-use crate::search::job::{At, FrameReader, Kind, Source, format_line};
-use crate::search::{FrameRef, Job, LineView, Options, Outcome, Select, log_name, plan};
+use crate::search::job::{At, FrameReader, Kind, MAX_LINE, Source, format_line, json_for_terminal};
+use crate::search::{
+    FrameRef, Job, LineView, Options, Outcome, Select, log_name, plan, read_ledger_line,
+};
 use crate::store::{self, Store, layout};
 
 /// What to show.
@@ -110,13 +112,16 @@ impl Shower<'_> {
             let v = serde_json::json!({
                 "type": "note", "host": host, "log": log, "seq": seq, "time": time, "note": what,
             });
-            serde_json::to_writer(&mut *self.out, &v)?;
-            return self.out.write_all(b"\n");
+            let mut line = Vec::new();
+            json_for_terminal(&v.to_string(), &mut line);
+            line.push(b'\n');
+            return self.out.write_all(&line);
         }
         self.out.flush()?;
         writeln!(
             self.err,
-            "loghost: note: {host} {}: {}",
+            "loghost: note: {} {}: {}",
+            Shown(host),
             Shown(log),
             Shown(what)
         )
@@ -129,7 +134,7 @@ impl Shower<'_> {
                 self.readers.clear();
             }
             let path = self.store.path(&job.file);
-            match File::open(&path) {
+            match store::open_regular(&path) {
                 Ok(file) => {
                     let compression = store::compression_of(&job.file).unwrap_or_default();
                     self.readers.insert(
@@ -149,7 +154,7 @@ impl Shower<'_> {
                         "cannot open {} ({e}): entry {} of {} {} not shown; run `loghost verify`",
                         path.display(),
                         f.seq,
-                        job.host,
+                        Shown(&job.host),
                         Shown(&job.log)
                     ))?;
                     return Ok(false);
@@ -239,19 +244,20 @@ impl Shower<'_> {
             .collect();
         let mut state = LogState::default();
         if let Some((j, f)) = frames.last() {
-            state.end = Some(f.start + f.raw_len);
+            state.end = Some(f.start.saturating_add(f.raw_len));
             state.file = j.file.clone();
         }
         // Backwards, frame by frame, until they hold enough lines.
         let mut taken: Vec<(&Job, &FrameRef, Vec<u8>)> = Vec::new();
         let mut have = 0usize;
+        let mut gathered = 0usize;
         for &(job, f) in frames.iter().rev() {
             if want == 0 && !self.t.follow {
                 break;
             }
             // Text: one line more than wanted, so the first shown is whole.
-            if have > want || (job.journal && have == want) {
-                break;
+            if have > want || (job.journal && have == want) || gathered >= MAX_LINE {
+                break; // enough lines, or as much as a line may be long
             }
             if !self.load(job, f)? {
                 if job.archived {
@@ -259,13 +265,15 @@ impl Shower<'_> {
                     writeln!(
                         self.err,
                         "loghost: note: {} {} is in the archive tier; its lines are not shown",
-                        job.host, job.date
+                        Shown(&job.host),
+                        job.date
                     )?;
                 }
                 // A gap: lines before it would not join the ones after.
                 break;
             }
             let raw = std::mem::take(&mut self.raw);
+            gathered += raw.len();
             have += if job.journal {
                 crate::journal::export::parse(&raw).map_or(0, |e| e.len())
             } else {
@@ -292,7 +300,7 @@ impl Shower<'_> {
             if !partial.is_empty() && prev_end != Some(f.start) {
                 lines.push((job, f, std::mem::take(&mut partial)));
             }
-            prev_end = Some(f.start + f.raw_len);
+            prev_end = Some(f.start.saturating_add(f.raw_len));
             let mut rest = &raw[..];
             while let Some(i) = memchr::memchr(b'\n', rest) {
                 partial.extend_from_slice(&rest[..i]);
@@ -327,7 +335,7 @@ impl Shower<'_> {
         let mut reader: Option<BufReader<File>> = None;
         loop {
             if reader.is_none() {
-                match File::open(&path) {
+                match store::open_regular(&path) {
                     Ok(mut f) => {
                         f.seek(SeekFrom::Start(offset))
                             .with_context(|| format!("cannot read {}", path.display()))?;
@@ -353,9 +361,21 @@ impl Shower<'_> {
                         path.display()
                     );
                 }
+                let same = std::fs::metadata(&path).ok().is_some_and(|m| {
+                    use std::os::unix::fs::MetadataExt;
+                    r.get_ref()
+                        .metadata()
+                        .is_ok_and(|o| (o.dev(), o.ino()) == (m.dev(), m.ino()))
+                });
+                if !same {
+                    bail!(
+                        "{} is no longer the file tail was following: it was replaced; run \
+                         `loghost verify`",
+                        path.display()
+                    );
+                }
                 loop {
-                    let n = r
-                        .read_until(b'\n', &mut pending)
+                    let n = read_ledger_line(r, &mut pending)
                         .with_context(|| format!("cannot read {}", path.display()))?;
                     if n == 0 || pending.last() != Some(&b'\n') {
                         break; // the rest of a line being written comes with the next look
@@ -474,7 +494,7 @@ impl Shower<'_> {
             };
             self.show(&pjob, &pf, &line)?;
         }
-        state.end = Some(f.start + f.raw_len);
+        state.end = Some(f.start.saturating_add(f.raw_len));
         state.file = job.file.clone();
         if self.load(&job, &f)? {
             if job.journal {
@@ -499,6 +519,11 @@ impl Shower<'_> {
                 if !rest.is_empty() {
                     state.partial.extend_from_slice(rest);
                     state.partial_frame = Some(f.clone());
+                    if state.partial.len() >= MAX_LINE {
+                        // A line without end: shown in pieces as long as grep's longest line.
+                        let line = std::mem::take(&mut state.partial);
+                        self.show(&job, &f, &line)?;
+                    }
                 }
                 self.raw = raw;
             }

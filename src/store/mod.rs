@@ -95,6 +95,24 @@ pub fn create_dir_all_0700(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Opens a file to read that must be a regular file: a FIFO or a device planted where a stored
+/// file (or an archived copy) should be would otherwise block the reader forever, or feed it
+/// without end. The open does not wait (`O_NONBLOCK`, which regular files ignore).
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.file_type().is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file (something was put in its place)",
+        ));
+    }
+    Ok(f)
+}
+
 /// Makes a directory's entries durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     let dir = if dir.as_os_str().is_empty() {
@@ -608,7 +626,7 @@ pub fn frame_reader(
     use std::io::Seek;
     let path = store.path(rel);
     let err = |what| io_err(what, &path);
-    let mut f = match File::open(&path) {
+    let mut f = match open_regular(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(err("cannot open")(e)),

@@ -577,7 +577,23 @@ pub struct Follower {
 
 impl Follower {
     pub fn spawn(env: &Env, args: &[&str]) -> Follower {
-        let mut child = env.spawn(args, &[]);
+        Follower::of(env.spawn(args, &[]))
+    }
+
+    /// With the config at `config` (a store not made by an `Env`, say the demo's).
+    pub fn spawn_with(config: &Path, args: &[&str]) -> Follower {
+        let child = Command::new(loghost_bin())
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn loghost");
+        Follower::of(child)
+    }
+
+    fn of(mut child: Child) -> Follower {
         let lines = |r: Box<dyn std::io::Read + Send>| {
             let (tx, rx) = std::sync::mpsc::channel();
             std::thread::spawn(move || {
@@ -641,6 +657,18 @@ impl Follower {
         std::thread::sleep(Duration::from_millis(300));
         self.errors.extend(self.err.try_iter());
         &self.errors
+    }
+
+    /// Its exit status, waiting at most 30 s (None: still running, or killed by a signal).
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     /// Whether it is still running (a follower never ends by itself).
