@@ -10,6 +10,8 @@ need=()
 [ -x /usr/sbin/logrotate ] || need+=(logrotate)
 [ -x /usr/sbin/rsyslogd ] || need+=(rsyslog)
 [ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so ] || [ -n "$(find /usr/lib -name lmnsd_gtls.so 2>/dev/null | head -1)" ] || need+=(rsyslog-gnutls)
+# omrelp: the RELP sender of tests/receiver.rs.
+[ -n "$(find /usr/lib -name omrelp.so 2>/dev/null | head -1)" ] || need+=(rsyslog-relp)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v zstdcat >/dev/null || need+=(zstd)
 command -v zcat >/dev/null || need+=(gzip)

@@ -174,7 +174,10 @@ pub enum Schedule {
 
 #[derive(Debug, Clone)]
 pub struct ReceiverConfig {
-    pub listen: std::net::SocketAddr,
+    /// Syslog over TLS (RFC 5425); `None` when only RELP is received.
+    pub listen: Option<std::net::SocketAddr>,
+    /// RELP over TLS: acknowledged once stored durably.
+    pub relp_listen: Option<std::net::SocketAddr>,
     pub cert: PathBuf,
     pub key: PathBuf,
     pub client_ca: PathBuf,
@@ -319,7 +322,8 @@ struct RawHost {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawReceiver {
-    listen: std::net::SocketAddr,
+    listen: Option<std::net::SocketAddr>,
+    relp_listen: Option<std::net::SocketAddr>,
     cert: PathBuf,
     key: PathBuf,
     client_ca: PathBuf,
@@ -855,8 +859,29 @@ impl Config {
             });
         }
 
+        if raw
+            .receiver
+            .as_ref()
+            .is_some_and(|r| r.listen.is_none() && r.relp_listen.is_none())
+        {
+            return Err(invalid(
+                "[receiver] has neither `listen` (syslog over TLS, e.g. \"0.0.0.0:6514\") nor \
+                 `relp_listen` (RELP over TLS, e.g. \"0.0.0.0:2514\"); set one or both"
+                    .into(),
+            ));
+        }
+        if let Some(r) = &raw.receiver
+            && r.listen.is_some()
+            && r.listen == r.relp_listen
+        {
+            return Err(invalid(
+                "[receiver] `listen` and `relp_listen` are the same address; give each its own port"
+                    .into(),
+            ));
+        }
         let receiver = raw.receiver.map(|r| ReceiverConfig {
             listen: r.listen,
+            relp_listen: r.relp_listen,
             cert: resolve(&r.cert),
             key: resolve(&r.key),
             client_ca: resolve(&r.client_ca),
@@ -1060,6 +1085,7 @@ tls_name = "web1.example.org"
 
 [receiver]
 listen = "0.0.0.0:6514"
+relp_listen = "0.0.0.0:2514"
 cert = "/etc/loghost/tls/server.pem"
 key = "/etc/loghost/tls/server.key"
 client_ca = "/etc/loghost/tls/clients-ca.pem"

@@ -18,10 +18,11 @@
 //! flushed (at most one second, or 1 MiB, per host) is lost if the process is killed. SIGTERM
 //! drains: no new connections, open ones are read until they pause, every buffer is flushed.
 
+pub mod relp;
 pub mod syslog;
 pub mod tls;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,7 +30,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
@@ -52,6 +53,14 @@ pub const FLUSH_BYTES: usize = 1 << 20;
 const MAX_PENDING: usize = 8 << 20;
 /// How long a connection may be silent while draining for shutdown.
 const DRAIN_IDLE: Duration = Duration::from_millis(500);
+/// How long a RELP message may wait for others to share its commit (group commit).
+pub const GROUP_WAIT: Duration = Duration::from_millis(2);
+/// RELP messages of a session waiting for their commit that make it commit at once (half
+/// librelp's default window of 128).
+const GROUP_NOW: usize = 64;
+/// RELP messages a session may have unacknowledged before it stops reading (a sender's window
+/// is at most this in practice; more waits in its socket).
+const MAX_UNACKED: usize = 16_384;
 
 /// Per-host counts, as `loghost status` shows them.
 #[derive(Debug, Default, Serialize, Deserialize, Clone)]
@@ -98,6 +107,11 @@ struct Sink {
     pending: Mutex<Vec<u8>>,
     /// Where the next committed byte starts in the host's received stream.
     next: AtomicU64,
+    /// Where the next appended byte starts in that stream (`next` plus what is pending);
+    /// changed only under the `pending` lock.
+    appended: AtomicU64,
+    /// `next`, for RELP sessions waiting until their messages are committed.
+    durable: watch::Sender<u64>,
     /// Woken after every flush, for connections waiting on a full buffer.
     flushed: Notify,
     counts: Atomics,
@@ -114,6 +128,8 @@ struct Shared {
     wake: Notify,
     /// Makes the flusher commit every buffer now (a client closed).
     flush_now: Notify,
+    /// Makes the flusher commit every buffer after [`GROUP_WAIT`] (RELP messages wait).
+    soon: Notify,
     accepted: AtomicU64,
     refused_identity: AtomicU64,
     handshake_failed: AtomicU64,
@@ -250,6 +266,8 @@ pub async fn serve(
                     tls_name: t.clone(),
                     pending: Mutex::new(Vec::new()),
                     next: AtomicU64::new(next),
+                    appended: AtomicU64::new(next),
+                    durable: watch::channel(next).0,
                     flushed: Notify::new(),
                     counts: Atomics::default(),
                     open: std::sync::atomic::AtomicUsize::new(0),
@@ -257,10 +275,26 @@ pub async fn serve(
             );
         }
     }
-    let listener = TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} ([receiver] listen)", cfg.listen))?;
-    tracing::info!("receiving syslog over TLS on {}", cfg.listen);
+    let listener = match cfg.listen {
+        Some(at) => {
+            let l = TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on {at} ([receiver] listen)"))?;
+            tracing::info!("receiving syslog over TLS on {at}");
+            Some(l)
+        }
+        None => None,
+    };
+    let relp_listener = match cfg.relp_listen {
+        Some(at) => {
+            let l = TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on {at} ([receiver] relp_listen)"))?;
+            tracing::info!("receiving RELP over TLS on {at}");
+            Some(l)
+        }
+        None => None,
+    };
     let shared = Arc::new(Shared {
         rec,
         metrics,
@@ -268,6 +302,7 @@ pub async fn serve(
         sinks,
         wake: Notify::new(),
         flush_now: Notify::new(),
+        soon: Notify::new(),
         accepted: AtomicU64::new(0),
         refused_identity: AtomicU64::new(0),
         handshake_failed: AtomicU64::new(0),
@@ -282,8 +317,8 @@ pub async fn serve(
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
+            accepted = accept(listener.as_ref(), relp_listener.as_ref()) => {
+                let Ok((stream, peer, relp)) = accepted else { continue };
                 let Ok(permit) = permits.clone().try_acquire_owned() else {
                     shared.over_limit.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!("refused {peer}: already {} connections (max_connections)", shared.cfg.max_connections);
@@ -306,7 +341,7 @@ pub async fn serve(
                 let tls = tls.clone();
                 let shutdown = shutdown.clone();
                 connections.spawn(async move {
-                    connection(stream, peer, tls, &shared, shutdown).await;
+                    connection(stream, peer, tls, &shared, shutdown, relp).await;
                     drop(slot);
                     drop(permit);
                 });
@@ -317,6 +352,7 @@ pub async fn serve(
         }
     }
     drop(listener);
+    drop(relp_listener);
     // Connections drain (each stops by itself at drain_timeout); a handshake or a buffer wait
     // that outlives that by a margin is cut.
     let deadline =
@@ -349,6 +385,10 @@ async fn flusher(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
             _ = tick.tick() => flush_all(&shared, 0).await,
             _ = shared.wake.notified() => flush_all(&shared, FLUSH_BYTES).await,
             _ = shared.flush_now.notified() => flush_all(&shared, 0).await,
+            _ = shared.soon.notified() => {
+                tokio::time::sleep(GROUP_WAIT).await;
+                flush_all(&shared, 0).await;
+            }
             _ = shutdown.changed() => return,
         }
         if last_save.elapsed() > Duration::from_secs(5) {
@@ -382,7 +422,8 @@ async fn flush_all(shared: &Arc<Shared>, min: usize) {
         .await;
         match result {
             Ok((Ok(len), _)) => {
-                sink.next.fetch_add(len, Ordering::Relaxed);
+                let next = sink.next.fetch_add(len, Ordering::Relaxed) + len;
+                sink.durable.send_replace(next);
             }
             Ok((Err(e), data)) => {
                 tracing::error!(
@@ -438,6 +479,7 @@ async fn connection(
     tls: TlsAcceptor,
     shared: &Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
+    relp: bool,
 ) {
     let cfg = &shared.cfg;
     let mut stream = match tokio::time::timeout(cfg.handshake_timeout, tls.accept(stream)).await {
@@ -505,7 +547,11 @@ async fn connection(
         .fetch_add(1, Ordering::Relaxed);
     shared.metrics.receiver_open.fetch_add(1, Ordering::Relaxed);
     tracing::debug!("{peer} is {} ({})", host.name, identity.shown());
-    serve_connection(&mut stream, peer, shared, &sink, &mut shutdown).await;
+    if relp {
+        serve_relp(stream, peer, shared, &sink, &mut shutdown).await;
+    } else {
+        serve_connection(&mut stream, peer, shared, &sink, &mut shutdown).await;
+    }
     shared.metrics.receiver_open.fetch_sub(1, Ordering::Relaxed);
     // The client is gone: commit what it sent now rather than at the next tick.
     shared.flush_now.notify_one();
@@ -579,23 +625,13 @@ async fn serve_connection(
         let before = pending.len();
         let fed = deframer.feed(&buf[..filled], &mut |frame| match frame {
             syslog::Frame::Message(msg) => {
-                tally.messages += 1;
-                tally.bytes += msg.len() as u64;
-                let (format, hostname) = syslog::classify(msg);
-                match format {
-                    Format::Rfc5424 => tally.rfc5424 += 1,
-                    Format::Rfc3164 => tally.rfc3164 += 1,
-                    Format::Unknown => tally.unknown += 1,
-                }
-                if hostname
-                    .is_some_and(|h| syslog::hostname_mismatch(h, &sink.host.name, &sink.tls_name))
-                {
-                    tally.mismatch += 1;
-                }
+                tally.message(sink, msg);
                 syslog::escape_line(msg, &mut pending);
             }
             syslog::Frame::Oversized { .. } => tally.oversized += 1,
         });
+        sink.appended
+            .fetch_add((pending.len() - before) as u64, Ordering::Relaxed);
         let passed = before < FLUSH_BYTES && pending.len() >= FLUSH_BYTES;
         drop(pending);
         if passed {
@@ -619,6 +655,247 @@ async fn serve_connection(
     }
 }
 
+/// Why a RELP session ends once its answers are out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Closing {
+    /// The client sent `close`.
+    Close,
+    /// SIGTERM: `serverclose` after the last answer.
+    Shutdown,
+}
+
+/// A RELP session of an identified client (RELP over TLS from the first byte, as librelp
+/// does). Its `syslog` messages go to the host's buffer like syslog over TLS; each is answered
+/// `200 OK`, in transaction order, only once the frame holding it and that frame's ledger entry
+/// are synced (the sink's `durable` position passed the message's end). A session that breaks
+/// the protocol (garbage, an oversized frame, a transaction number out of order, a command
+/// before `open`) is closed with a log line: what it sent and was not answered, the sender
+/// sends again. SIGTERM: no more reading, the answers for what was read once it is committed,
+/// `serverclose`.
+async fn serve_relp(
+    stream: tokio_rustls::server::TlsStream<TcpStream>,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    sink: &Arc<Sink>,
+    shutdown: &mut watch::Receiver<bool>,
+) {
+    let cfg = &shared.cfg;
+    let name = &sink.host.name;
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    // A message of max_message_size, and the LF some senders end it with.
+    let mut deframer = relp::Deframer::new(cfg.max_message_size + 1);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut durable = sink.durable.subscribe();
+    // Answers owed, in transaction order: (txnr, stream position that must be durable, answer).
+    let mut owed: VecDeque<Owed> = VecDeque::new();
+    let mut last: Option<u64> = None;
+    let mut closing: Option<Closing> = None;
+    let mut drain_end: Option<tokio::time::Instant> = None;
+    let mut out = Vec::new();
+    loop {
+        // Answer what is durable, in order.
+        let done = *durable.borrow_and_update();
+        while owed.front().is_some_and(|o| o.after <= done) {
+            if let Some(o) = owed.pop_front() {
+                relp::rsp(o.txnr, &o.answer, &mut out);
+            }
+        }
+        if closing == Some(Closing::Shutdown) && owed.is_empty() {
+            out.extend_from_slice(relp::SERVERCLOSE);
+        }
+        if !out.is_empty() {
+            match tokio::time::timeout(cfg.idle_timeout, wr.write_all(&out)).await {
+                Ok(Ok(())) => out.clear(),
+                Ok(Err(e)) => {
+                    tracing::debug!("{peer} ({name}): RELP: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!("{peer} ({name}): RELP: not reading our answers; closing");
+                    return;
+                }
+            }
+        }
+        if closing.is_some() && owed.is_empty() {
+            let _ = wr.shutdown().await;
+            return;
+        }
+        if let Some(end) = drain_end
+            && tokio::time::Instant::now() >= end
+        {
+            tracing::warn!(
+                "{peer} ({name}): RELP: {} messages not committed {:?} after SIGTERM \
+                 (drain_timeout); closing without their answers (the sender sends them again)",
+                owed.len(),
+                cfg.drain_timeout
+            );
+            return;
+        }
+        let reading = closing.is_none() && owed.len() < MAX_UNACKED;
+        let room = deframer.room().clamp(1, buf.len());
+        tokio::select! {
+            r = tokio::time::timeout(cfg.idle_timeout, rd.read(&mut buf[..room])), if reading => {
+                let n = match r {
+                    Ok(Ok(0)) => {
+                        tracing::debug!("{peer} ({name}): RELP: closed by the client");
+                        return;
+                    }
+                    Ok(Ok(n)) => n,
+                    Ok(Err(e)) => {
+                        tracing::debug!("{peer} ({name}): RELP: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::info!(
+                            "{peer} ({name}): RELP: idle for {:?}, closing",
+                            cfg.idle_timeout
+                        );
+                        return;
+                    }
+                };
+                deframer.push(&buf[..n]);
+                match relp_frames(&mut deframer, shared, sink, &mut owed, &mut last).await {
+                    Ok(()) => {}
+                    Err(Stop::Close) => closing = Some(Closing::Close),
+                    Err(Stop::Broken(why)) => {
+                        shared.framing_errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!("{peer} ({name}): RELP: {why}; closing the session");
+                        // What was read and is durable is still answered.
+                        return;
+                    }
+                }
+                if owed.back().is_some_and(|o| o.after > done) {
+                    if owed.len() >= GROUP_NOW {
+                        shared.flush_now.notify_one();
+                    } else {
+                        shared.soon.notify_one();
+                    }
+                }
+            }
+            changed = durable.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            _ = shutdown.changed(), if drain_end.is_none() => {
+                closing = Some(Closing::Shutdown);
+                drain_end = Some(tokio::time::Instant::now() + cfg.drain_timeout);
+                shared.flush_now.notify_one();
+            }
+        }
+        if *shutdown.borrow() && drain_end.is_none() {
+            closing = Some(Closing::Shutdown);
+            drain_end = Some(tokio::time::Instant::now() + cfg.drain_timeout);
+            shared.flush_now.notify_one();
+        }
+    }
+}
+
+/// An answer a RELP session owes, once the stream position `after` is durable.
+struct Owed {
+    txnr: u64,
+    after: u64,
+    answer: std::borrow::Cow<'static, [u8]>,
+}
+
+impl Owed {
+    fn now(txnr: u64, answer: impl Into<std::borrow::Cow<'static, [u8]>>) -> Owed {
+        Owed {
+            txnr,
+            after: 0,
+            answer: answer.into(),
+        }
+    }
+}
+
+/// Why a RELP session stops reading.
+enum Stop {
+    /// The client sent `close`: answer it after the rest.
+    Close,
+    /// The client broke the protocol.
+    Broken(String),
+}
+
+/// Handles the whole frames in `deframer`: `open`, `syslog` (stored; its answer owed once it
+/// is durable), `close`; each answer is queued in transaction order.
+async fn relp_frames(
+    deframer: &mut relp::Deframer,
+    shared: &Arc<Shared>,
+    sink: &Arc<Sink>,
+    owed: &mut VecDeque<Owed>,
+    last: &mut Option<u64>,
+) -> Result<(), Stop> {
+    let mut tally = Tally::default();
+    let result = loop {
+        let frame = match deframer.next_frame() {
+            Ok(Some(f)) => f,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(Stop::Broken(e.to_string())),
+        };
+        let expected = last.map_or(1, relp::next_txnr);
+        if frame.txnr != expected {
+            break Err(Stop::Broken(format!(
+                "transaction number {} where {expected} was due",
+                frame.txnr
+            )));
+        }
+        *last = Some(frame.txnr);
+        match frame.command.as_str() {
+            "open" if frame.txnr == 1 => {
+                let offers = relp::offers(&frame.data);
+                let syslog = offers
+                    .iter()
+                    .any(|(n, v)| n == "commands" && v.split(',').any(|c| c == "syslog"));
+                if !syslog {
+                    break Err(Stop::Broken(
+                        "its open does not offer the syslog command".into(),
+                    ));
+                }
+                owed.push_back(Owed::now(frame.txnr, relp::open_answer()));
+            }
+            "open" => break Err(Stop::Broken("a second open".into())),
+            _ if frame.txnr == 1 => {
+                break Err(Stop::Broken(format!(
+                    "{:?} before open",
+                    crate::sanitize::Shown(&frame.command).to_string()
+                )));
+            }
+            "syslog" => {
+                let msg = frame.data.strip_suffix(b"\n").unwrap_or(&frame.data);
+                let Some(mut pending) = lock_with_room(shared, sink).await else {
+                    break Err(Stop::Broken("the host's buffer is unusable".into()));
+                };
+                let before = pending.len();
+                tally.message(sink, msg);
+                syslog::escape_line(msg, &mut pending);
+                let added = (pending.len() - before) as u64;
+                let ticket = sink.appended.fetch_add(added, Ordering::Relaxed) + added;
+                let passed = before < FLUSH_BYTES && pending.len() >= FLUSH_BYTES;
+                drop(pending);
+                if passed {
+                    shared.wake.notify_one();
+                }
+                owed.push_back(Owed {
+                    txnr: frame.txnr,
+                    after: ticket,
+                    answer: (&b"200 OK"[..]).into(),
+                });
+            }
+            "close" => {
+                owed.push_back(Owed::now(frame.txnr, &b""[..]));
+                break Err(Stop::Close);
+            }
+            _ => owed.push_back(Owed::now(frame.txnr, &b"500 command not supported"[..])),
+        }
+    };
+    tally.add_to(&sink.counts);
+    shared
+        .metrics
+        .receiver_messages
+        .fetch_add(tally.messages, Ordering::Relaxed);
+    result
+}
+
 /// Counts for one read, added to the host's atomics at once.
 #[derive(Default)]
 struct Tally {
@@ -632,6 +909,21 @@ struct Tally {
 }
 
 impl Tally {
+    /// Counts one received message: its format, and a HOSTNAME naming another host.
+    fn message(&mut self, sink: &Sink, msg: &[u8]) {
+        self.messages += 1;
+        self.bytes += msg.len() as u64;
+        let (format, hostname) = syslog::classify(msg);
+        match format {
+            Format::Rfc5424 => self.rfc5424 += 1,
+            Format::Rfc3164 => self.rfc3164 += 1,
+            Format::Unknown => self.unknown += 1,
+        }
+        if hostname.is_some_and(|h| syslog::hostname_mismatch(h, &sink.host.name, &sink.tls_name)) {
+            self.mismatch += 1;
+        }
+    }
+
     fn add_to(&self, a: &Atomics) {
         let add = |x: &AtomicU64, v: u64| {
             if v > 0 {
@@ -664,5 +956,24 @@ async fn lock_with_room<'a>(
         }
         shared.wake.notify_one();
         flushed.await;
+    }
+}
+
+/// The next connection on either listener (`true`: it came to `relp_listen`); a listener that
+/// is not configured never yields one.
+async fn accept(
+    tls: Option<&TcpListener>,
+    relp: Option<&TcpListener>,
+) -> std::io::Result<(TcpStream, SocketAddr, bool)> {
+    tokio::select! {
+        r = accept_on(tls) => r.map(|(s, p)| (s, p, false)),
+        r = accept_on(relp) => r.map(|(s, p)| (s, p, true)),
+    }
+}
+
+async fn accept_on(l: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match l {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
     }
 }
