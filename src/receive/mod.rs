@@ -1,5 +1,5 @@
-//! **Part `receive/`: the pushed input.** Syslog over TLS: connections, `tls` identity,
-//! `syslog` framing. It records through `ledger::writer`; it must not import `pull`, `daemon`,
+//! **Part `receive/`: the pushed input.** Syslog and RELP over TLS: connections, `tls`
+//! identity, `syslog` framing, `relp` framing. It records through `ledger::writer`; it must not import `pull`, `daemon`,
 //! `archive` or `cli`.
 //!
 //! The real-time receiver (DESIGN §6): syslog over TLS (RFC 5425) from hosts that stream their
@@ -17,6 +17,12 @@
 //! Loss window: messages are acknowledged by nothing in syslog; what was received but not yet
 //! flushed (at most one second, or 1 MiB, per host) is lost if the process is killed. SIGTERM
 //! drains: no new connections, open ones are read until they pause, every buffer is flushed.
+//!
+//! RELP (`relp_listen`, [`crate::receive::relp`] for the protocol) closes that window: a RELP
+//! session's messages go to the same host buffer, and each is answered `200 OK` only once the
+//! sink's `durable` position (the end of the host's stream committed: frame synced, ledger
+//! entry synced) has passed the message's end. A session waiting for answers asks the flusher
+//! to commit after [`GROUP_WAIT`] (at once when [`GROUP_NOW`] wait): a group commit.
 
 pub mod relp;
 pub mod syslog;
