@@ -1,6 +1,7 @@
 """Helpers shared by the benchmark scripts: running and timing commands, and a real OpenSSH
 sshd on 127.0.0.1 started as the current user and stopped by PID."""
 
+import json
 import os
 import socket
 import subprocess
@@ -41,6 +42,20 @@ def timed(cmd):
     if p.returncode != 0:
         sys.exit(f"failed ({p.returncode}): {cmd}\n{p.stderr.read().decode()}")
     return dt, peak
+
+
+def loghost_stored(store):
+    """Bytes of received messages the ledger covers."""
+    total = 0
+    path = os.path.join(store, "ledger", "ledger.jsonl")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        for line in f:
+            if '"via":"tls"' in line:
+                e = json.loads(line)
+                total += e["end"] - e["start"]
+    return total
 
 
 def current_user():

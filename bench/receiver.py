@@ -14,7 +14,6 @@ Needs: rsyslog and rsyslog-gnutls (scripts/test.sh installs them).
 """
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -22,23 +21,9 @@ import subprocess
 import tempfile
 import time
 
-from common import BIN, ROOT, free_port, sh
+from common import BIN, ROOT, free_port, loghost_stored, sh
 
 LOAD = os.path.join(ROOT, "target", "release", "examples", "syslog_load")
-
-
-def loghost_stored(store):
-    """Bytes of received messages the ledger covers."""
-    total = 0
-    path = os.path.join(store, "ledger", "ledger.jsonl")
-    if not os.path.exists(path):
-        return 0
-    with open(path) as f:
-        for line in f:
-            if '"via":"tls"' in line:
-                e = json.loads(line)
-                total += e["end"] - e["start"]
-    return total
 
 
 def rsyslog_stored(outdir):

@@ -16,7 +16,6 @@ Needs: rsyslog and rsyslog-relp (scripts/test.sh installs them).
 """
 
 import argparse
-import json
 import os
 import shutil
 import socket
@@ -26,24 +25,10 @@ import subprocess
 import tempfile
 import time
 
-from common import BIN, ROOT, free_port, sh
+from common import BIN, ROOT, free_port, loghost_stored, sh
 
 LOAD = os.path.join(ROOT, "target", "release", "examples", "syslog_load")
 PREFIX = "<134>1 - web1 app - - - "
-
-
-def loghost_stored(store):
-    """Bytes of received messages the ledger covers."""
-    total = 0
-    path = os.path.join(store, "ledger", "ledger.jsonl")
-    if not os.path.exists(path):
-        return 0
-    with open(path) as f:
-        for line in f:
-            if '"via":"tls"' in line:
-                e = json.loads(line)
-                total += e["end"] - e["start"]
-    return total
 
 
 def file_size(path):

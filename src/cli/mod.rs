@@ -417,6 +417,18 @@ enum ColorChoice {
     Never,
 }
 
+impl ColorChoice {
+    /// Whether to colour: never in JSON; `auto` on a terminal.
+    fn wanted(self, json: bool, terminal: bool) -> bool {
+        !json
+            && match self {
+                ColorChoice::Always => true,
+                ColorChoice::Never => false,
+                ColorChoice::Auto => terminal,
+            }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum ProveCommand {
     /// An inclusion proof (C2SP tlog-proof) for a ledger entry, or one per frame of a stored file
@@ -815,12 +827,7 @@ async fn run(cli: Cli) -> Result<i32> {
                     until: when("--until", until)?,
                     fields: parse_fields(&fields)?,
                     json,
-                    color: !json
-                        && match color {
-                            ColorChoice::Always => true,
-                            ColorChoice::Never => false,
-                            ColorChoice::Auto => terminal,
-                        },
+                    color: color.wanted(json, terminal),
                     terminal,
                     threads: threads.unwrap_or(0),
                 })
@@ -858,12 +865,7 @@ async fn run(cli: Cli) -> Result<i32> {
                     hosts,
                     logs,
                     json,
-                    color: !json
-                        && match color {
-                            ColorChoice::Always => true,
-                            ColorChoice::Never => false,
-                            ColorChoice::Auto => terminal,
-                        },
+                    color: color.wanted(json, terminal),
                     terminal,
                     ..Default::default()
                 },

@@ -173,6 +173,31 @@ pub struct Job {
     pub in_time_order: bool,
 }
 
+impl Job {
+    /// A job for the stored `file` a ledger line `v` names, with no frame yet.
+    fn of(v: &LineView<'_>, host: &str, via: Via, source: &str, file: &str) -> Result<Job> {
+        let Some(path) = layout::parse_log_path(file) else {
+            bail!(
+                "ledger entry {} names {:?}, not a stored log path; run `loghost verify`",
+                v.seq,
+                Shown(file).to_string()
+            );
+        };
+        Ok(Job {
+            host: host.to_string(),
+            log: log_name(via, source),
+            file: file.to_string(),
+            date: path.date.to_string(),
+            journal: via == Via::Journal,
+            frames: Vec::new(),
+            group: 0,
+            archived: false,
+            manifest: None,
+            in_time_order: true,
+        })
+    }
+}
+
 /// The jobs of a search, in output order.
 #[derive(Debug, Default)]
 pub struct Plan {
@@ -546,7 +571,6 @@ pub fn plan(config: &Config, store: &Store, opts: &Options) -> Result<Plan> {
             continue;
         }
         let frame = v.frame_ref()?;
-        let journal = via == Via::Journal;
         if let Some(mark) = &v.journal {
             let prev_last = journal_last.insert(mark.file_id.to_string(), mark.last_realtime);
             let last = mark.last_realtime as Micros;
@@ -559,26 +583,7 @@ pub fn plan(config: &Config, store: &Store, opts: &Options) -> Result<Plan> {
             continue;
         }
         if !files.contains_key(file) {
-            let Some(path) = layout::parse_log_path(file) else {
-                bail!(
-                    "ledger entry {} names {:?}, not a stored log path; run `loghost verify`",
-                    v.seq,
-                    Shown(file).to_string()
-                );
-            };
-            let job = Job {
-                host: host.to_string(),
-                log: log_name(via, source),
-                file: file.to_string(),
-                date: path.date.to_string(),
-                journal,
-                frames: Vec::new(),
-                group: 0,
-                archived: false,
-                manifest: None,
-                in_time_order: true,
-            };
-            files.insert(file.to_string(), job);
+            files.insert(file.to_string(), Job::of(&v, host, via, source, file)?);
         }
         let Some(job) = files.get_mut(file) else {
             continue;

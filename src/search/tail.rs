@@ -454,25 +454,8 @@ impl Shower<'_> {
             return Ok(());
         }
         let f = v.frame_ref()?;
-        let Some(stored) = layout::parse_log_path(file) else {
-            bail!(
-                "ledger entry {} names {:?}, not a stored log path; run `loghost verify`",
-                v.seq,
-                Shown(file).to_string()
-            );
-        };
-        let job = Job {
-            host: host.to_string(),
-            log: log_name(via, source),
-            file: file.to_string(),
-            date: stored.date.to_string(),
-            journal: via == Via::Journal,
-            frames: Vec::new(),
-            group: 0,
-            archived: false,
-            manifest: None,
-            in_time_order: via == Via::Pull,
-        };
+        let mut job = Job::of(&v, host, via, source, file)?;
+        job.in_time_order = via == Via::Pull;
         let key = (job.host.clone(), job.log.clone());
         let mut state = self.logs.remove(&key).unwrap_or_default();
         if via == Via::Pull && f.start == 0 && state.end.is_some_and(|e| e > 0) {
