@@ -766,7 +766,8 @@ async fn serve_relp(
                     Err(Stop::Broken(why)) => {
                         shared.framing_errors.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!("{peer} ({name}): RELP: {why}; closing the session");
-                        // What was read and is durable is still answered.
+                        // Nothing more is answered: the sender sends again what it did not see
+                        // answered (whole messages read before are stored, none half).
                         return;
                     }
                 }
@@ -783,6 +784,8 @@ async fn serve_relp(
                     return;
                 }
             }
+            _ = tokio::time::sleep_until(drain_end.unwrap_or_else(tokio::time::Instant::now)),
+                if drain_end.is_some() => {}
             _ = shutdown.changed(), if drain_end.is_none() => {
                 closing = Some(Closing::Shutdown);
                 drain_end = Some(tokio::time::Instant::now() + cfg.drain_timeout);
