@@ -344,32 +344,30 @@ impl S3Target {
 
     /// Starts reading `key` from byte `start` to its end: its address and its body.
     pub async fn get_from(&self, key: &str, start: u64) -> Result<(String, ByteStream)> {
-        let where_ = format!("s3://{}/{key}", self.bucket);
-        let obj = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .range(format!("bytes={start}-"))
-            .send()
-            .await
-            .map_err(short)
-            .with_context(|| format!("cannot read {where_} from byte {start}"))?;
-        Ok((where_, obj.body))
+        self.get_object_from(key, Some(start)).await
     }
 
     /// Starts reading `key`: its address (for messages) and its body.
     async fn get_object(&self, key: &str) -> Result<(String, ByteStream)> {
+        self.get_object_from(key, None).await
+    }
+
+    /// Starts reading `key`, whole or from byte `start` on.
+    async fn get_object_from(&self, key: &str, start: Option<u64>) -> Result<(String, ByteStream)> {
         let where_ = format!("s3://{}/{key}", self.bucket);
         let obj = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key)
+            .set_range(start.map(|s| format!("bytes={s}-")))
             .send()
             .await
             .map_err(short)
-            .with_context(|| format!("cannot read {where_}"))?;
+            .with_context(|| match start {
+                Some(s) => format!("cannot read {where_} from byte {s}"),
+                None => format!("cannot read {where_}"),
+            })?;
         Ok((where_, obj.body))
     }
 

@@ -241,6 +241,24 @@ fn decoder<'r, R: io::BufRead + 'r>(
     })
 }
 
+/// A journal frame whose bytes are not the export format: the problem to report, with what
+/// was not done with it (`searched`, `shown`).
+pub(super) fn not_export(
+    job: &Job,
+    f: &FrameRef,
+    e: &crate::journal::export::ParseError,
+    not_done: &str,
+) -> String {
+    format!(
+        "entry {} of {} is not in the journal export format ({} at byte {}); not {not_done} \
+         (run `loghost verify`)",
+        f.seq,
+        Shown(&job.file),
+        e.why,
+        e.at
+    )
+}
+
 fn decompress_error(job: &Job, f: &FrameRef, e: impl std::fmt::Display) -> String {
     format!(
         "cannot decompress entry {} of {} ({e}): damaged; not searched (run `loghost verify`)",
@@ -920,14 +938,7 @@ fn journal(
         let entries = match crate::journal::export::parse(&raw) {
             Ok(e) => e,
             Err(e) => {
-                let _ = tx.send(Msg::Problem(format!(
-                    "entry {} of {} is not in the journal export format ({} at byte {}); not \
-                     searched (run `loghost verify`)",
-                    f.seq,
-                    Shown(&job.file),
-                    e.why,
-                    e.at
-                )));
+                let _ = tx.send(Msg::Problem(not_export(job, f, &e, "searched")));
                 continue;
             }
         };

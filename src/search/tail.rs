@@ -20,7 +20,9 @@ use anyhow::{Context, Result, bail};
 use crate::config::Config;
 use crate::ledger::Via;
 use crate::sanitize::Shown;
-use crate::search::job::{At, FrameReader, Kind, MAX_LINE, Source, format_line, json_for_terminal};
+use crate::search::job::{
+    At, FrameReader, Kind, MAX_LINE, Source, format_line, json_for_terminal, not_export,
+};
 use crate::search::{
     FrameRef, Job, LineView, Options, Outcome, Select, log_name, plan, read_ledger_line,
 };
@@ -222,14 +224,7 @@ impl Shower<'_> {
                     .collect(),
             )),
             Err(e) => {
-                self.problem(&format!(
-                    "entry {} of {} is not in the journal export format ({} at byte {}); not \
-                     shown (run `loghost verify`)",
-                    f.seq,
-                    Shown(&job.file),
-                    e.why,
-                    e.at
-                ))?;
+                self.problem(&not_export(job, f, &e, "shown"))?;
                 Ok(None)
             }
         }
