@@ -1,6 +1,6 @@
 //! **Part `receive/`: the pushed input.** Syslog and RELP over TLS: connections, `tls`
-//! identity, `syslog` framing, `relp` framing. It records through `ledger::writer`; it must not import `pull`, `daemon`,
-//! `archive` or `cli`.
+//! identity, `syslog` framing, `relp` framing. It records through `ledger::writer`; it must
+//! not import `pull`, `daemon`, `archive` or `cli`.
 //!
 //! The real-time receiver (DESIGN §6): syslog over TLS (RFC 5425) from hosts that stream their
 //! logs, stored in the same tamper-evident archive as pulled logs.
@@ -281,26 +281,8 @@ pub async fn serve(
             );
         }
     }
-    let listener = match cfg.listen {
-        Some(at) => {
-            let l = TcpListener::bind(at)
-                .await
-                .with_context(|| format!("cannot listen on {at} ([receiver] listen)"))?;
-            tracing::info!("receiving syslog over TLS on {at}");
-            Some(l)
-        }
-        None => None,
-    };
-    let relp_listener = match cfg.relp_listen {
-        Some(at) => {
-            let l = TcpListener::bind(at)
-                .await
-                .with_context(|| format!("cannot listen on {at} ([receiver] relp_listen)"))?;
-            tracing::info!("receiving RELP over TLS on {at}");
-            Some(l)
-        }
-        None => None,
-    };
+    let listener = listen(cfg.listen, "listen", "syslog").await?;
+    let relp_listener = listen(cfg.relp_listen, "relp_listen", "RELP").await?;
     let shared = Arc::new(Shared {
         rec,
         metrics,
@@ -966,6 +948,18 @@ async fn lock_with_room<'a>(
         shared.wake.notify_one();
         flushed.await;
     }
+}
+
+/// Listens on `at` when it is configured (`key` of `[receiver]`, for `what` over TLS).
+async fn listen(at: Option<SocketAddr>, key: &str, what: &str) -> Result<Option<TcpListener>> {
+    let Some(at) = at else {
+        return Ok(None);
+    };
+    let l = TcpListener::bind(at)
+        .await
+        .with_context(|| format!("cannot listen on {at} ([receiver] {key})"))?;
+    tracing::info!("receiving {what} over TLS on {at}");
+    Ok(Some(l))
 }
 
 /// The next connection on either listener (`true`: it came to `relp_listen`); a listener that
