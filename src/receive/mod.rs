@@ -1,6 +1,6 @@
 //! **Part `receive/`: the pushed input.** Syslog and RELP over TLS: connections, `tls`
-//! identity, `syslog` framing, `relp` framing. It records through `ledger::writer`; it must
-//! not import `pull`, `daemon`, `archive` or `cli`.
+//! identity, `syslog` framing, `relp` framing. It records through `ledger::writer`; it
+//! must not import `pull`, `daemon`, `archive` or `cli`.
 //!
 //! The real-time receiver (DESIGN §6): syslog over TLS (RFC 5425) from hosts that stream their
 //! logs, stored in the same tamper-evident archive as pulled logs.
