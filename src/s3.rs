@@ -139,6 +139,11 @@ impl S3Target {
         })
     }
 
+    /// Whether the bucket has Object Lock enabled (objects are written locked).
+    pub fn locked(&self) -> bool {
+        self.locked
+    }
+
     pub fn describe(&self) -> String {
         format!("s3://{}", self.bucket)
     }

@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod cat;
+pub mod check;
 pub mod demo;
 pub mod status;
 
@@ -114,6 +115,56 @@ enum Command {
         noise: Noise,
         /// Hosts to pull [default: all hosts with an address]
         hosts: Vec<String>,
+    },
+
+    /// Check the setup before the first pull: config, hosts, receiver, anchors, archive
+    ///
+    /// The preflight to run after editing the config. Changes nothing anywhere. Checks that the
+    /// config is valid; that the store, SSH key, known_hosts and ledger key are usable; for each
+    /// host (all pulled hosts, or those named): that it is reachable, its host key pinned and
+    /// matching, loghost's key accepted, the SFTP session read-only, each path and glob matching
+    /// files that can be read (named, with sizes), its journal directories readable; the
+    /// receiver's certificate, key and client CA (match, dates, chain order); each anchor and the
+    /// archive target (writable directory; S3: reachable, Object Lock). Every problem is printed
+    /// with the fix to apply. Hosts named on the command line: only those hosts are checked.
+    #[command(
+        after_help = "Exit status: 0 no problem found; 1 problems found (each with its fix); 2 the config is invalid or a named host is not in it.
+
+Examples:
+  loghost check
+  loghost check web1 db1
+  loghost --config /etc/loghost/staging.toml check"
+    )]
+    Check {
+        #[command(flatten)]
+        noise: Noise,
+        /// Hosts to check [default: all pulled hosts, the receiver, anchors and archive]
+        hosts: Vec<String>,
+        /// Colour the verdicts
+        #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
+        color: ColorChoice,
+    },
+
+    /// Print shell completions for bash, zsh, fish, elvish or PowerShell
+    ///
+    /// The package installs them already; from a source build, write them where your shell
+    /// looks for them.
+    #[command(after_help = "Exit status: 0.
+
+Examples:
+  loghost completions bash > /usr/share/bash-completion/completions/loghost
+  loghost completions zsh > /usr/local/share/zsh/site-functions/_loghost
+  loghost completions fish > ~/.config/fish/completions/loghost.fish")]
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+
+    /// Write the man pages (loghost.1 and one per command) into DIR (for packaging)
+    #[command(hide = true)]
+    Manpages {
+        /// Directory to write the pages to (created if missing)
+        dir: PathBuf,
     },
 
     /// Per host: what was collected and when, the last round's outcome, rewrite alarms, staleness
@@ -386,6 +437,7 @@ impl Command {
             | Command::Trust { noise, .. }
             | Command::Run { noise }
             | Command::Pull { noise, .. }
+            | Command::Check { noise, .. }
             | Command::Status { noise, .. }
             | Command::Cat { noise, .. }
             | Command::Tail { noise, .. }
@@ -400,6 +452,7 @@ impl Command {
                 verbose: *verbose,
                 quiet: false,
             },
+            Command::Completions { .. } | Command::Manpages { .. } => Noise::default(),
         };
         Noise {
             verbose: before.verbose.saturating_add(after.verbose),
@@ -493,6 +546,35 @@ pub fn main() -> i32 {
     }
 }
 
+/// Writes `loghost.1` and `loghost-COMMAND.1` for every visible command (and `prove`'s
+/// subcommands) into `dir`; the number of pages.
+fn write_man_pages(dir: &Path) -> Result<usize> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    cmd.build();
+    let mut n = 0;
+    let mut write = |name: String, page: clap::Command| -> Result<()> {
+        let path = dir.join(format!("{name}.1"));
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(page)
+            .title(name.to_uppercase())
+            .render(&mut buf)?;
+        std::fs::write(&path, buf).with_context(|| format!("cannot write {}", path.display()))?;
+        n += 1;
+        Ok(())
+    };
+    write("loghost".into(), cmd.clone())?;
+    for sub in cmd.get_subcommands().filter(|c| !c.is_hide_set()) {
+        let name = format!("loghost-{}", sub.get_name());
+        write(name.clone(), sub.clone().display_name(name.clone()))?;
+        for subsub in sub.get_subcommands().filter(|c| !c.is_hide_set()) {
+            let name2 = format!("{name}-{}", subsub.get_name());
+            write(name2.clone(), subsub.clone().display_name(name2.clone()))?;
+        }
+    }
+    Ok(n)
+}
+
 /// Prints what `archive` did; the exit status.
 fn print_archive_report(r: &crate::archive::Report) -> i32 {
     for d in &r.archived {
@@ -578,6 +660,25 @@ async fn run(cli: Cli) -> Result<i32> {
     let noise = cli.command.noise(cli.noise);
     match cli.command {
         Command::Demo { keep, .. } => crate::cli::demo::run(keep.as_deref()).await,
+        Command::Check { hosts, color, .. } => {
+            let config = load_config(cli.config.as_deref())?;
+            let color = color.wanted(false, std::io::stdout().is_terminal());
+            crate::cli::check::run(&config, &hosts, &mut std::io::stdout(), color).await
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "loghost",
+                &mut std::io::stdout(),
+            );
+            Ok(0)
+        }
+        Command::Manpages { dir } => {
+            let n = write_man_pages(&dir)?;
+            println!("wrote {n} man pages to {}", dir.display());
+            Ok(0)
+        }
         Command::Init { .. } => {
             let config = load_config(cli.config.as_deref())?;
             init(&config)?;

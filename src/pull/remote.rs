@@ -2,7 +2,9 @@
 //! authentication, expanding globs on the remote side, and pipelined range reads.
 //!
 //! Only SFTP requests that a `ForceCommand internal-sftp -R` account answers are used (open for
-//! reading, read, stat, opendir/readdir, close): loghost never runs a command on a server.
+//! reading, read, stat, opendir/readdir, close): loghost never runs a command on a server. The
+//! one exception is `loghost check`'s read-only probe ([`Session::accepts_writes`],
+//! [`Session::opens_for_writing`]), whose requests change nothing on a server that takes them.
 //!
 //! Host keys: the handler accepts the server only when its key's data equals a pinned key; the
 //! negotiated host-key algorithms are restricted to the pinned keys' types so a server cannot
@@ -87,6 +89,8 @@ pub enum RemoteError {
         path: String,
         reason: String,
         not_found: bool,
+        /// The server said permission denied.
+        denied: bool,
         /// The session is unusable (timeout, connection lost): later requests would fail too.
         lost: bool,
     },
@@ -116,6 +120,11 @@ impl RemoteError {
         )
     }
 
+    /// True when the server refused the request: permission denied.
+    pub fn is_denied(&self) -> bool {
+        matches!(self, RemoteError::Sftp { denied: true, .. })
+    }
+
     pub fn is_not_found(&self) -> bool {
         matches!(
             self,
@@ -131,12 +140,15 @@ fn sftp_err<'a>(what: &'static str, path: &'a str) -> impl FnOnce(SftpError) -> 
     move |e| {
         let not_found =
             matches!(&e, SftpError::Status(s) if s.status_code == StatusCode::NoSuchFile);
+        let denied =
+            matches!(&e, SftpError::Status(s) if s.status_code == StatusCode::PermissionDenied);
         if matches!(e, SftpError::Timeout) {
             return RemoteError::Sftp {
                 what,
                 path: Shown(path).to_string(),
                 reason: NO_ANSWER.to_string(),
                 not_found: false,
+                denied: false,
                 lost: true,
             };
         }
@@ -153,6 +165,7 @@ fn sftp_err<'a>(what: &'static str, path: &'a str) -> impl FnOnce(SftpError) -> 
             path: Shown(path).to_string(),
             reason: Shown(&e.to_string()).to_string(), // may quote the server
             not_found,
+            denied,
             lost,
         }
     }
@@ -405,6 +418,20 @@ impl Session {
     }
 
     async fn read_dir(&self, dir: &str) -> Result<Vec<(String, FileAttributes)>, RemoteError> {
+        Ok(self
+            .read_dir_long(dir)
+            .await?
+            .into_iter()
+            .map(|(name, attrs, _)| (name, attrs))
+            .collect())
+    }
+
+    /// A directory's entries with their `ls -l` style long names (which name the owner and
+    /// group where SFTP v3's attributes only give numbers).
+    async fn read_dir_long(
+        &self,
+        dir: &str,
+    ) -> Result<Vec<(String, FileAttributes, String)>, RemoteError> {
         let handle = self
             .sftp
             .opendir(dir.to_string())
@@ -417,8 +444,10 @@ impl Session {
             match self.sftp.readdir(handle.clone()).await {
                 Ok(name) => {
                     for f in name.files {
-                        bytes = bytes.saturating_add(f.filename.len());
-                        out.push((f.filename, f.attrs));
+                        bytes = bytes
+                            .saturating_add(f.filename.len())
+                            .saturating_add(f.longname.len());
+                        out.push((f.filename, f.attrs, f.longname));
                     }
                     if out.len() > MAX_DIR_ENTRIES || bytes > MAX_DIR_BYTES {
                         break Err(RemoteError::Sftp {
@@ -429,6 +458,7 @@ impl Session {
                                 MAX_DIR_BYTES >> 20
                             ),
                             not_found: false,
+                            denied: false,
                             lost: false,
                         });
                     }
@@ -487,6 +517,7 @@ impl Session {
                     path: Shown(pattern).to_string(),
                     reason: e.to_string(),
                     not_found: false,
+                    denied: false,
                     lost: false,
                 })?;
             let dir_shown = if dir.is_empty() {
@@ -595,6 +626,71 @@ impl Session {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// The mode, owner and group of `path` as its directory's listing shows them (`ls -l`'s
+    /// third and fourth columns; OpenSSH's sftp-server writes names there), for advice about
+    /// permissions. `None` when the directory cannot be listed or the server writes no names.
+    pub async fn owner_of(&self, path: &str) -> Option<Owner> {
+        let (dir, name) = path.rsplit_once('/')?;
+        let dir = if dir.is_empty() { "/" } else { dir };
+        let entries = self.read_dir_long(dir).await.ok()?;
+        let (_, attrs, long) = entries.into_iter().find(|(n, _, _)| n == name)?;
+        let mut cols = long.split_whitespace().skip(2);
+        let (user, group) = (cols.next()?.to_string(), cols.next()?.to_string());
+        Some(Owner {
+            mode: attrs.permissions.unwrap_or(0) & 0o7777,
+            user: Shown(&user).to_string(),
+            group: Shown(&group).to_string(),
+        })
+    }
+
+    /// Whether the server takes write requests from this account (`loghost check`): asks it to
+    /// remove a file that does not exist. A read-only session (`internal-sftp -R`) refuses
+    /// every write request before it looks at the path (permission denied); a writable one
+    /// looks, finds nothing and says so (no such file). Nothing is changed either way.
+    /// `Ok(None)`: an answer that tells neither.
+    pub async fn accepts_writes(&self) -> Result<Option<bool>, RemoteError> {
+        let path = format!(
+            "/nonexistent-loghost-check-{:016x}/probe",
+            rand::random::<u64>()
+        );
+        match self.sftp.remove(path.clone()).await {
+            Ok(_) => Ok(Some(true)),
+            Err(SftpError::Status(s)) => Ok(match s.status_code {
+                StatusCode::NoSuchFile => Some(true),
+                StatusCode::PermissionDenied => Some(false),
+                _ => None,
+            }),
+            Err(e) => Err(sftp_err("probe", &path)(e)),
+        }
+    }
+
+    /// Whether `path` can be opened for writing by this account (`loghost check`, when the
+    /// session takes writes): opened write-only without create, truncate or append, and closed
+    /// at once, so its content and times stay as they were.
+    pub async fn opens_for_writing(&self, path: &str) -> Result<bool, RemoteError> {
+        match self
+            .sftp
+            .open(path.to_string(), OpenFlags::WRITE, FileAttributes::empty())
+            .await
+        {
+            Ok(h) => {
+                let _ = self.sftp.close(h.handle).await;
+                Ok(true)
+            }
+            Err(SftpError::Status(_)) => Ok(false),
+            Err(e) => Err(sftp_err("probe", path)(e)),
+        }
+    }
+}
+
+/// Who owns a remote file, from its directory's long listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// Permission bits (`0o640`).
+    pub mode: u32,
+    pub user: String,
+    pub group: String,
 }
 
 /// Maps a failed connection to the host-key error it really is, if it is one.
@@ -725,6 +821,7 @@ impl RemoteFile<'_> {
                     path: Shown(&self.path).to_string(),
                     reason: format!("reply for offset {off} arrived where {pos} was expected"),
                     not_found: false,
+                    denied: false,
                     lost: false,
                 });
             }

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+
 pub const SSHD: &str = "/usr/sbin/sshd";
 
 /// The binary under test; `LOGHOST_TEST_BIN` points elsewhere (scripts/soak.sh runs a copy, so
@@ -54,6 +56,19 @@ impl Sshd {
 
     /// Like [`Sshd::start`], on a given port when `port` is set.
     pub fn start_with(authorized_keys: &Path, extra: &str, port: Option<u16>) -> Sshd {
+        Self::start_opts(authorized_keys, extra, port, false)
+    }
+
+    /// Like [`Sshd::start`], with file permissions enforced even when the tests run as root
+    /// (`unprivileged`: sshd and its sessions lose CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH,
+    /// so a file its owner may not read cannot be read). `extra` may hold its own
+    /// `ForceCommand` (e.g. a writable `internal-sftp`), which then replaces the read-only one.
+    pub fn start_opts(
+        authorized_keys: &Path,
+        extra: &str,
+        port: Option<u16>,
+        unprivileged: bool,
+    ) -> Sshd {
         assert!(
             Path::new(SSHD).exists(),
             "{SSHD} is missing: run the README's test command (scripts/test.sh), which installs \
@@ -90,7 +105,7 @@ impl Sshd {
                  AuthenticationMethods publickey\n\
                  PermitRootLogin prohibit-password\n\
                  Subsystem sftp internal-sftp\n\
-                 ForceCommand internal-sftp -R\n\
+                 {force}\
                  DisableForwarding yes\n\
                  PermitTTY no\n\
                  LogLevel VERBOSE\n\
@@ -98,10 +113,22 @@ impl Sshd {
                 key = key.display(),
                 dir = dir.path().display(),
                 ak = authorized_keys.display(),
+                force = if extra.contains("ForceCommand") {
+                    ""
+                } else {
+                    "ForceCommand internal-sftp -R\n"
+                },
             );
             std::fs::write(&config, text).expect("write sshd_config");
             let log = dir.path().join("sshd.log");
-            let mut child = Command::new(SSHD)
+            let mut command = if unprivileged && current_user() == "root" {
+                let mut c = Command::new("setpriv");
+                c.args(["--bounding-set", "-dac_override,-dac_read_search", SSHD]);
+                c
+            } else {
+                Command::new(SSHD)
+            };
+            let mut child = command
                 .arg("-D")
                 .arg("-f")
                 .arg(&config)
@@ -681,5 +708,56 @@ impl Drop for Follower {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A test CA and the certificates it signs, as PEM files in a temporary directory.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+    pub ca: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Pki {
+    pub fn new(name: &str) -> Pki {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{name} test CA"));
+        let ca =
+            CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("CA");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("write CA");
+        Pki { dir, ca }
+    }
+
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A certificate for `names` (SAN dNSNames), optionally already expired.
+    pub fn issue(&self, file: &str, names: &[&str], expired: bool) -> (PathBuf, PathBuf) {
+        let mut params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .expect("params");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, names.first().copied().unwrap_or("none"));
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let key = KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.ca).expect("sign");
+        let cert_path = self.dir.path().join(format!("{file}.pem"));
+        let key_path = self.dir.path().join(format!("{file}.key"));
+        std::fs::write(&cert_path, cert.pem()).expect("write cert");
+        std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+        std::fs::set_permissions(
+            &key_path,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .expect("chmod key");
+        (cert_path, key_path)
     }
 }

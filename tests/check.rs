@@ -1,0 +1,289 @@
+//! `loghost check`, the preflight, against real OpenSSH servers: a good host, an unpinned host,
+//! unreadable files, a missing path, a writable account, a refused key; the receiver's
+//! certificates, anchors and archive directories; a bad config.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use common::*;
+
+fn chmod(p: &Path, mode: u32) {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// `check`'s exit status and its output (stdout then stderr).
+fn check(env: &Env, args: &[&str]) -> (Option<i32>, String) {
+    let mut all = vec!["check"];
+    all.extend_from_slice(args);
+    let out = env.run(&all);
+    (out.status.code(), text(&out))
+}
+
+/// The lines of `report` from the one containing `what`, that line and the next (its fix).
+fn finding<'a>(report: &'a str, what: &str) -> (&'a str, &'a str) {
+    let lines: Vec<&str> = report.lines().collect();
+    let i = lines
+        .iter()
+        .position(|l| l.contains(what))
+        .unwrap_or_else(|| panic!("no line with {what:?} in:\n{report}"));
+    (lines[i], lines.get(i + 1).copied().unwrap_or(""))
+}
+
+#[test]
+fn a_good_host_passes_and_each_problem_comes_with_its_fix() {
+    let env = Env::new();
+    env.write_config(&[], "");
+    assert_ok(&env.run(&["init"]), "init");
+    let ak = env.authorized_keys();
+    std::fs::copy(env.identity_pub(), &ak).expect("authorized_keys");
+    // Permissions hold for the SFTP session even when the tests run as root.
+    let sshd = Sshd::start_opts(&ak, "", None, true);
+
+    let good = env.rpath("var/log/syslog");
+    std::fs::write(&good, log_lines(1, 100)).expect("write");
+    let dir = env.remote.join("var/log/app");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    for i in 0..3 {
+        std::fs::write(dir.join(format!("app{i}.log")), log_lines(i, 10)).expect("write");
+    }
+    // Readable by its group only (not by its owner, the test's user): the fix is the group.
+    let group_only = env.rpath("var/log/auth.log");
+    std::fs::write(&group_only, log_lines(2, 10)).expect("write");
+    chmod(Path::new(&group_only), 0o040);
+    // Readable by nobody: the fix is an ACL.
+    let private = env.rpath("var/log/secret.log");
+    std::fs::write(&private, log_lines(3, 10)).expect("write");
+    chmod(Path::new(&private), 0o000);
+    let missing = env.rpath("var/log/nothing.log");
+    let glob = format!("{}/*.log", dir.display());
+    let paths = [
+        good.clone(),
+        glob.clone(),
+        group_only.clone(),
+        private.clone(),
+        missing.clone(),
+    ];
+    env.write_config(&[host("web1", &sshd.address(), &paths)], "");
+
+    // Not pinned yet: the fingerprint the server offers and the command that pins it.
+    let (code, report) = check(&env, &[]);
+    assert_eq!(code, Some(1), "{report}");
+    let (line, fix) = finding(&report, "not pinned");
+    assert!(line.contains("PROBLEM"), "{report}");
+    assert!(
+        fix.contains(&format!(
+            "loghost trust web1 --fingerprint {}",
+            sshd.fingerprint()
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains("check: 1 problem to fix: web1 (1)"),
+        "{report}"
+    );
+
+    env.trust("web1", &sshd);
+    let (code, report) = check(&env, &[]);
+    assert_eq!(code, Some(1), "{report}");
+    for ok in [
+        "host key pinned and matching",
+        "our key is accepted",
+        "the SFTP session is read-only",
+        "syslog: ",
+        "app0.log: ",
+        "app2.log: ",
+    ] {
+        let (line, _) = finding(&report, ok);
+        assert!(line.trim_start().starts_with("ok"), "{ok}: {report}");
+    }
+    let (line, _) = finding(&report, &format!("{good}: "));
+    assert!(
+        line.contains("readable") && line.contains("KiB"),
+        "{report}"
+    );
+    let user = current_user();
+    let (line, fix) = finding(&report, &format!("{group_only}: cannot be read"));
+    assert!(line.contains("PROBLEM"), "{report}");
+    assert!(
+        fix.contains("usermod -aG ") && fix.contains(&user),
+        "{report}"
+    );
+    let (line, fix) = finding(&report, &format!("{private}: cannot be read"));
+    assert!(line.contains("PROBLEM"), "{report}");
+    assert!(
+        fix.contains(&format!("setfacl -m u:{user}:r {private}")),
+        "{report}"
+    );
+    let (line, fix) = finding(&report, &format!("{missing} matches no file"));
+    assert!(
+        line.contains("PROBLEM") && fix.contains("`paths`"),
+        "{report}"
+    );
+    assert!(
+        report.contains("check: 3 problems to fix: web1 (3)"),
+        "{report}"
+    );
+    // check changes nothing: the files are as they were.
+    assert_eq!(std::fs::read(&good).expect("read"), log_lines(1, 100));
+    assert!(
+        !env.store.join("logs/web1").exists(),
+        "check collected something"
+    );
+
+    // Fixed: exit 0.
+    chmod(Path::new(&group_only), 0o640);
+    chmod(Path::new(&private), 0o640);
+    let paths = [good, glob, group_only, private];
+    env.write_config(&[host("web1", &sshd.address(), &paths)], "");
+    let (code, report) = check(&env, &[]);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(report.contains("\ncheck: no problem found\n"), "{report}");
+    assert!(!report.contains("PROBLEM"), "{report}");
+    // Only the named host; an unknown one is a usage error.
+    let (code, report) = check(&env, &["web1"]);
+    assert_eq!(code, Some(0), "{report}");
+    let (code, report) = check(&env, &["web9"]);
+    assert_eq!(code, Some(2), "{report}");
+    assert!(report.contains("web9"), "{report}");
+}
+
+#[test]
+fn a_writable_account_and_a_refused_key_are_problems() {
+    let env = Env::new();
+    env.write_config(&[], "");
+    assert_ok(&env.run(&["init"]), "init");
+    let ak = env.authorized_keys();
+    std::fs::copy(env.identity_pub(), &ak).expect("authorized_keys");
+    let log = env.rpath("var/log/syslog");
+    std::fs::write(&log, log_lines(1, 10)).expect("write");
+    chmod(Path::new(&log), 0o640);
+    // An SFTP account without -R: it can write.
+    let writable = Sshd::start_opts(&ak, "ForceCommand internal-sftp", None, false);
+    // A server that holds another key than loghost's.
+    let other = env.dir.path().join("other_key");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .expect("ssh-keygen");
+    assert!(st.success());
+    let wrong_ak = env.dir.path().join("wrong_authorized_keys");
+    std::fs::copy(other.with_extension("pub"), &wrong_ak).expect("copy");
+    let refusing = Sshd::start(&wrong_ak, "");
+    env.write_config(
+        &[
+            host("web1", &writable.address(), &[&log]),
+            host("web2", &refusing.address(), &[&log]),
+        ],
+        "",
+    );
+    env.trust("web1", &writable);
+    env.trust("web2", &refusing);
+
+    let before = std::fs::read(&log).expect("read");
+    let (code, report) = check(&env, &[]);
+    assert_eq!(code, Some(1), "{report}");
+    let (line, fix) = finding(&report, "takes write requests");
+    assert!(line.contains("PROBLEM"), "{report}");
+    assert!(fix.contains("ForceCommand internal-sftp -R"), "{report}");
+    let (line, _) = finding(&report, &format!("{log} can be written"));
+    assert!(line.contains("PROBLEM"), "{report}");
+    let (line, fix) = finding(&report, "refused the public key");
+    assert!(line.contains("PROBLEM"), "{report}");
+    assert!(fix.contains("authorized_keys"), "{report}");
+    assert!(
+        report.contains("web1 (2)") && report.contains("web2 (1)"),
+        "{report}"
+    );
+    // The probes changed nothing on the writable server.
+    assert_eq!(std::fs::read(&log).expect("read"), before);
+    let names: Vec<_> = std::fs::read_dir(env.remote.join("var/log"))
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("syslog")]);
+}
+
+#[test]
+fn receiver_certificates_anchors_and_the_archive_are_checked() {
+    let env = Env::new();
+    let pki = Pki::new("check");
+    let (cert, key) = pki.issue("server", &["loghost.example.org"], false);
+    let (_, other_key) = pki.issue("other", &["other.example.org"], false);
+    let (old_cert, old_key) = pki.issue("old", &["loghost.example.org"], true);
+    let anchor = env.dir.path().join("anchor");
+    std::fs::create_dir_all(&anchor).expect("mkdir");
+    let archive = env.dir.path().join("no-such-archive");
+    let config = |cert: &Path, key: &Path| {
+        format!(
+            "[receiver]\nlisten = \"127.0.0.1:{}\"\ncert = \"{}\"\nkey = \"{}\"\n\
+             client_ca = \"{}\"\n\n[ledger]\nanchors = [\"file://{}\"]\n\n\
+             [retention]\narchive = \"file://{}\"\n\n\
+             [[host]]\nname = \"web1\"\ntls_name = \"web1.example.org\"\n",
+            free_port(),
+            cert.display(),
+            key.display(),
+            pki.ca_path().display(),
+            anchor.display(),
+            archive.display()
+        )
+    };
+    let write = |text: String| {
+        std::fs::create_dir_all(env.config.parent().expect("etc")).expect("mkdir");
+        std::fs::write(
+            &env.config,
+            format!("store = \"{}\"\n{text}", env.store.display()),
+        )
+        .expect("write config");
+    };
+    write(config(&cert, &key));
+    assert_ok(&env.run(&["init"]), "init");
+
+    let (code, report) = check(&env, &[]);
+    assert_eq!(code, Some(1), "{report}");
+    let (line, _) = finding(&report, "go together");
+    assert!(line.trim_start().starts_with("ok"), "{report}");
+    let (line, _) = finding(&report, "valid until");
+    assert!(line.trim_start().starts_with("ok"), "{report}");
+    let (line, _) = finding(&report, &format!("{} is writable", anchor.display()));
+    assert!(line.trim_start().starts_with("ok"), "{report}");
+    let (line, fix) = finding(
+        &report,
+        &format!("{} is not a directory", archive.display()),
+    );
+    assert!(
+        line.contains("PROBLEM") && fix.contains("install -d"),
+        "{report}"
+    );
+    assert!(
+        report.contains("check: 1 problem to fix: archive (1)"),
+        "{report}"
+    );
+
+    std::fs::create_dir_all(&archive).expect("mkdir");
+    let (code, report) = check(&env, &[]);
+    assert_eq!(code, Some(0), "{report}");
+
+    // A key of another certificate; an expired certificate.
+    write(config(&cert, &other_key));
+    let (code, report) = check(&env, &[]);
+    assert_eq!(code, Some(1), "{report}");
+    let (line, _) = finding(&report, "do not go together");
+    assert!(line.contains("PROBLEM"), "{report}");
+    write(config(&old_cert, &old_key));
+    let (code, report) = check(&env, &[]);
+    assert_eq!(code, Some(1), "{report}");
+    let (line, fix) = finding(&report, "expired on");
+    assert!(
+        line.contains("PROBLEM") && fix.contains("renew"),
+        "{report}"
+    );
+
+    // A config that does not load: exit 2, the line named.
+    std::fs::write(&env.config, "store = \"/x\"\n[[host]]\nname = 3\n").expect("write");
+    let (code, report) = check(&env, &[]);
+    assert_eq!(code, Some(2), "{report}");
+    assert!(report.contains("line 3"), "{report}");
+}
