@@ -4,9 +4,11 @@
 //! text format (0.0.4). The HTTP side answers `GET /metrics` and nothing else, one short request
 //! per connection: a scrape endpoint, not a web server.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -38,6 +40,17 @@ pub struct Metrics {
     /// ALARMs about anchored evidence: objects in an anchor that are not this log's checkpoints,
     /// overwritten or deleted ones, checkpoints the store lost.
     pub evidence_alarms: AtomicU64,
+    /// Receiver connections refused: certificate not usable or naming no host.
+    pub receiver_refused_identity: AtomicU64,
+    /// Receiver connections refused over a connection limit.
+    pub receiver_refused_limit: AtomicU64,
+    /// TLS handshakes that failed or timed out (another CA, no certificate, a port scan).
+    pub receiver_handshake_failures: AtomicU64,
+    /// Per host: (Unix seconds of its last successful pull or received message, or of the
+    /// service's start; its stale_after in seconds).
+    hosts: Mutex<BTreeMap<String, (u64, u64)>>,
+    /// The store, whose file system's free space is exported.
+    store: Mutex<Option<PathBuf>>,
 }
 
 fn now_secs() -> u64 {
@@ -45,6 +58,36 @@ fn now_secs() -> u64 {
 }
 
 impl Metrics {
+    /// Follows `config`'s hosts (at start and on reload): their stale_after, and when they were
+    /// last seen (a host new to the service counts as seen now, so one that never answers goes
+    /// stale stale_after after the start).
+    pub fn watch(&self, config: &crate::config::Config) {
+        let now = jiff::Timestamp::now();
+        if let Ok(mut store) = self.store.lock() {
+            *store = Some(config.store.clone());
+        }
+        let Ok(mut hosts) = self.hosts.lock() else {
+            return;
+        };
+        let old = std::mem::take(&mut *hosts);
+        for h in &config.hosts {
+            let limit = h
+                .stale_after
+                .unwrap_or_else(|| crate::daemon::schedule::default_stale_after(&h.schedule, now));
+            let seen = old.get(&h.name).map_or(now_secs(), |(seen, _)| *seen);
+            hosts.insert(h.name.clone(), (seen, limit.as_secs()));
+        }
+    }
+
+    /// Notes that data came from `host` (a pull succeeded, messages were received).
+    pub fn seen(&self, host: &str) {
+        if let Ok(mut hosts) = self.hosts.lock()
+            && let Some(h) = hosts.get_mut(host)
+        {
+            h.0 = now_secs();
+        }
+    }
+
     /// Notes one host's pull: whether it succeeded, raw bytes read, files that failed, rewrite
     /// alarms raised.
     pub fn pulled(&self, ok: bool, raw_bytes: u64, failed_files: u64, alarms: u64) {
@@ -185,8 +228,85 @@ impl Metrics {
              checkpoint, store checkpoints gone, junk, overwritten or deleted objects in an anchor.",
             &[("", g(&self.evidence_alarms))],
         );
+        metric(
+            "loghost_receiver_refused_total",
+            "counter",
+            "Receiver connections refused, by reason: identity (certificate unusable or naming \
+             no configured host), limit (a connection limit), handshake (TLS failed or timed out).",
+            &[
+                ("{reason=\"identity\"}", g(&self.receiver_refused_identity)),
+                ("{reason=\"limit\"}", g(&self.receiver_refused_limit)),
+                (
+                    "{reason=\"handshake\"}",
+                    g(&self.receiver_handshake_failures),
+                ),
+            ],
+        );
+        let hosts: Vec<(String, u64, u64)> = self
+            .hosts
+            .lock()
+            .map(|h| h.iter().map(|(n, (s, l))| (label(n), *s, *l)).collect())
+            .unwrap_or_default();
+        let seen: Vec<(String, f64)> = hosts
+            .iter()
+            .map(|(n, s, _)| (format!("{{host=\"{n}\"}}"), *s as f64))
+            .collect();
+        let seen: Vec<(&str, f64)> = seen.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        metric(
+            "loghost_host_last_seen_timestamp_seconds",
+            "gauge",
+            "When data last came from the host (a successful pull, a received message), or when \
+             the service started.",
+            &seen,
+        );
+        let now = now_secs();
+        let stale: Vec<(String, f64)> = hosts
+            .iter()
+            .map(|(n, s, l)| {
+                let v = if now.saturating_sub(*s) > *l {
+                    1.0
+                } else {
+                    0.0
+                };
+                (format!("{{host=\"{n}\"}}"), v)
+            })
+            .collect();
+        let stale: Vec<(&str, f64)> = stale.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        metric(
+            "loghost_host_stale",
+            "gauge",
+            "1 when nothing came from the host for longer than its stale_after.",
+            &stale,
+        );
+        let store = self.store.lock().ok().and_then(|s| s.clone());
+        if let Some(fs) = store.and_then(|p| rustix::fs::statvfs(&p).ok()) {
+            let (free, total) = (
+                fs.f_bavail.saturating_mul(fs.f_frsize),
+                fs.f_blocks.saturating_mul(fs.f_frsize),
+            );
+            metric(
+                "loghost_store_free_bytes",
+                "gauge",
+                "Bytes free for loghost on the store's file system.",
+                &[("", free as f64)],
+            );
+            metric(
+                "loghost_store_size_bytes",
+                "gauge",
+                "Size of the store's file system in bytes.",
+                &[("", total as f64)],
+            );
+        }
         out
     }
+}
+
+/// A label value: `\` and `"` escaped, as the text format wants (host names are checked by the
+/// config, this is a second guard).
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Scrapes served at once; more wait (a scrape is one short request).
@@ -249,5 +369,39 @@ pub async fn serve(
             let _ = sock.write_all(response.as_bytes()).await;
             let _ = sock.shutdown().await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_is_stale_once_nothing_came_for_its_stale_after() {
+        let config = crate::config::Config::parse(
+            "store = \"/\"\n[[host]]\nname = \"web1\"\naddress = \"10.0.0.1\"\n\
+             paths = [\"/var/log/syslog\"]\nevery = \"10m\"\nstale_after = \"1h\"\n",
+            std::path::Path::new("/etc/loghost/loghost.toml"),
+        )
+        .expect("config");
+        let m = Metrics::default();
+        m.watch(&config);
+        let text = m.render();
+        assert!(
+            text.contains("loghost_host_stale{host=\"web1\"} 0\n"),
+            "{text}"
+        );
+        assert!(text.contains("loghost_store_free_bytes "), "{text}");
+        if let Ok(mut h) = m.hosts.lock()
+            && let Some(web1) = h.get_mut("web1")
+        {
+            web1.0 -= 3601;
+        }
+        assert!(m.render().contains("loghost_host_stale{host=\"web1\"} 1\n"));
+        m.seen("web1");
+        assert!(m.render().contains("loghost_host_stale{host=\"web1\"} 0\n"));
+        // A reload keeps when a host was last seen.
+        m.watch(&config);
+        assert!(m.render().contains("loghost_host_stale{host=\"web1\"} 0\n"));
     }
 }

@@ -158,6 +158,21 @@ fn scheduled_pulls_sighup_reload_metrics_and_sigterm() {
     assert!(m.starts_with("HTTP/1.1 200"), "{m}");
     assert!(m.contains("loghost_ledger_entries "), "{m}");
     assert!(m.contains("loghost_last_checkpoint_age_seconds "), "{m}");
+    // What dist/prometheus/loghost.rules.yml alerts on.
+    assert!(m.contains("loghost_host_stale{host=\"web1\"} 0\n"), "{m}");
+    assert!(
+        m.contains("loghost_host_last_seen_timestamp_seconds{host=\"web1\"} "),
+        "{m}"
+    );
+    assert!(
+        m.contains("loghost_receiver_refused_total{reason=\"identity\"} 0"),
+        "{m}"
+    );
+    let free = m
+        .lines()
+        .find_map(|l| l.strip_prefix("loghost_store_free_bytes "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(free.is_some_and(|f| f > 0.0), "{m}");
 
     // A broken config on SIGHUP is refused; the running one keeps pulling.
     let good = std::fs::read_to_string(&env.config).expect("config");

@@ -192,6 +192,7 @@ async fn open_waiting(
 }
 
 fn start(rec: Recorder, config: &Config, metrics: &Arc<Metrics>) -> Parts {
+    metrics.watch(config);
     let rec = Arc::new(rec);
     let (stop, stopping) = watch::channel(false);
     let (stop_receiver, receiver_stopping) = watch::channel(false);
@@ -387,6 +388,9 @@ async fn scheduler(rec: Arc<Recorder>, stopping: watch::Receiver<bool>, metrics:
                             .filter(|f| matches!(f.outcome, crate::pull::Outcome::Failed(_)))
                             .count();
                         metrics.pulled(h.ok(), h.raw_bytes(), failed as u64, h.alarms() as u64);
+                        if h.ok() {
+                            metrics.seen(&h.host);
+                        }
                     }
                     for h in &report.hosts {
                         if let Some(e) = &h.error {

@@ -309,12 +309,14 @@ pub async fn serve(
                 let Ok((stream, peer, relp)) = accepted else { continue };
                 let Ok(permit) = permits.clone().try_acquire_owned() else {
                     shared.over_limit.fetch_add(1, Ordering::Relaxed);
+            shared.metrics.receiver_refused_limit.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!("refused {peer}: already {} connections (max_connections)", shared.cfg.max_connections);
                     drop(stream);
                     continue;
                 };
                 let Some(slot) = AddressSlot::take(&shared, peer.ip()) else {
                     shared.over_limit.fetch_add(1, Ordering::Relaxed);
+            shared.metrics.receiver_refused_limit.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
                         "refused {peer}: already {} connections from {} \
                          (max_connections_per_address)",
@@ -474,11 +476,19 @@ async fn connection(
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             shared.handshake_failed.fetch_add(1, Ordering::Relaxed);
+            shared
+                .metrics
+                .receiver_handshake_failures
+                .fetch_add(1, Ordering::Relaxed);
             tracing::warn!("TLS handshake with {peer} failed: {e}");
             return;
         }
         Err(_) => {
             shared.handshake_failed.fetch_add(1, Ordering::Relaxed);
+            shared
+                .metrics
+                .receiver_handshake_failures
+                .fetch_add(1, Ordering::Relaxed);
             tracing::warn!("TLS handshake with {peer} timed out");
             return;
         }
@@ -493,11 +503,19 @@ async fn connection(
         Some(Ok(id)) => id,
         Some(Err(e)) => {
             shared.refused_identity.fetch_add(1, Ordering::Relaxed);
+            shared
+                .metrics
+                .receiver_refused_identity
+                .fetch_add(1, Ordering::Relaxed);
             tracing::warn!("refused {peer}: unusable client certificate: {e:#}");
             return;
         }
         None => {
             shared.refused_identity.fetch_add(1, Ordering::Relaxed);
+            shared
+                .metrics
+                .receiver_refused_identity
+                .fetch_add(1, Ordering::Relaxed);
             tracing::warn!("refused {peer}: no client certificate");
             return;
         }
@@ -506,6 +524,10 @@ async fn connection(
         Ok(h) => h,
         Err(why) => {
             shared.refused_identity.fetch_add(1, Ordering::Relaxed);
+            shared
+                .metrics
+                .receiver_refused_identity
+                .fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 "refused {peer}: its certificate ({}, sha256 {}) {why}",
                 identity.shown(),
@@ -519,6 +541,10 @@ async fn connection(
     };
     let Some(_slot) = HostSlot::take(&sink, cfg.max_connections_per_host) else {
         shared.over_limit.fetch_add(1, Ordering::Relaxed);
+        shared
+            .metrics
+            .receiver_refused_limit
+            .fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             "refused {peer} ({}): already {} connections for this host \
              (max_connections_per_host)",
@@ -630,6 +656,9 @@ async fn serve_connection(
             .metrics
             .receiver_messages
             .fetch_add(tally.messages, Ordering::Relaxed);
+        if tally.messages > 0 {
+            shared.metrics.seen(&host.name);
+        }
         let consumed = match fed {
             Ok(c) => c,
             Err(e) => {
@@ -884,6 +913,9 @@ async fn relp_frames(
         .metrics
         .receiver_messages
         .fetch_add(tally.messages, Ordering::Relaxed);
+    if tally.messages > 0 {
+        shared.metrics.seen(&sink.host.name);
+    }
     result
 }
 
