@@ -19,6 +19,9 @@ command -v script >/dev/null || need+=(bsdutils)
 # It writes real journal files (it plays journald in tests/journal.rs); journalctl is the oracle.
 [ -x /lib/systemd/systemd-journal-remote ] || need+=(systemd-journal-remote)
 command -v journalctl >/dev/null || need+=(systemd)
+# The alerting rules in dist/ are checked with promtool; the package test finds man pages.
+command -v promtool >/dev/null || need+=(prometheus)
+command -v man >/dev/null || need+=(man-db)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "scripts/test.sh: missing test peers: ${need[*]}" >&2
@@ -70,3 +73,16 @@ for t in $(sed -n 's/^name = "\([a-z_0-9]*\)"$/\1/p' fuzz/Cargo.toml); do
 done
 
 cargo test --locked "$@"
+
+# dist/: the alerting rules are valid and each fires on what it should (promtool's unit tests).
+promtool check rules dist/prometheus/loghost.rules.yml
+(cd dist/prometheus && promtool test rules loghost.rules.test.yml)
+
+# The Debian package, built from the debug binary the tests just used (a release build would
+# double the build time; `scripts/package.sh` alone makes the release package), then installed,
+# used and purged for real when running as root.
+if [ $# -eq 0 ]; then
+    command -v cargo-deb >/dev/null || cargo install --locked cargo-deb@3.8.0
+    scripts/package.sh --profile dev
+    scripts/package-test.sh
+fi

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The Debian package, installed for real (as root; scripts/test.sh runs this after the tests):
+# dpkg -i, the installed `loghost demo`, the man pages, completions, the user and directories,
+# the unit (checked by systemd-analyze, not enabled), `dpkg -r` keeping the data, `dpkg -P`
+# removing all but the system user (kept, as Debian does).
+# Usage: scripts/package-test.sh [DEB]   (default: the one scripts/package.sh built)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fail() { echo "package test: FAILED: $*" >&2; exit 1; }
+deb=${1:-$(ls -t target/debian/loghost_*.deb 2>/dev/null | head -1)}
+[ -f "$deb" ] || fail "no package in target/debian (run scripts/package.sh)"
+[ "$(id -u)" -eq 0 ] || { echo "package test: skipped (needs root: dpkg -i)" >&2; exit 0; }
+if dpkg -s loghost >/dev/null 2>&1; then
+    echo "package test: skipped: a loghost package is installed here already (not touched)" >&2
+    exit 0
+fi
+
+echo "package test: installing $deb"
+out=$(dpkg -i "$deb" 2>&1) || { echo "$out" >&2; fail "dpkg -i"; }
+echo "$out" | grep -q "NOT enabled nor started" || fail "postinst did not say the unit is not enabled: $out"
+
+[ -x /usr/bin/loghost ] || fail "/usr/bin/loghost missing"
+/usr/bin/loghost --version
+(cd "$(mktemp -d)" && loghost demo >/tmp/loghost-package-demo.log 2>&1) \
+    || { tail -20 /tmp/loghost-package-demo.log >&2; fail "the installed loghost demo"; }
+grep -q "Demo complete" /tmp/loghost-package-demo.log || fail "demo did not complete"
+
+man -w loghost >/dev/null || fail "man -w loghost"
+man -w loghost-check >/dev/null || fail "man -w loghost-check"
+man -w loghost-prove-inclusion >/dev/null || fail "man -w loghost-prove-inclusion"
+for f in /usr/share/bash-completion/completions/loghost /usr/share/zsh/vendor-completions/_loghost \
+         /usr/share/fish/vendor_completions.d/loghost.fish /usr/share/doc/loghost/README.md \
+         /usr/share/doc/loghost/examples/loghost.rules.yml /usr/share/doc/loghost/examples/loghost.json; do
+    [ -s "$f" ] || fail "$f missing"
+done
+
+getent passwd loghost >/dev/null || fail "no loghost user"
+[ "$(stat -c '%a %U' /var/lib/loghost)" = "700 loghost" ] || fail "/var/lib/loghost: $(stat -c '%a %U' /var/lib/loghost)"
+[ "$(stat -c '%a %U' /etc/loghost)" = "700 loghost" ] || fail "/etc/loghost: $(stat -c '%a %U' /etc/loghost)"
+[ "$(stat -c '%a %U' /etc/loghost/loghost.toml)" = "600 loghost" ] || fail "loghost.toml mode"
+dpkg-query -W -f='${Conffiles}\n' loghost | grep -q /etc/loghost/loghost.toml || fail "not a conffile"
+
+unit=$(dpkg -L loghost | grep '/systemd/system/loghost.service$') || fail "no unit installed"
+systemd-analyze verify "$unit" || fail "systemd-analyze verify $unit"
+for wants in /etc/systemd/system/*.wants/loghost.service; do
+    [ -e "$wants" ] && fail "the unit was enabled ($wants)"
+done
+
+# The service user's first steps with the example config: init creates its keys.
+runuser -u loghost -- loghost init >/dev/null || fail "loghost init as the loghost user"
+[ -s /etc/loghost/ledger.key ] && [ -s /etc/loghost/id_ed25519 ] || fail "init made no keys"
+echo "# an edit" >> /etc/loghost/loghost.toml
+
+# Remove: data, keys, user and the edited conffile stay.
+dpkg -r loghost >/dev/null
+[ ! -e /usr/bin/loghost ] || fail "dpkg -r left /usr/bin/loghost"
+[ -d /var/lib/loghost ] && [ -s /etc/loghost/ledger.key ] || fail "dpkg -r removed data or keys"
+grep -q "# an edit" /etc/loghost/loghost.toml || fail "dpkg -r lost the edited config"
+
+# Purge: nothing is left but the system user.
+dpkg -P loghost >/dev/null
+for p in /var/lib/loghost /etc/loghost /usr/share/doc/loghost /usr/share/man/man1/loghost.1.gz \
+         /usr/share/bash-completion/completions/loghost "$unit"; do
+    [ ! -e "$p" ] || fail "dpkg -P left $p"
+done
+getent passwd loghost >/dev/null || fail "the system user should be kept (Debian practice)"
+userdel loghost 2>/dev/null || true
+echo "package test: ok ($deb)"
