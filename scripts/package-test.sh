@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 fail() { echo "package test: FAILED: $*" >&2; exit 1; }
-deb=${1:-$(ls -t target/debian/loghost_*.deb 2>/dev/null | head -1)}
+deb=${1:-$(ls -t "${CARGO_TARGET_DIR:-target}"/debian/loghost_*.deb 2>/dev/null | head -1)}
 [ -f "$deb" ] || fail "no package in target/debian (run scripts/package.sh)"
 [ "$(id -u)" -eq 0 ] || { echo "package test: skipped (needs root: dpkg -i)" >&2; exit 0; }
 if dpkg -s loghost >/dev/null 2>&1; then

@@ -13,16 +13,20 @@ dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
 
 command -v cargo-deb >/dev/null || cargo install --locked cargo-deb@3.8.0
 if [ "$profile" = release ]; then cargo build --locked --release; fi
-bin="target/$dir/loghost"
+target=${CARGO_TARGET_DIR:-target}
+bin="$target/$dir/loghost"
 [ -x "$bin" ] || { echo "scripts/package.sh: $bin is missing: build it first" >&2; exit 2; }
 
 # Man pages and completions, from the clap definitions of this very binary.
-rm -rf target/assets && mkdir -p target/assets/man target/assets/completions
-"$bin" manpages target/assets/man >/dev/null
-gzip -9n target/assets/man/*.1
-"$bin" completions bash > target/assets/completions/loghost
-"$bin" completions zsh > target/assets/completions/_loghost
-"$bin" completions fish > target/assets/completions/loghost.fish
+# (Cargo.toml names them under ./target/assets, whatever CARGO_TARGET_DIR says: cargo-deb reads
+# only target/release/… from the real target directory.)
+assets=target/assets
+rm -rf "$assets" && mkdir -p "$assets/man" "$assets/completions"
+"$bin" manpages "$assets/man" >/dev/null
+gzip -9n "$assets"/man/*.1
+"$bin" completions bash > "$assets/completions/loghost"
+"$bin" completions zsh > "$assets/completions/_loghost"
+"$bin" completions fish > "$assets/completions/loghost.fish"
 
 args=(--no-build --locked)
 if [ "$profile" != release ]; then

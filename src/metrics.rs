@@ -58,24 +58,20 @@ fn now_secs() -> u64 {
 }
 
 impl Metrics {
-    /// Follows `config`'s hosts (at start and on reload): their stale_after, and when they were
-    /// last seen (a host new to the service counts as seen now, so one that never answers goes
-    /// stale stale_after after the start).
-    pub fn watch(&self, config: &crate::config::Config) {
-        let now = jiff::Timestamp::now();
-        if let Ok(mut store) = self.store.lock() {
-            *store = Some(config.store.clone());
+    /// Follows the store and the configured hosts (at start and on reload), each with its
+    /// stale_after in seconds. A host new to the service counts as seen now, so one that never
+    /// answers goes stale stale_after after the start; a reload keeps when a host was seen.
+    pub fn watch(&self, store: PathBuf, hosts: Vec<(String, u64)>) {
+        if let Ok(mut s) = self.store.lock() {
+            *s = Some(store);
         }
-        let Ok(mut hosts) = self.hosts.lock() else {
+        let Ok(mut seen) = self.hosts.lock() else {
             return;
         };
-        let old = std::mem::take(&mut *hosts);
-        for h in &config.hosts {
-            let limit = h
-                .stale_after
-                .unwrap_or_else(|| crate::daemon::schedule::default_stale_after(&h.schedule, now));
-            let seen = old.get(&h.name).map_or(now_secs(), |(seen, _)| *seen);
-            hosts.insert(h.name.clone(), (seen, limit.as_secs()));
+        let old = std::mem::take(&mut *seen);
+        for (name, limit) in hosts {
+            let at = old.get(&name).map_or(now_secs(), |(at, _)| *at);
+            seen.insert(name, (at, limit));
         }
     }
 
@@ -378,14 +374,9 @@ mod tests {
 
     #[test]
     fn a_host_is_stale_once_nothing_came_for_its_stale_after() {
-        let config = crate::config::Config::parse(
-            "store = \"/\"\n[[host]]\nname = \"web1\"\naddress = \"10.0.0.1\"\n\
-             paths = [\"/var/log/syslog\"]\nevery = \"10m\"\nstale_after = \"1h\"\n",
-            std::path::Path::new("/etc/loghost/loghost.toml"),
-        )
-        .expect("config");
+        let hosts = || vec![("web1".to_string(), 3600)];
         let m = Metrics::default();
-        m.watch(&config);
+        m.watch(PathBuf::from("/"), hosts());
         let text = m.render();
         assert!(
             text.contains("loghost_host_stale{host=\"web1\"} 0\n"),
@@ -401,7 +392,7 @@ mod tests {
         m.seen("web1");
         assert!(m.render().contains("loghost_host_stale{host=\"web1\"} 0\n"));
         // A reload keeps when a host was last seen.
-        m.watch(&config);
+        m.watch(PathBuf::from("/"), hosts());
         assert!(m.render().contains("loghost_host_stale{host=\"web1\"} 0\n"));
     }
 }

@@ -73,6 +73,13 @@ enum Command {
     ///
     /// Never overwrites an existing key. Prints the public key to install on each server and the
     /// ledger's verifier key for auditors.
+    #[command(
+        after_help = "Exit status: 0 done (existing keys are kept); 2 bad config, or the store or a key cannot be \
+created.
+
+Example:
+  sudo -u loghost loghost init"
+    )]
     Init {
         #[command(flatten)]
         noise: Noise,
@@ -84,6 +91,14 @@ enum Command {
     /// With --fingerprint: pins the key only if it matches (compare with `ssh-keygen -lf
     /// /etc/ssh/ssh_host_ed25519_key.pub` run on the server), else exits 1. Pins live in
     /// `ssh.known_hosts`; a pull refuses any host whose key is not pinned.
+    #[command(
+        after_help = "Exit status: 0 the key was shown, or pinned; 1 the fingerprint does not match (nothing is \
+pinned) or the host cannot be reached; 2 bad config or arguments.
+
+Examples:
+  loghost trust web1
+  loghost trust web1 --fingerprint SHA256:gS7vgvaU0HqA/Qi0ClU0E4FxR1r+e0mUIbmtrsWLbBw"
+    )]
     Trust {
         #[command(flatten)]
         noise: Noise,
@@ -101,6 +116,14 @@ enum Command {
     /// [retention] archive is set; metrics are served on metrics_listen. SIGTERM or SIGINT: pulls
     /// in flight finish, connections are drained, buffers flushed, a final checkpoint, exit 0.
     /// SIGHUP: the config is read again; an invalid one is refused and the running one stays.
+    #[command(
+        after_help = "Exit status: 0 stopped by SIGTERM or SIGINT, drained and checkpointed; 1 the service failed \
+(the receiver stopped, the ledger refused: the log says why); 2 bad config or store.
+
+Examples:
+  systemctl enable --now loghost      # the unit runs `loghost --config /etc/loghost/loghost.toml run`
+  loghost -v run"
+    )]
     Run {
         #[command(flatten)]
         noise: Noise,
@@ -110,6 +133,15 @@ enum Command {
     ///
     /// Every host is tried even if others fail. Exit 0 when all were collected, 1 when some host
     /// or file failed (named on stderr), 2 on a bad config or store.
+    #[command(
+        after_help = "Exit status: 0 every host collected; 1 a host or a file failed (named on stderr); 2 bad config \
+or store; 4 a collected log was rewritten on its server (ALARM, the original is kept).
+
+Examples:
+  loghost pull
+  loghost pull web1 db1
+  */10 * * * * loghost /usr/bin/loghost pull      # a crontab line: quiet unless something fails"
+    )]
     Pull {
         #[command(flatten)]
         noise: Noise,
@@ -172,6 +204,13 @@ Examples:
     /// A host is stale when it had no successful pull (a host that is only received from: no
     /// message) for longer than its stale_after (default: three schedule periods). Exit 3 when a
     /// host is stale, else 0: fit for a monitoring check.
+    #[command(
+        after_help = "Exit status: 0 no host is stale; 3 a host is stale; 2 bad config or store.
+
+Examples:
+  loghost status
+  loghost status --json | jq -r '.hosts[] | select(.stale) | .host'"
+    )]
     Status {
         #[command(flatten)]
         noise: Noise,
@@ -181,6 +220,15 @@ Examples:
     },
 
     /// Print stored logs, decompressed, in the order they were collected
+    #[command(
+        after_help = "Exit status: 0 printed; 1 nothing is stored for that host, log or day, or a stored file could \
+not be read; 2 bad config or store.
+
+Examples:
+  loghost cat web1 auth.log --date 2026-11-28
+  loghost cat web1 /var/log/nginx/access.log | grep ' 500 '
+  loghost cat db1 journal -o json"
+    )]
     Cat {
         #[command(flatten)]
         noise: Noise,
@@ -337,6 +385,10 @@ Examples:
     /// or bytes the ledger does not cover and the entries newer than the last anchored
     /// checkpoint. Exit 0 when everything holds, 1 when tampering is found (each problem named
     /// by file, byte range and entry), 2 when verify could not run.
+    #[command(after_help = "Examples:
+  loghost verify
+  loghost verify --deep --checkpoint /mnt/auditor/loghost/1234.ckpt
+  loghost verify --archived")]
     Verify {
         #[command(flatten)]
         noise: Noise,
@@ -364,6 +416,9 @@ Examples:
     /// the ledger, and only then removed locally. `loghost run` does this once a day. Exit 0 when
     /// every due day was archived, 1 when some could not be (named on stderr; they stay local and
     /// are tried again next time), 2 on a bad config or store.
+    #[command(after_help = "Examples:
+  loghost archive
+  loghost archive --through 2026-10-31")]
     Archive {
         #[command(flatten)]
         noise: Noise,
@@ -373,6 +428,12 @@ Examples:
     },
 
     /// Print the ledger's verifier key (signed-note form) for auditors
+    #[command(
+        after_help = "Exit status: 0; 2 no signing key (`loghost init` creates it) or bad config.
+
+Example:
+  loghost key > loghost.vkey      # give this to auditors"
+    )]
     Key {
         #[command(flatten)]
         noise: Noise,
@@ -393,6 +454,15 @@ Examples:
     },
 
     /// Write proof files for auditors (checked offline with `verify-proof`)
+    #[command(
+        after_help = "Exit status: 0 the proofs were written; 1 they could not be (no checkpoint covers the entry, \
+an unwritable output); 2 bad config, store or arguments.
+
+Examples:
+  loghost prove inclusion --file logs/web1/2026-11-28/auth.log.zst --out proofs/
+  loghost prove inclusion 4711
+  loghost prove consistency 1200 5400"
+    )]
     Prove {
         #[command(flatten)]
         noise: Noise,
@@ -405,6 +475,8 @@ Examples:
     /// With --data, also checks that the given stored file (e.g. one day of auth.log.zst) is
     /// exactly the frames the inclusion proofs name, byte for byte. Exit 0 when all hold, 1 when
     /// any does not.
+    #[command(after_help = "Example:
+  loghost verify-proof --key loghost.vkey --data auth.log.zst proofs/*.tlog-proof")]
     VerifyProof {
         #[command(flatten)]
         noise: Noise,
@@ -420,6 +492,13 @@ Examples:
     },
 
     /// A zero-setup tour: an embedded SFTP server with sample logs, two pull rounds, the result
+    #[command(
+        after_help = "Exit status: 0 the demo ran to its end; 1 a step failed (it says which).
+
+Examples:
+  loghost demo
+  loghost demo --keep /tmp/loghost-demo      # then: loghost --config /tmp/loghost-demo/etc/loghost.toml status"
+    )]
     Demo {
         #[command(flatten)]
         noise: Noise,
@@ -1299,6 +1378,27 @@ pub fn print_report(report: &RoundReport, summary: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_command_help_says_its_exit_statuses_and_shows_an_example() {
+        let mut cli = <Cli as clap::CommandFactory>::command();
+        cli.build();
+        for sub in cli
+            .get_subcommands_mut()
+            .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+        {
+            let name = sub.get_name().to_string();
+            let help = sub.render_long_help().to_string();
+            assert!(
+                help.contains("Exit"),
+                "`loghost {name} --help` gives no exit status"
+            );
+            assert!(
+                help.contains("Example"),
+                "`loghost {name} --help` shows no example"
+            );
+        }
+    }
 
     #[test]
     fn fingerprints_normalize() {

@@ -192,7 +192,20 @@ async fn open_waiting(
 }
 
 fn start(rec: Recorder, config: &Config, metrics: &Arc<Metrics>) -> Parts {
-    metrics.watch(config);
+    let now = jiff::Timestamp::now();
+    let stale_after = |h: &crate::config::HostConfig| {
+        h.stale_after
+            .unwrap_or_else(|| schedule::default_stale_after(&h.schedule, now))
+            .as_secs()
+    };
+    metrics.watch(
+        config.store.clone(),
+        config
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), stale_after(h)))
+            .collect(),
+    );
     let rec = Arc::new(rec);
     let (stop, stopping) = watch::channel(false);
     let (stop_receiver, receiver_stopping) = watch::channel(false);
