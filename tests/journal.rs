@@ -956,3 +956,31 @@ fn audit_samples_reach_every_recent_frame() {
     let out = env.run(&["pull"]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
 }
+
+#[test]
+fn check_finds_the_journal_files_or_says_how_to_get_them() {
+    // `loghost check` (issue: packaging and operator ergonomics) on a host read for its journal.
+    let (env, _sshd, jdir) = journal_env();
+    let out = env.run(&["check"]);
+    let report = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("PROBLEM  journal: no journal file in"),
+        "{report}"
+    );
+    assert!(report.contains("Storage=persistent"), "{report}");
+
+    journal_write(&jdir.join("system.journal"), &export_input(BOOT1, 0, 40));
+    std::fs::write(jdir.join("junk.journal"), b"not a journal".repeat(10)).expect("write");
+    let out = env.run(&["check"]);
+    let report = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(
+        report.contains("ok       journal: 1 journal files"),
+        "{report}"
+    );
+    assert!(
+        report.contains("note     journal: 1 files are not journal files"),
+        "{report}"
+    );
+}
