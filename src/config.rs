@@ -1000,6 +1000,16 @@ impl Config {
 
     /// The named hosts, or all pulled hosts when `names` is empty. An unknown or receive-only
     /// name is an error that lists what is configured.
+    /// [`Config::select_pulled`], the hosts cloned, an unknown name a [`SetupError`] (exit 2).
+    pub fn pulled_hosts(&self, names: &[String]) -> Result<Vec<HostConfig>, SetupError> {
+        Ok(self
+            .select_pulled(names)
+            .map_err(SetupError)?
+            .into_iter()
+            .cloned()
+            .collect())
+    }
+
     pub fn select_pulled(&self, names: &[String]) -> Result<Vec<&HostConfig>, String> {
         if names.is_empty() {
             return Ok(self.hosts.iter().filter(|h| h.is_pulled()).collect());

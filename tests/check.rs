@@ -31,13 +31,19 @@ fn finding<'a>(report: &'a str, what: &str) -> (&'a str, &'a str) {
     (lines[i], lines.get(i + 1).copied().unwrap_or(""))
 }
 
-#[test]
-fn a_good_host_passes_and_each_problem_comes_with_its_fix() {
+/// An initialized loghost and an authorized_keys file holding its key.
+fn initialized() -> (Env, std::path::PathBuf) {
     let env = Env::new();
     env.write_config(&[], "");
     assert_ok(&env.run(&["init"]), "init");
     let ak = env.authorized_keys();
     std::fs::copy(env.identity_pub(), &ak).expect("authorized_keys");
+    (env, ak)
+}
+
+#[test]
+fn a_good_host_passes_and_each_problem_comes_with_its_fix() {
+    let (env, ak) = initialized();
     // Permissions hold for the SFTP session even when the tests run as root.
     let sshd = Sshd::start_opts(&ak, "", None, true);
 
@@ -151,11 +157,7 @@ fn a_good_host_passes_and_each_problem_comes_with_its_fix() {
 
 #[test]
 fn a_writable_account_and_a_refused_key_are_problems() {
-    let env = Env::new();
-    env.write_config(&[], "");
-    assert_ok(&env.run(&["init"]), "init");
-    let ak = env.authorized_keys();
-    std::fs::copy(env.identity_pub(), &ak).expect("authorized_keys");
+    let (env, ak) = initialized();
     let log = env.rpath("var/log/syslog");
     std::fs::write(&log, log_lines(1, 10)).expect("write");
     chmod(Path::new(&log), 0o640);

@@ -110,12 +110,7 @@ pub async fn run(
     out: &mut impl Write,
     color: bool,
 ) -> Result<i32> {
-    let hosts: Vec<HostConfig> = config
-        .select_pulled(names)
-        .map_err(crate::config::SetupError)?
-        .into_iter()
-        .cloned()
-        .collect();
+    let hosts = config.pulled_hosts(names)?;
     let mut sections = vec![local(config, &hosts)];
     sections.extend(check_hosts(config, hosts).await);
     if names.is_empty() {

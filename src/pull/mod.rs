@@ -172,12 +172,7 @@ impl std::ops::Deref for Ctx {
 /// Runs one pull round over `names` (all pulled hosts when empty). Errors are about the round as
 /// a whole (config, store, keys); per-host problems are in the report.
 pub async fn run_round(config: &Config, names: &[String]) -> Result<RoundReport> {
-    let hosts: Vec<HostConfig> = config
-        .select_pulled(names)
-        .map_err(crate::config::SetupError)?
-        .into_iter()
-        .cloned()
-        .collect();
+    let hosts = config.pulled_hosts(names)?;
     let rec = Arc::new(Recorder::open(config, "pull")?);
     run_round_with(&rec, &hosts, true).await
 }
