@@ -1,6 +1,6 @@
 //! `loghost check`, the preflight, against real OpenSSH servers: a good host, an unpinned host,
-//! unreadable files, a missing path, a writable account, a refused key; the receiver's
-//! certificates, anchors and archive directories; a bad config.
+//! unreadable files, a missing path, a writable account, a refused key, a changed host key; the
+//! receiver's certificates, anchors and archive directories; a bad config.
 
 mod common;
 
@@ -206,6 +206,37 @@ fn a_writable_account_and_a_refused_key_are_problems() {
         .map(|e| e.expect("entry").file_name())
         .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("syslog")]);
+
+    // web2's pin replaced by another key (a reinstalled server, or someone in the middle).
+    let pinned = std::fs::read_to_string(env.known_hosts()).expect("known_hosts");
+    let other_host_key =
+        std::fs::read_to_string(writable.host_key.with_extension("pub")).expect("host key");
+    let name = format!("[127.0.0.1]:{}", refusing.port);
+    let changed: String = pinned
+        .lines()
+        .map(|l| {
+            if l.starts_with(&name) {
+                let mut fields = other_host_key.split_whitespace();
+                let (kind, key) = (fields.next().expect("type"), fields.next().expect("key"));
+                format!("{name} {kind} {key}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    assert_ne!(changed, pinned, "no pin of web2 in:\n{pinned}");
+    std::fs::write(env.known_hosts(), changed).expect("write known_hosts");
+    let (code, report) = check(&env, &["web2"]);
+    assert_eq!(code, Some(1), "{report}");
+    let (line, fix) = finding(&report, "HOST KEY CHANGED");
+    assert!(line.contains("PROBLEM"), "{report}");
+    assert!(
+        fix.contains(&format!(
+            "loghost trust web2 --fingerprint {}",
+            refusing.fingerprint()
+        )),
+        "{report}"
+    );
 }
 
 #[test]
