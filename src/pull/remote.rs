@@ -637,10 +637,21 @@ impl Session {
         let (_, attrs, long) = entries.into_iter().find(|(n, _, _)| n == name)?;
         let mut cols = long.split_whitespace().skip(2);
         let (user, group) = (cols.next()?.to_string(), cols.next()?.to_string());
+        // The names go into commands a sysadmin may paste: only a user or group name's
+        // characters (POSIX portable, as useradd takes them), else no advice from them.
+        let portable = |n: &str| {
+            !n.is_empty()
+                && n.len() <= 64
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        };
+        if !portable(&user) || !portable(&group) {
+            return None;
+        }
         Some(Owner {
             mode: attrs.permissions.unwrap_or(0) & 0o7777,
-            user: Shown(&user).to_string(),
-            group: Shown(&group).to_string(),
+            user,
+            group,
         })
     }
 
