@@ -101,6 +101,17 @@ fn file_tier_end_to_end() {
     let archive = tempfile::tempdir().expect("tempdir");
     let s = setup(&file_tier(archive.path()), &[]);
     let env = &s.env;
+    // The preflight reaches both buckets and sees their Object Lock.
+    let report = text(&env.run(&["check"]));
+    for target in ["anchor s3://anchors/ckpt", "archive s3://locked"] {
+        let at = report
+            .find(target)
+            .unwrap_or_else(|| panic!("{target}: {report}"));
+        assert!(
+            report[at..].contains("ok       bucket reachable; Object Lock enabled"),
+            "{report}"
+        );
+    }
     let day1_stored = std::fs::read(day_file(env, "2036-11-01")).expect("day 1");
 
     // Today is 11-05 for this run: online_days = 3 keeps 11-03 onwards, so 11-01 and 11-02 go.
@@ -641,6 +652,15 @@ fn s3_tier_with_object_lock() {
         text(&out)
     );
     assert!(day_file(env, "2036-11-05").exists());
+    // `loghost check` says the same of the target (web1 at port 1 is a problem of its own).
+    let out = env.run(&["check"]);
+    let report = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("archive s3://")
+            && report.contains("PROBLEM  bucket plain has no Object Lock"),
+        "{report}"
+    );
     env.write_config(
         &[host("web1", "127.0.0.1:1", &[s.auth.display().to_string()])],
         &s3_config(&moto, "plain", &secret, "allow_unlocked = true\n"),
@@ -651,6 +671,11 @@ fn s3_tier_with_object_lock() {
     );
     assert_ok(&out, "archive to an unlocked bucket when allowed");
     assert!(!day_file(env, "2036-11-05").exists());
+    let report = text(&env.run(&["check"]));
+    assert!(
+        report.contains("note     bucket reachable, without Object Lock"),
+        "{report}"
+    );
 }
 
 /// Appends an `archived` event to the ledger as an intruder would: canonical, next in sequence,
