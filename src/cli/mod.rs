@@ -643,10 +643,12 @@ fn write_man_pages(dir: &Path) -> Result<usize> {
         Ok(())
     };
     write("loghost".into(), cmd.clone())?;
-    for sub in cmd.get_subcommands().filter(|c| !c.is_hide_set()) {
+    // Not clap's own `help` subcommands: `--help` is in every page already.
+    let documented = |c: &&clap::Command| !c.is_hide_set() && c.get_name() != "help";
+    for sub in cmd.get_subcommands().filter(documented) {
         let name = format!("loghost-{}", sub.get_name());
         write(name.clone(), sub.clone().display_name(name.clone()))?;
-        for subsub in sub.get_subcommands().filter(|c| !c.is_hide_set()) {
+        for subsub in sub.get_subcommands().filter(documented) {
             let name2 = format!("{name}-{}", subsub.get_name());
             write(name2.clone(), subsub.clone().display_name(name2.clone()))?;
         }
@@ -1378,6 +1380,24 @@ pub fn print_report(report: &RoundReport, summary: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_man_page_per_command_and_none_for_help() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let n = write_man_pages(dir.path()).expect("pages");
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(n, names.len());
+        for page in ["loghost.1", "loghost-check.1", "loghost-prove-inclusion.1"] {
+            assert!(names.iter().any(|p| p == page), "{page}: {names:?}");
+        }
+        assert!(!names.iter().any(|p| p.contains("help")), "{names:?}");
+        assert!(!names.iter().any(|p| p.contains("manpages")), "{names:?}");
+        let check = std::fs::read_to_string(dir.path().join("loghost-check.1")).expect("page");
+        assert!(check.contains("Exit status") && check.contains("loghost check web1"));
+    }
 
     #[test]
     fn every_command_help_says_its_exit_statuses_and_shows_an_example() {
