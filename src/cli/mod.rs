@@ -1,5 +1,6 @@
 //! **Part `cli/`: the commands.** The command line and the commands a person runs that are not
-//! a service: `status`, `cat`, `key`/`prove`/`verify-proof` (`audit`), `demo`. It may import
+//! a service: `check`, `status`, `cat`, `key`/`prove`/`verify-proof` (`audit`), `demo`, and the
+//! shell completions and man pages generated from this very command line. It may import
 //! every other part, and must not be imported by any (shared formatting lives in `units`).
 //!
 //! The command line: parses arguments, sets up the process (umask, logging, runtime), runs one
