@@ -40,6 +40,24 @@ getent passwd loghost >/dev/null || fail "no loghost user"
 [ "$(stat -c '%a %U' /etc/loghost)" = "700 loghost" ] || fail "/etc/loghost: $(stat -c '%a %U' /etc/loghost)"
 [ "$(stat -c '%a %U' /etc/loghost/loghost.toml)" = "600 loghost" ] || fail "loghost.toml mode"
 dpkg-query -W -f='${Conffiles}\n' loghost | grep -q /etc/loghost/loghost.toml || fail "not a conffile"
+# An upgrade whose example config changed replaces the unedited conffile: it must stay the
+# service's (dpkg-statoverride), or the service could not read it after the upgrade. The newer
+# package is this one repacked with a later version and one more line in the example.
+work=$(mktemp -d)
+dpkg-deb -R "$deb" "$work/pkg"
+echo "# a line of the next version" >> "$work/pkg/etc/loghost/loghost.toml"
+if [ -f "$work/pkg/DEBIAN/md5sums" ]; then
+    (cd "$work/pkg" && md5sum etc/loghost/loghost.toml) > "$work/md5"
+    grep -v ' etc/loghost/loghost.toml$' "$work/pkg/DEBIAN/md5sums" >> "$work/md5" || true
+    cp "$work/md5" "$work/pkg/DEBIAN/md5sums"
+fi
+sed -i 's/^Version: \(.*\)$/Version: \1+next/' "$work/pkg/DEBIAN/control"
+dpkg-deb -Znone -b "$work/pkg" "$work/next.deb" >/dev/null
+dpkg -i "$work/next.deb" >/dev/null 2>&1 || fail "dpkg -i of the next version (an upgrade)"
+grep -q "a line of the next version" /etc/loghost/loghost.toml || fail "the upgrade kept the old example"
+[ "$(stat -c '%a %U' /etc/loghost/loghost.toml)" = "600 loghost" ] \
+    || fail "after an upgrade, loghost.toml is $(stat -c '%a %U' /etc/loghost/loghost.toml)"
+rm -rf "$work"
 
 unit=$(dpkg -L loghost | grep '/systemd/system/loghost.service$') || fail "no unit installed"
 systemd-analyze verify "$unit" || fail "systemd-analyze verify $unit"
@@ -50,6 +68,16 @@ done
 # The service user's first steps with the example config: init creates its keys.
 runuser -u loghost -- loghost init >/dev/null || fail "loghost init as the loghost user"
 [ -s /etc/loghost/ledger.key ] && [ -s /etc/loghost/id_ed25519 ] || fail "init made no keys"
+# The preflight on the example config: its hosts do not exist (exit 1, each named); run as
+# root it says to run it as the service's user.
+set +e
+as_root=$(loghost check 2>&1); root_rc=$?
+as_user=$(runuser -u loghost -- loghost check 2>&1); user_rc=$?
+set -e
+[ $root_rc -eq 1 ] && [ $user_rc -eq 1 ] || fail "check exits $root_rc/$user_rc: $as_user"
+echo "$as_user" | grep -q "PROBLEM  cannot connect to web1.example.org" || fail "check: $as_user"
+echo "$as_root" | grep -q "sudo -u loghost loghost check" || fail "check as root: $as_root"
+echo "$as_user" | grep -q "checked as root" && fail "check as loghost: $as_user"
 echo "# an edit" >> /etc/loghost/loghost.toml
 
 # Remove: data, keys, user and the edited conffile stay.
@@ -65,5 +93,6 @@ for p in /var/lib/loghost /etc/loghost /usr/share/doc/loghost /usr/share/man/man
     [ ! -e "$p" ] || fail "dpkg -P left $p"
 done
 getent passwd loghost >/dev/null || fail "the system user should be kept (Debian practice)"
+dpkg-statoverride --list | grep -q /etc/loghost && fail "dpkg -P left a stat override"
 userdel loghost 2>/dev/null || true
 echo "package test: ok ($deb)"

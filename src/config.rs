@@ -998,8 +998,6 @@ impl Config {
         self.hosts.iter().find(|h| h.name == name)
     }
 
-    /// The named hosts, or all pulled hosts when `names` is empty. An unknown or receive-only
-    /// name is an error that lists what is configured.
     /// [`Config::select_pulled`], the hosts cloned, an unknown name a [`SetupError`] (exit 2).
     pub fn pulled_hosts(&self, names: &[String]) -> Result<Vec<HostConfig>, SetupError> {
         Ok(self
@@ -1010,6 +1008,8 @@ impl Config {
             .collect())
     }
 
+    /// The named hosts, or all pulled hosts when `names` is empty. An unknown or receive-only
+    /// name is an error that lists what is configured.
     pub fn select_pulled(&self, names: &[String]) -> Result<Vec<&HostConfig>, String> {
         if names.is_empty() {
             return Ok(self.hosts.iter().filter(|h| h.is_pulled()).collect());

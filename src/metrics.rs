@@ -58,10 +58,12 @@ fn now_secs() -> u64 {
 }
 
 impl Metrics {
-    /// Follows the store and the configured hosts (at start and on reload), each with its
-    /// stale_after in seconds. A host new to the service counts as seen now, so one that never
-    /// answers goes stale stale_after after the start; a reload keeps when a host was seen.
-    pub fn watch(&self, store: PathBuf, hosts: Vec<(String, u64)>) {
+    /// Follows the store and the configured hosts (at start and on reload): each with its
+    /// stale_after in seconds and, when known, when it was last seen (Unix seconds; a pulled
+    /// host's last successful round, from the store). A reload keeps what the service saw; a
+    /// host with no such time counts as seen now, so one that never answers goes stale
+    /// stale_after after the start.
+    pub fn watch(&self, store: PathBuf, hosts: Vec<(String, u64, Option<u64>)>) {
         if let Ok(mut s) = self.store.lock() {
             *s = Some(store);
         }
@@ -69,8 +71,12 @@ impl Metrics {
             return;
         };
         let old = std::mem::take(&mut *seen);
-        for (name, limit) in hosts {
-            let at = old.get(&name).map_or(now_secs(), |(at, _)| *at);
+        for (name, limit, known) in hosts {
+            let at = old
+                .get(&name)
+                .map(|(at, _)| *at)
+                .or(known)
+                .unwrap_or_else(now_secs);
             seen.insert(name, (at, limit));
         }
     }
@@ -374,7 +380,7 @@ mod tests {
 
     #[test]
     fn a_host_is_stale_once_nothing_came_for_its_stale_after() {
-        let hosts = || vec![("web1".to_string(), 3600)];
+        let hosts = || vec![("web1".to_string(), 3600, None)];
         let m = Metrics::default();
         m.watch(PathBuf::from("/"), hosts());
         let text = m.render();
@@ -394,5 +400,13 @@ mod tests {
         // A reload keeps when a host was last seen.
         m.watch(PathBuf::from("/"), hosts());
         assert!(m.render().contains("loghost_host_stale{host=\"web1\"} 0\n"));
+        // A restart: the last success the store recorded counts, not the start.
+        let m = Metrics::default();
+        let long_ago = now_secs() - 7200;
+        m.watch(
+            PathBuf::from("/"),
+            vec![("web1".to_string(), 3600, Some(long_ago))],
+        );
+        assert!(m.render().contains("loghost_host_stale{host=\"web1\"} 1\n"));
     }
 }

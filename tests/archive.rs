@@ -101,17 +101,6 @@ fn file_tier_end_to_end() {
     let archive = tempfile::tempdir().expect("tempdir");
     let s = setup(&file_tier(archive.path()), &[]);
     let env = &s.env;
-    // The preflight reaches both buckets and sees their Object Lock.
-    let report = text(&env.run(&["check"]));
-    for target in ["anchor s3://anchors/ckpt", "archive s3://locked"] {
-        let at = report
-            .find(target)
-            .unwrap_or_else(|| panic!("{target}: {report}"));
-        assert!(
-            report[at..].contains("ok       bucket reachable; Object Lock enabled"),
-            "{report}"
-        );
-    }
     let day1_stored = std::fs::read(day_file(env, "2036-11-01")).expect("day 1");
 
     // Today is 11-05 for this run: online_days = 3 keeps 11-03 onwards, so 11-01 and 11-02 go.
@@ -480,6 +469,21 @@ fn s3_tier_with_object_lock() {
         &[("LOGHOST_MAX_FRAME_RAW", "16384")],
     );
     let env = &s.env;
+    // The preflight reaches both buckets and sees their Object Lock.
+    let report = text(&env.run(&["check"]));
+    for target in ["anchor s3://anchors/ckpt", "archive s3://locked"] {
+        // The section's heading, at the start of a line (the config line names the archive too).
+        let at = report
+            .find(&format!("\n{target}"))
+            .unwrap_or_else(|| panic!("{target}: {report}"));
+        // This section only: up to the blank line that ends it.
+        let section = &report[at..];
+        let section = &section[..section.find("\n\n").unwrap_or(section.len())];
+        assert!(
+            section.contains("ok       bucket reachable; Object Lock enabled"),
+            "{report}"
+        );
+    }
     let day1_stored = std::fs::read(day_file(env, "2036-11-01")).expect("day 1");
     let out = env.run_env(
         &["archive"],

@@ -58,6 +58,18 @@ fn a_good_host_passes_and_each_problem_comes_with_its_fix() {
     let group_only = env.rpath("var/log/auth.log");
     std::fs::write(&group_only, log_lines(2, 10)).expect("write");
     chmod(Path::new(&group_only), 0o040);
+    // As root (CI), the file's group would be root, which check never advises joining: give
+    // it Debian's log group, as on a real server.
+    let group = if current_user() == "root" {
+        let st = std::process::Command::new("chgrp")
+            .args(["adm", &group_only])
+            .status()
+            .expect("chgrp");
+        assert!(st.success(), "chgrp adm");
+        Some("adm")
+    } else {
+        None
+    };
     // Readable by nobody: the fix is an ACL.
     let private = env.rpath("var/log/secret.log");
     std::fs::write(&private, log_lines(3, 10)).expect("write");
@@ -112,10 +124,11 @@ fn a_good_host_passes_and_each_problem_comes_with_its_fix() {
     let user = current_user();
     let (line, fix) = finding(&report, &format!("{group_only}: cannot be read"));
     assert!(line.contains("PROBLEM"), "{report}");
-    assert!(
-        fix.contains("usermod -aG ") && fix.contains(&user),
-        "{report}"
-    );
+    let join = match group {
+        Some(g) => format!("usermod -aG {g} {user}"),
+        None => "usermod -aG ".to_string(),
+    };
+    assert!(fix.contains(&join) && fix.contains(&user), "{report}");
     let (line, fix) = finding(&report, &format!("{private}: cannot be read"));
     assert!(line.contains("PROBLEM"), "{report}");
     assert!(
@@ -163,6 +176,13 @@ fn a_writable_account_and_a_refused_key_are_problems() {
     chmod(Path::new(&log), 0o640);
     // An SFTP account without -R: it can write.
     let writable = Sshd::start_opts(&ak, "ForceCommand internal-sftp", None, false);
+    // One that refuses removals only: it can still create and write.
+    let no_remove = Sshd::start_opts(
+        &ak,
+        "ForceCommand internal-sftp -P remove,rmdir",
+        None,
+        false,
+    );
     // A server that holds another key than loghost's.
     let other = env.dir.path().join("other_key");
     let st = std::process::Command::new("ssh-keygen")
@@ -178,11 +198,13 @@ fn a_writable_account_and_a_refused_key_are_problems() {
         &[
             host("web1", &writable.address(), &[&log]),
             host("web2", &refusing.address(), &[&log]),
+            host("web3", &no_remove.address(), &[&log]),
         ],
         "",
     );
     env.trust("web1", &writable);
     env.trust("web2", &refusing);
+    env.trust("web3", &no_remove);
 
     let before = std::fs::read(&log).expect("read");
     let (code, report) = check(&env, &[]);
@@ -197,6 +219,13 @@ fn a_writable_account_and_a_refused_key_are_problems() {
     assert!(fix.contains("authorized_keys"), "{report}");
     assert!(
         report.contains("web1 (2)") && report.contains("web2 (1)"),
+        "{report}"
+    );
+    // Refusing removals is not being read-only: the create request is taken.
+    let web3 = &report[report.find("web3 (").expect("web3")..];
+    let web3 = &web3[..web3.find("\n\n").unwrap_or(web3.len())];
+    assert!(
+        web3.contains("PROBLEM  the SFTP session on web3 takes write requests"),
         "{report}"
     );
     // The probes changed nothing on the writable server.
@@ -230,11 +259,9 @@ fn a_writable_account_and_a_refused_key_are_problems() {
     assert_eq!(code, Some(1), "{report}");
     let (line, fix) = finding(&report, "HOST KEY CHANGED");
     assert!(line.contains("PROBLEM"), "{report}");
+    // The advice never hands over the offered key to paste: it may be the attacker's.
     assert!(
-        fix.contains(&format!(
-            "loghost trust web2 --fingerprint {}",
-            refusing.fingerprint()
-        )),
+        fix.contains("loghost trust web2 --fingerprint SHA256:<that fingerprint>"),
         "{report}"
     );
 }

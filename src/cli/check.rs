@@ -200,10 +200,18 @@ fn local(config: &Config, hosts: &[HostConfig]) -> Section {
     let init = "run `loghost init` (as the user the service runs as) to create it";
     match crate::store::Store::open(&config.store) {
         Ok(_) => {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&config.store)
-                .map(|m| m.permissions().mode() & 0o777)
-                .unwrap_or(0);
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            let meta = std::fs::metadata(&config.store).ok();
+            let (owner, mode) = meta.map_or((0, 0), |m| (m.uid(), m.permissions().mode() & 0o777));
+            if rustix::process::geteuid().is_root() && owner != 0 {
+                let name = user_name(owner).unwrap_or_else(|| format!("'#{owner}'"));
+                sec.push(Finding::note(
+                    "checked as root, who may read and write what the service's user cannot",
+                    Some(format!(
+                        "run it as the store's owner too: `sudo -u {name} loghost check`"
+                    )),
+                ));
+            }
             if mode & 0o077 != 0 {
                 sec.push(Finding::problem(
                     format!(
@@ -250,6 +258,16 @@ fn local(config: &Config, hosts: &[HostConfig]) -> Section {
         Err(e) => sec.push(Finding::problem(format!("{e:#}"), init)),
     }
     sec
+}
+
+/// The name of the user with this numeric id, from /etc/passwd.
+fn user_name(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let (name, _, id) = (f.next()?, f.next()?, f.next()?);
+        (id.parse() == Ok(uid)).then(|| name.to_string())
+    })
 }
 
 /// Every pulled host, concurrently; sections in config order.
@@ -413,9 +431,11 @@ fn connect_problem(host: &HostConfig, ssh: &crate::config::SshConfig, e: &Remote
              then pin it with: loghost trust {} --fingerprint {fp}",
             host.name, host.name
         ),
-        RemoteError::ChangedHostKey { fp, .. } => format!(
-            "find out why the key changed. Only if {} was really reinstalled: check the new \
-             fingerprint on it, then `loghost trust {} --fingerprint {fp}`",
+        RemoteError::ChangedHostKey { .. } => format!(
+            "find out why the key changed. Only if {} was really reinstalled: read its new \
+             fingerprint on the server itself (`ssh-keygen -lf \
+             /etc/ssh/ssh_host_ed25519_key.pub`, never the one shown here), then `loghost trust \
+             {} --fingerprint SHA256:<that fingerprint>`",
             host.name, host.name
         ),
         RemoteError::AuthRefused { public_key, .. } => format!(
@@ -476,6 +496,7 @@ async fn check_pattern(
     }
     let total: u64 = found.iter().map(|f| f.size).sum();
     let mut readable = 0usize;
+    let mut unreadable = 0usize;
     for f in &found {
         let path = &f.path;
         let read = match session.open(path).await {
@@ -505,11 +526,16 @@ async fn check_pattern(
                 return true;
             }
             Err(e) => {
-                let owner = session.owner_of(path).await;
-                sec.push(Finding::problem(
-                    format!("{}: cannot be read: {e}", Shown(path)),
-                    unreadable_fix(host, path, e.is_denied(), owner.as_ref()),
-                ));
+                unreadable += 1;
+                // Named one by one up to MAX_LISTED (each costs a listing of its directory
+                // for the advice), then counted.
+                if unreadable <= MAX_LISTED {
+                    let owner = session.owner_of(path).await;
+                    sec.push(Finding::problem(
+                        format!("{}: cannot be read: {e}", Shown(path)),
+                        unreadable_fix(host, path, e.is_denied(), owner.as_ref()),
+                    ));
+                }
             }
         }
         if writable {
@@ -528,6 +554,16 @@ async fn check_pattern(
             }
         }
     }
+    if unreadable > MAX_LISTED {
+        sec.push(Finding::problem(
+            format!(
+                "{}: {} more files cannot be read",
+                Shown(pattern),
+                unreadable - MAX_LISTED
+            ),
+            "as for the files above",
+        ));
+    }
     if found.len() > MAX_LISTED {
         sec.push(Finding::ok(format!(
             "{}: {} files, {} in all, {readable} readable",
@@ -542,28 +578,37 @@ async fn check_pattern(
 /// What to do about a file the account cannot read.
 fn unreadable_fix(host: &HostConfig, path: &str, denied: bool, owner: Option<&Owner>) -> String {
     // The path comes from the server: quoted for the shell, so that pasting the advice runs
-    // nothing a file name says.
-    let (name, user, path) = (
-        &host.name,
-        &host.user,
-        shell_quote(&Shown(path).to_string()),
-    );
+    // nothing a file name says; a name that needs escaping to be shown at all is not put in a
+    // command (its escaped form would name another file).
+    let path = if Shown(path).to_string() == path {
+        shell_quote(path)
+    } else {
+        "FILE".to_string()
+    };
+    let (name, user) = (&host.name, &host.user);
     if !denied {
         return format!("check {path} on {name}");
     }
     match owner {
-        Some(o) if o.mode & 0o040 != 0 => format!(
-            "on {name}, add {user} to group {g}, which may read it: `usermod -aG {g} {user}` \
+        Some(o) if o.mode & 0o040 != 0 && !PRIVILEGED_GROUPS.contains(&o.group.as_str()) => {
+            format!(
+                "on {name}, add {user} to group {g}, which may read it: `usermod -aG {g} {user}` \
              (have logrotate create new files the same way: `create 0640 {u} {g}`)",
-            g = o.group,
-            u = o.user
-        ),
+                g = o.group,
+                u = o.user
+            )
+        }
         _ => format!(
             "on {name}, let {user} read it: `setfacl -m u:{user}:r {path}` (and the same for the \
              files logrotate creates), or make it group-readable by a group {user} is in"
         ),
     }
 }
+
+/// Groups whose members hold more than read access to logs: never advised, an ACL instead.
+const PRIVILEGED_GROUPS: [&str; 11] = [
+    "root", "sudo", "wheel", "admin", "shadow", "disk", "docker", "lxd", "kmem", "staff", "libvirt",
+];
 
 /// `s` as one shell word: as is when it holds only characters no shell treats specially, else
 /// in single quotes.
@@ -841,14 +886,10 @@ async fn check_target(config: &Config, url: &str, sec: &mut Section) {
             ));
             return;
         }
-        match tempfile::Builder::new()
-            .prefix(".loghost-check-")
-            .tempfile_in(dir)
-        {
-            Ok(f) => {
-                drop(f);
-                sec.push(Finding::ok(format!("{} is writable", dir.display())));
-            }
+        // access(2), not a test file: an append-only or WORM mount would keep it.
+        let can = rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK;
+        match rustix::fs::access(dir, can) {
+            Ok(()) => sec.push(Finding::ok(format!("{} is writable", dir.display()))),
             Err(e) => sec.push(Finding::problem(
                 format!("{} is not writable: {e}", dir.display()),
                 format!(
@@ -882,7 +923,8 @@ async fn check_target(config: &Config, url: &str, sec: &mut Section) {
                     Some("use a bucket created with Object Lock enabled".into()),
                 )),
                 Err(e) => sec.push(Finding::problem(
-                    format!("{e:#}"),
+                    // The endpoint's words: shown safely.
+                    Shown(&format!("{e:#}")).to_string(),
                     "check [s3] endpoint, region and credentials, and the bucket",
                 )),
             }

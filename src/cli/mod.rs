@@ -141,7 +141,7 @@ or store; 4 a collected log was rewritten on its server (ALARM, the original is 
 Examples:
   loghost pull
   loghost pull web1 db1
-  */10 * * * * loghost /usr/bin/loghost pull      # a crontab line: quiet unless something fails"
+  */10 * * * * loghost /usr/bin/loghost pull      # in /etc/cron.d: quiet unless something fails"
     )]
     Pull {
         #[command(flatten)]

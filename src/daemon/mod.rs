@@ -198,12 +198,22 @@ fn start(rec: Recorder, config: &Config, metrics: &Arc<Metrics>) -> Parts {
             .unwrap_or_else(|| schedule::default_stale_after(&h.schedule, now))
             .as_secs()
     };
+    // A restart does not make a dead host look fresh: its last successful round counts.
+    let rounds = crate::store::rounds::load_rounds(&rec.store);
+    let last_success = |h: &crate::config::HostConfig| {
+        let round = rounds.hosts.get(&h.name)?;
+        let t: jiff::Timestamp = round.last_success.as_deref()?.parse().ok()?;
+        u64::try_from(t.as_second()).ok()
+    };
     metrics.watch(
         config.store.clone(),
         config
             .hosts
             .iter()
-            .map(|h| (h.name.clone(), stale_after(h)))
+            .map(|h| {
+                let seen = if h.is_pulled() { last_success(h) } else { None };
+                (h.name.clone(), stale_after(h), seen)
+            })
             .collect(),
     );
     let rec = Arc::new(rec);
@@ -401,7 +411,9 @@ async fn scheduler(rec: Arc<Recorder>, stopping: watch::Receiver<bool>, metrics:
                             .filter(|f| matches!(f.outcome, crate::pull::Outcome::Failed(_)))
                             .count();
                         metrics.pulled(h.ok(), h.raw_bytes(), failed as u64, h.alarms() as u64);
-                        if h.ok() {
+                        // As `loghost status`: the host answered and its round ran, even if a
+                        // file of it failed (that is counted and logged on its own).
+                        if h.error.is_none() {
                             metrics.seen(&h.host);
                         }
                     }

@@ -656,24 +656,50 @@ impl Session {
     }
 
     /// Whether the server takes write requests from this account (`loghost check`): asks it to
-    /// remove a file that does not exist. A read-only session (`internal-sftp -R`) refuses
-    /// every write request before it looks at the path (permission denied); a writable one
-    /// looks, finds nothing and says so (no such file). Nothing is changed either way.
-    /// `Ok(None)`: an answer that tells neither.
+    /// create (exclusively) and to remove a file in a directory that does not exist. A
+    /// read-only session (`internal-sftp -R`) refuses every write request before it looks at
+    /// the path (permission denied); a writable one looks, finds no directory and says so (no
+    /// such file): nothing can be created or removed either way. Both requests must be
+    /// refused: `internal-sftp -P remove` refuses only one. `Ok(None)`: answers that tell
+    /// neither.
     pub async fn accepts_writes(&self) -> Result<Option<bool>, RemoteError> {
         let path = format!(
             "/nonexistent-loghost-check-{:016x}/probe",
             rand::random::<u64>()
         );
-        match self.sftp.remove(path.clone()).await {
-            Ok(_) => Ok(Some(true)),
-            Err(SftpError::Status(s)) => Ok(match s.status_code {
-                StatusCode::NoSuchFile => Some(true),
-                StatusCode::PermissionDenied => Some(false),
-                _ => None,
-            }),
-            Err(e) => Err(sftp_err("probe", &path)(e)),
-        }
+        let verdict = |r: Result<(), SftpError>| -> Result<Option<bool>, RemoteError> {
+            match r {
+                Ok(()) => Ok(Some(true)),
+                Err(SftpError::Status(s)) => Ok(match s.status_code {
+                    StatusCode::NoSuchFile => Some(true),
+                    StatusCode::PermissionDenied => Some(false),
+                    _ => None,
+                }),
+                Err(e) => Err(sftp_err("probe", &path)(e)),
+            }
+        };
+        let created = self
+            .sftp
+            .open(
+                path.clone(),
+                OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::EXCLUDE,
+                FileAttributes::empty(),
+            )
+            .await;
+        let create = match created {
+            Ok(h) => {
+                // Cannot happen (no such directory); never leave a handle open if it did.
+                let _ = self.sftp.close(h.handle).await;
+                verdict(Ok(()))?
+            }
+            Err(e) => verdict(Err(e))?,
+        };
+        let remove = verdict(self.sftp.remove(path.clone()).await.map(|_| ()))?;
+        Ok(match (create, remove) {
+            (Some(true), _) | (_, Some(true)) => Some(true),
+            (Some(false), Some(false)) => Some(false),
+            _ => None,
+        })
     }
 
     /// Whether `path` can be opened for writing by this account (`loghost check`, when the

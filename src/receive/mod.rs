@@ -656,7 +656,8 @@ async fn serve_connection(
             .metrics
             .receiver_messages
             .fetch_add(tally.messages, Ordering::Relaxed);
-        if tally.messages > 0 {
+        // A pulled host is stale by its pulls (as `loghost status` says), whatever it sends.
+        if tally.messages > 0 && !host.is_pulled() {
             shared.metrics.seen(&host.name);
         }
         let consumed = match fed {
@@ -913,7 +914,7 @@ async fn relp_frames(
         .metrics
         .receiver_messages
         .fetch_add(tally.messages, Ordering::Relaxed);
-    if tally.messages > 0 {
+    if tally.messages > 0 && !sink.host.is_pulled() {
         shared.metrics.seen(&sink.host.name);
     }
     result
