@@ -354,6 +354,7 @@ async fn check_host(
         "our key is accepted for user {}",
         host.user
     )));
+    // Whether to try the found logs for writing: when the session may take writes.
     let writable = match session.accepts_writes().await {
         Ok(Some(false)) => {
             sec.push(Finding::ok(
@@ -386,7 +387,8 @@ async fn check_host(
                     host.name
                 )),
             ));
-            false
+            // Unsure: the logs themselves are tried for writing (below).
+            true
         }
         Err(e) => {
             sec.push(Finding::problem(
