@@ -80,7 +80,7 @@ promtool check rules dist/prometheus/loghost.rules.yml
 
 # The Debian package, built from the debug binary the tests just used (a release build would
 # double the build time; `scripts/package.sh` alone makes the release package), then installed,
-# used and purged for real when running as root.
+# used and purged for real when running as root. (Not when only some tests were asked for.)
 if [ $# -eq 0 ]; then
     command -v cargo-deb >/dev/null || cargo install --locked cargo-deb@3.8.0
     scripts/package.sh --profile dev
