@@ -106,3 +106,19 @@ def write_config(path, store, port, paths):
     with open(path, "w") as f:
         f.write(f'store = "{store}"\n\n[[host]]\nname = "web1"\naddress = "127.0.0.1:{port}"\n'
                 f'user = "{current_user()}"\npaths = [{listed}]\n')
+
+
+def start_receiver(work, pki, listen_key):
+    """`loghost run` with a receiver on a free 127.0.0.1 port (`listen_key`: `listen` for syslog
+    over TLS, `relp_listen` for RELP), the test PKI of `syslog_load pki`, one host web1 known by
+    its certificate. Returns (port, store, config, process)."""
+    port = free_port()
+    store = os.path.join(work, "store")
+    config = os.path.join(work, "loghost.toml")
+    with open(config, "w") as f:
+        f.write(f'store = "{store}"\n[receiver]\n{listen_key} = "127.0.0.1:{port}"\n'
+                f'cert = "{pki}/server.pem"\nkey = "{pki}/server.key"\n'
+                f'client_ca = "{pki}/ca.pem"\n'
+                f'[[host]]\nname = "web1"\ntls_name = "web1.example.org"\n')
+    sh(f"{BIN} --config {config} init >/dev/null")
+    return port, store, config, subprocess.Popen([BIN, "--config", config, "-q", "run"])

@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import time
 
-from common import BIN, ROOT, free_port, loghost_stored, sh
+from common import BIN, ROOT, free_port, loghost_stored, sh, start_receiver
 
 LOAD = os.path.join(ROOT, "target", "release", "examples", "syslog_load")
 
@@ -61,16 +61,7 @@ def main():
         pki = os.path.join(work, "pki")
         sh(f"{LOAD} pki {pki}")
         # loghost
-        lport = free_port()
-        store = os.path.join(work, "store")
-        config = os.path.join(work, "loghost.toml")
-        with open(config, "w") as f:
-            f.write(f'store = "{store}"\n[receiver]\nlisten = "127.0.0.1:{lport}"\n'
-                    f'cert = "{pki}/server.pem"\nkey = "{pki}/server.key"\n'
-                    f'client_ca = "{pki}/ca.pem"\n'
-                    f'[[host]]\nname = "web1"\ntls_name = "web1.example.org"\n')
-        sh(f"{BIN} --config {config} init >/dev/null")
-        loghost = subprocess.Popen([BIN, "--config", config, "-q", "run"])
+        lport, store, config, loghost = start_receiver(work, pki, "listen")
         procs.append(loghost)
         # rsyslog
         rport = free_port()

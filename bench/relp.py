@@ -25,7 +25,7 @@ import subprocess
 import tempfile
 import time
 
-from common import BIN, ROOT, free_port, loghost_stored, sh
+from common import BIN, ROOT, free_port, loghost_stored, sh, start_receiver
 
 LOAD = os.path.join(ROOT, "target", "release", "examples", "syslog_load")
 PREFIX = "<134>1 - web1 app - - - "
@@ -120,16 +120,7 @@ def main():
                 f.write(f"line {i:09d} from the application: user{i % 17:02d} did a thing\n")
         per = len(PREFIX) + len("line 000000000 from the application: user00 did a thing") + 1
         # loghost
-        lport = free_port()
-        store = os.path.join(work, "store")
-        config = os.path.join(work, "loghost.toml")
-        with open(config, "w") as f:
-            f.write(f'store = "{store}"\n[receiver]\nrelp_listen = "127.0.0.1:{lport}"\n'
-                    f'cert = "{pki}/server.pem"\nkey = "{pki}/server.key"\n'
-                    f'client_ca = "{pki}/ca.pem"\n'
-                    f'[[host]]\nname = "web1"\ntls_name = "web1.example.org"\n')
-        sh(f"{BIN} --config {config} init >/dev/null")
-        loghost = subprocess.Popen([BIN, "--config", config, "-q", "run"])
+        lport, store, config, loghost = start_receiver(work, pki, "relp_listen")
         procs.append(loghost)
         # rsyslog imrelp -> omfile
         rport = free_port()
