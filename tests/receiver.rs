@@ -256,6 +256,19 @@ impl Client {
     }
 }
 
+/// rsyslogd in the foreground with `conf`, its pid file in `work`, stderr kept for failures.
+fn start_rsyslogd(rsyslogd: &Path, work: &Path, conf: &Path) -> Child {
+    Command::new(rsyslogd)
+        .args(["-n", "-i"])
+        .arg(work.join("rsyslog.pid"))
+        .arg("-f")
+        .arg(conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rsyslogd")
+}
+
 /// The sequence number in a test message.
 fn seq_of(m: &str) -> usize {
     m.split("seq=\"")
@@ -603,15 +616,7 @@ action(type="omfwd" target="127.0.0.1" port="{port}" protocol="tcp"
         ),
     )
     .expect("rsyslog.conf");
-    let mut rsyslog = Command::new(rsyslogd)
-        .args(["-n", "-i"])
-        .arg(work.path().join("rsyslog.pid"))
-        .arg("-f")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start rsyslogd");
+    let mut rsyslog = start_rsyslogd(rsyslogd, work.path(), &conf);
     std::thread::sleep(Duration::from_millis(500));
     let lines: Vec<String> = (0..5000)
         .map(|i| {
@@ -1370,15 +1375,7 @@ action(type="omrelp" target="127.0.0.1" port="{port}" tls="on"
         ),
     )
     .expect("rsyslog.conf");
-    let mut rsyslog = Command::new(rsyslogd)
-        .args(["-n", "-i"])
-        .arg(work.path().join("rsyslog.pid"))
-        .arg("-f")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start rsyslogd");
+    let mut rsyslog = start_rsyslogd(rsyslogd, work.path(), &conf);
     // kill -9 once ~a tenth is stored (2 MB of the ~23 MB), read cheaply off the ledger.
     let deadline = Instant::now() + Duration::from_secs(120);
     while received_bytes(&d.env) < 2 << 20 && Instant::now() < deadline {
