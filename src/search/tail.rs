@@ -344,24 +344,22 @@ impl Shower<'_> {
             }
             let mut any = false;
             if let Some(r) = reader.as_mut() {
-                let len = r
+                use std::os::unix::fs::MetadataExt;
+                // One fstat of the followed file serves both checks.
+                let own = r
                     .get_ref()
                     .metadata()
-                    .with_context(|| format!("cannot read {}", path.display()))?
-                    .len();
-                if len < offset + pending.len() as u64 {
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                if own.len() < offset + pending.len() as u64 {
                     bail!(
                         "{} is shorter than when tail read it: it was replaced or cut; run \
                          `loghost verify`",
                         path.display()
                     );
                 }
-                let same = std::fs::metadata(&path).ok().is_some_and(|m| {
-                    use std::os::unix::fs::MetadataExt;
-                    r.get_ref()
-                        .metadata()
-                        .is_ok_and(|o| (o.dev(), o.ino()) == (m.dev(), m.ino()))
-                });
+                let same = std::fs::metadata(&path)
+                    .ok()
+                    .is_some_and(|m| (own.dev(), own.ino()) == (m.dev(), m.ino()));
                 if !same {
                     bail!(
                         "{} is no longer the file tail was following: it was replaced; run \
