@@ -111,8 +111,11 @@ pub async fn run(
     color: bool,
 ) -> Result<i32> {
     let hosts = config.pulled_hosts(names)?;
-    let mut sections = vec![local(config, &hosts)];
-    sections.extend(check_hosts(config, hosts).await);
+    // Loaded once: reported by `local`, used by every host's check.
+    let identity = crate::keys::load_identity(&config.ssh.identity);
+    let known = KnownHosts::load(&config.ssh.known_hosts);
+    let mut sections = vec![local(config, &hosts, &identity, &known)];
+    sections.extend(check_hosts(config, hosts, identity.ok(), known.ok()).await);
     if names.is_empty() {
         if let Some(s) = receiver(config) {
             sections.push(s);
@@ -181,7 +184,12 @@ fn heading_name(title: &str) -> &str {
 }
 
 /// The config and loghost's own files.
-fn local(config: &Config, hosts: &[HostConfig]) -> Section {
+fn local(
+    config: &Config,
+    hosts: &[HostConfig],
+    identity: &Result<russh::keys::PrivateKey>,
+    known: &Result<KnownHosts, String>,
+) -> Section {
     let pulled = hosts.len();
     let received = config.hosts.iter().filter(|h| h.tls_name.is_some()).count();
     let mut sec = Section::new(format!("config {}", config.source.display()));
@@ -226,7 +234,7 @@ fn local(config: &Config, hosts: &[HostConfig]) -> Section {
         }
         Err(e) => sec.push(Finding::problem(format!("{e}"), init)),
     }
-    match crate::keys::load_identity(&config.ssh.identity) {
+    match identity {
         Ok(_) => sec.push(Finding::ok(format!(
             "SSH identity {} (install {} on each server)",
             config.ssh.identity.display(),
@@ -237,13 +245,13 @@ fn local(config: &Config, hosts: &[HostConfig]) -> Section {
         }
         Err(e) => sec.push(Finding::problem(format!("{e:#}"), init)),
     }
-    match KnownHosts::load(&config.ssh.known_hosts) {
+    match known {
         Ok(_) => sec.push(Finding::ok(format!(
             "known_hosts {}",
             config.ssh.known_hosts.display()
         ))),
         Err(e) => sec.push(Finding::problem(
-            e,
+            e.clone(),
             "fix or remove the line named (pins are made with `loghost trust`)",
         )),
     }
@@ -271,9 +279,12 @@ fn user_name(uid: u32) -> Option<String> {
 }
 
 /// Every pulled host, concurrently; sections in config order.
-async fn check_hosts(config: &Config, hosts: Vec<HostConfig>) -> Vec<Section> {
-    let identity = crate::keys::load_identity(&config.ssh.identity).ok();
-    let known = KnownHosts::load(&config.ssh.known_hosts).ok();
+async fn check_hosts(
+    config: &Config,
+    hosts: Vec<HostConfig>,
+    identity: Option<russh::keys::PrivateKey>,
+    known: Option<KnownHosts>,
+) -> Vec<Section> {
     let (Some(identity), Some(known)) = (identity, known) else {
         return hosts
             .iter()
