@@ -17,14 +17,26 @@ if dpkg -s loghost >/dev/null 2>&1; then
 fi
 
 echo "package test: installing $deb"
+# A failed run purges what it installed, so the next run (and the machine) starts clean.
+work=$(mktemp -d)
+cleanup() {
+    rc=$?
+    rm -rf "$work"
+    if [ $rc -ne 0 ] && dpkg -s loghost >/dev/null 2>&1; then
+        echo "package test: purging the package this failed run installed" >&2
+        dpkg -P loghost >/dev/null 2>&1 || true
+    fi
+}
+trap cleanup EXIT
 out=$(dpkg -i "$deb" 2>&1) || { echo "$out" >&2; fail "dpkg -i"; }
 echo "$out" | grep -q "NOT enabled nor started" || fail "postinst did not say the unit is not enabled: $out"
 
 [ -x /usr/bin/loghost ] || fail "/usr/bin/loghost missing"
 /usr/bin/loghost --version
-(cd "$(mktemp -d)" && loghost demo >/tmp/loghost-package-demo.log 2>&1) \
-    || { tail -20 /tmp/loghost-package-demo.log >&2; fail "the installed loghost demo"; }
-grep -q "Demo complete" /tmp/loghost-package-demo.log || fail "demo did not complete"
+mkdir "$work/demo"
+(cd "$work/demo" && loghost demo >"$work/demo.log" 2>&1) \
+    || { tail -20 "$work/demo.log" >&2; fail "the installed loghost demo"; }
+grep -q "Demo complete" "$work/demo.log" || fail "demo did not complete"
 
 man -w loghost >/dev/null || fail "man -w loghost"
 man -w loghost-check >/dev/null || fail "man -w loghost-check"
@@ -43,7 +55,6 @@ dpkg-query -W -f='${Conffiles}\n' loghost | grep -q /etc/loghost/loghost.toml ||
 # An upgrade whose example config changed replaces the unedited conffile: it must stay the
 # service's (dpkg-statoverride), or the service could not read it after the upgrade. The newer
 # package is this one repacked with a later version and one more line in the example.
-work=$(mktemp -d)
 dpkg-deb -R "$deb" "$work/pkg"
 echo "# a line of the next version" >> "$work/pkg/etc/loghost/loghost.toml"
 if [ -f "$work/pkg/DEBIAN/md5sums" ]; then
@@ -52,12 +63,12 @@ if [ -f "$work/pkg/DEBIAN/md5sums" ]; then
     cp "$work/md5" "$work/pkg/DEBIAN/md5sums"
 fi
 sed -i 's/^Version: \(.*\)$/Version: \1+next/' "$work/pkg/DEBIAN/control"
-dpkg-deb -Znone -b "$work/pkg" "$work/next.deb" >/dev/null
+dpkg-deb -Zgzip -z1 -b "$work/pkg" "$work/next.deb" >/dev/null
 dpkg -i "$work/next.deb" >/dev/null 2>&1 || fail "dpkg -i of the next version (an upgrade)"
 grep -q "a line of the next version" /etc/loghost/loghost.toml || fail "the upgrade kept the old example"
 [ "$(stat -c '%a %U' /etc/loghost/loghost.toml)" = "600 loghost" ] \
     || fail "after an upgrade, loghost.toml is $(stat -c '%a %U' /etc/loghost/loghost.toml)"
-rm -rf "$work"
+rm -rf "$work/pkg" "$work/next.deb"
 
 unit=$(dpkg -L loghost | grep '/systemd/system/loghost.service$') || fail "no unit installed"
 systemd-analyze verify "$unit" || fail "systemd-analyze verify $unit"

@@ -30,7 +30,7 @@ gzip -9n "$assets"/man/*.1
 
 args=(--no-build --locked)
 if [ "$profile" != release ]; then
-    # A debug build carries its debug info whole: keep it fast, it is not shipped.
-    args+=(--profile "$profile" --no-strip --fast)
+    # Stripped (the package test installs and repacks it: keep it small) and fast to compress.
+    args+=(--profile "$profile" --fast)
 fi
 cargo deb "${args[@]}"
