@@ -22,7 +22,9 @@
 //! session's messages go to the same host buffer, and each is answered `200 OK` only once the
 //! sink's `durable` position (the end of the host's stream committed: frame synced, ledger
 //! entry synced) has passed the message's end. A session waiting for answers asks the flusher
-//! to commit after [`GROUP_WAIT`] (at once when [`GROUP_NOW`] wait): a group commit.
+//! to commit at once; what arrives while a commit is being synced shares the next one (group
+//! commit): a lone message waits for no window, a flood is committed in groups as large as the
+//! syncs are slow.
 
 pub mod relp;
 pub mod syslog;
@@ -59,11 +61,6 @@ pub const FLUSH_BYTES: usize = 1 << 20;
 const MAX_PENDING: usize = 8 << 20;
 /// How long a connection may be silent while draining for shutdown.
 const DRAIN_IDLE: Duration = Duration::from_millis(500);
-/// How long a RELP message may wait for others to share its commit (group commit).
-pub const GROUP_WAIT: Duration = Duration::from_millis(2);
-/// RELP messages of a session waiting for their commit that make it commit at once (half
-/// librelp's default window of 128).
-const GROUP_NOW: usize = 64;
 /// RELP messages a session may have unacknowledged before it stops reading (a sender's window
 /// is at most this in practice; more waits in its socket).
 const MAX_UNACKED: usize = 16_384;
@@ -132,10 +129,9 @@ struct Shared {
     sinks: HashMap<String, Arc<Sink>>,
     /// Wakes the flusher when a buffer passed [`FLUSH_BYTES`].
     wake: Notify,
-    /// Makes the flusher commit every buffer now (a client closed).
+    /// Makes the flusher commit every buffer now (a client closed, RELP messages wait). Asked
+    /// again while a commit runs, it commits once more right after it: a group commit.
     flush_now: Notify,
-    /// Makes the flusher commit every buffer after [`GROUP_WAIT`] (RELP messages wait).
-    soon: Notify,
     accepted: AtomicU64,
     refused_identity: AtomicU64,
     handshake_failed: AtomicU64,
@@ -290,7 +286,6 @@ pub async fn serve(
         sinks,
         wake: Notify::new(),
         flush_now: Notify::new(),
-        soon: Notify::new(),
         accepted: AtomicU64::new(0),
         refused_identity: AtomicU64::new(0),
         handshake_failed: AtomicU64::new(0),
@@ -375,10 +370,6 @@ async fn flusher(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
             _ = tick.tick() => flush_all(&shared, 0).await,
             _ = shared.wake.notified() => flush_all(&shared, FLUSH_BYTES).await,
             _ = shared.flush_now.notified() => flush_all(&shared, 0).await,
-            _ = shared.soon.notified() => {
-                tokio::time::sleep(GROUP_WAIT).await;
-                flush_all(&shared, 0).await;
-            }
             _ = shutdown.changed() => return,
         }
         if last_save.elapsed() > Duration::from_secs(5) {
@@ -784,11 +775,7 @@ async fn serve_relp(
                     }
                 }
                 if owed.back().is_some_and(|o| o.after > done) {
-                    if owed.len() >= GROUP_NOW {
-                        shared.flush_now.notify_one();
-                    } else {
-                        shared.soon.notify_one();
-                    }
+                    shared.flush_now.notify_one();
                 }
             }
             changed = durable.changed() => {
