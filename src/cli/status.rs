@@ -173,9 +173,7 @@ pub fn gather(config: &Config) -> Result<Status> {
         let Some(h) = hosts.get_mut(&hc.name) else {
             continue;
         };
-        let limit = hc
-            .stale_after
-            .unwrap_or_else(|| crate::daemon::schedule::default_stale_after(&hc.schedule, now));
+        let limit = crate::daemon::schedule::stale_after(hc, now);
         let last = if hc.is_pulled() {
             h.round.last_success.as_deref()
         } else {

@@ -193,11 +193,6 @@ async fn open_waiting(
 
 fn start(rec: Recorder, config: &Config, metrics: &Arc<Metrics>) -> Parts {
     let now = jiff::Timestamp::now();
-    let stale_after = |h: &crate::config::HostConfig| {
-        h.stale_after
-            .unwrap_or_else(|| schedule::default_stale_after(&h.schedule, now))
-            .as_secs()
-    };
     // A restart does not make a dead host look fresh: its last successful round counts.
     let rounds = crate::store::rounds::load_rounds(&rec.store);
     let last_success = |h: &crate::config::HostConfig| {
@@ -212,7 +207,11 @@ fn start(rec: Recorder, config: &Config, metrics: &Arc<Metrics>) -> Parts {
             .iter()
             .map(|h| {
                 let seen = if h.is_pulled() { last_success(h) } else { None };
-                (h.name.clone(), stale_after(h), seen)
+                (
+                    h.name.clone(),
+                    schedule::stale_after(h, now).as_secs(),
+                    seen,
+                )
             })
             .collect(),
     );

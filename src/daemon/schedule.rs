@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
-use crate::config::Schedule;
+use crate::config::{HostConfig, Schedule};
 
 /// A per-host offset in `[0, max)`, the same on every start.
 pub fn jitter(host: &str, max: Duration) -> Duration {
@@ -59,6 +59,14 @@ pub fn next_due(schedule: &Schedule, host: &str, now: Timestamp) -> Timestamp {
             next + SignedDuration::try_from(offset).unwrap_or(SignedDuration::ZERO)
         }
     }
+}
+
+/// How long `host` may go without a successful pull (or, received only, without a message)
+/// before it is stale, for `loghost status` and the metrics alike: its `stale_after`, else
+/// [`default_stale_after`].
+pub fn stale_after(host: &HostConfig, now: Timestamp) -> Duration {
+    host.stale_after
+        .unwrap_or_else(|| default_stale_after(&host.schedule, now))
 }
 
 /// How long a host may go without a successful pull before `status` calls it stale: three
